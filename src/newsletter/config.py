@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -146,7 +146,7 @@ class FeedSource(_Model):
     timeout: float = Field(default=10.0, gt=0)
 
 
-SourceSettings = Annotated[Union[MarkdownSource, FeedSource], Field(discriminator="type")]
+SourceSettings = Annotated[MarkdownSource | FeedSource, Field(discriminator="type")]
 
 
 class SelectionSettings(_Model):
@@ -300,12 +300,16 @@ class Config(_Model):
             seen: set[str] = set()
             for name in names:
                 if name in seen:
-                    raise ValueError(f"{what}: the name {name!r} is used twice; names must be unique")
+                    raise ValueError(
+                        f"{what}: the name {name!r} is used twice; names must be unique"
+                    )
                 seen.add(name)
         known = {lst.name for lst in self.lists}
         for name in self.schedule.lists:
             if known and name not in known:
-                raise ValueError(f"schedule.lists: {name!r} is not one of the lists {sorted(known)}")
+                raise ValueError(
+                    f"schedule.lists: {name!r} is not one of the lists {sorted(known)}"
+                )
         return self
 
 
@@ -374,7 +378,7 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            [f"file not found; create it (see the README) or pass --config FILE"], path=shown
+            ["file not found; create it (see the README) or pass --config FILE"], path=shown
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read the file: {exc}"], path=shown) from None

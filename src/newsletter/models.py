@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 
-class PostKind(str, enum.Enum):
+class PostKind(enum.StrEnum):
     POST = "post"
     GUEST = "guest"
 
@@ -133,3 +133,65 @@ class ArchivedIssue:
     @property
     def text_path(self) -> str:
         return f"{self.path}/email.txt"
+
+
+class SubscriberStatus(enum.StrEnum):
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    """Normalised (lower-case domain, IDNA) by email-validator."""
+    name: str = ""
+    status: SubscriberStatus = SubscriberStatus.SUBSCRIBED
+    attributes: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else ""
+
+
+@dataclass(frozen=True)
+class OutgoingIssue:
+    """What every recipient of one send shares: rendered once, personalised per recipient."""
+
+    issue_id: str
+    """The issue's slug, e.g. 001-2026-11-24; carried to the provider for tracking."""
+    subject: str
+    html: str
+    text: str
+    from_name: str
+    from_address: str
+    reply_to: str | None
+    list_id: str
+    """RFC 2919 List-Id value, e.g. 'Leading Together <members.leading-together.example.org>'."""
+    unsubscribe_mailto: str | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One addressee of a send, with the values for the issue's merge placeholders."""
+
+    subscriber_id: int
+    email: str
+    name: str
+    merge_values: dict[str, str] = field(default_factory=dict, compare=False)
+    """Placeholder name -> value, e.g. first_name, email, unsubscribe_url, attributes."""
+    unsubscribe_url: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What the provider said about one recipient of a batch."""
+
+    subscriber_id: int
+    ok: bool
+    provider_id: str | None = None
+    """The provider's message or batch id, for the ledger."""
+    error: str | None = None
