@@ -1,0 +1,95 @@
+"""What every reader shares: the read loop, skipped items, and the guest-column rule.
+
+A reader only knows how to list its raw items and turn one into a ``Post``; deciding
+whether a bad item becomes a warning or (under strict) an error happens here, once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import PurePosixPath
+from typing import Generic, TypeVar
+
+from ..config import FeedSource, GuestRule, LoadedConfig, MarkdownSource
+from ..errors import ContentWarning
+from ..models import ItemWarning, Post, SourceResult
+
+S = TypeVar("S", MarkdownSource, FeedSource)
+RawItem = TypeVar("RawItem")
+
+
+class SkipItem(Exception):
+    """Raised while reading one item to say it cannot be used; the loop turns it into a warning.
+
+    ``item`` is how the warning names it (e.g. ``guest/x.md:3``); ``location`` is how a
+    strict error names it so the user can open the file (e.g. ``samples/content/guest/x.md:3``).
+    """
+
+    def __init__(self, item: str, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.item = item
+        self.message = message
+        self.location = location or item
+
+
+class Reader(ABC, Generic[S, RawItem]):
+    """One source kind. Subclasses list raw items and convert one item at a time."""
+
+    def __init__(self, source: S, loaded: LoadedConfig, *, strict: bool = False) -> None:
+        self.source = source
+        self.loaded = loaded
+        self.strict = strict
+
+    def read(self) -> SourceResult:
+        posts: list[Post] = []
+        warnings: list[ItemWarning] = []
+        for raw in self.items():
+            try:
+                posts.append(self.to_post(raw))
+            except SkipItem as skipped:
+                warning = ItemWarning(self.source.name, skipped.item, skipped.message)
+                if self.strict:
+                    raise ContentWarning(
+                        f"source '{self.source.name}': {skipped.location}: {skipped.message}",
+                        hint="fix the item, or run without --strict to skip it with a warning",
+                    ) from None
+                warnings.append(warning)
+        return SourceResult(name=self.source.name, posts=tuple(posts), warnings=tuple(warnings))
+
+    @abstractmethod
+    def items(self) -> Iterable[RawItem]:
+        """Every raw item, in a stable order; raises SourceError when the source is unusable."""
+
+    @abstractmethod
+    def to_post(self, raw: RawItem) -> Post:
+        """One item as a Post; raises SkipItem when it cannot be used."""
+
+
+def is_guest_column(
+    rule: GuestRule,
+    *,
+    tags: Sequence[str],
+    author: str | None,
+    relative_path: PurePosixPath | None = None,
+) -> bool:
+    """Whether any part of the source's guest rule matches; tags and authors ignore case."""
+    if rule.all:
+        return True
+    if relative_path is not None and any(
+        _is_under(relative_path, folder) for folder in rule.folders
+    ):
+        return True
+    wanted_tags = {tag.casefold() for tag in rule.tags}
+    if wanted_tags & {tag.casefold() for tag in tags}:
+        return True
+    return bool(author) and author.casefold() in {name.casefold() for name in rule.authors}
+
+
+def _is_under(path: PurePosixPath, folder: str) -> bool:
+    parts = tuple(_non_empty(PurePosixPath(folder.strip("/")).parts))
+    return bool(parts) and path.parts[: len(parts)] == parts and len(path.parts) > len(parts)
+
+
+def _non_empty(parts: Iterable[str]) -> Iterator[str]:
+    return (part for part in parts if part not in ("", "."))

@@ -1,0 +1,169 @@
+"""An RSS 2.0 or Atom feed, from a file beside newsletter.yml or from the web.
+
+We fetch the bytes ourselves with urllib rather than letting feedparser do it, so a dead
+server, an HTTP error or a timeout becomes a clear ``SourceError`` instead of an empty
+feed that looks like "nothing new".
+"""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from .. import __version__
+from ..config import FeedSource
+from ..errors import SourceError
+from ..models import Post, PostKind
+from .base import Reader, SkipItem, is_guest_column
+from .sanitize import clean_html, html_to_text, make_summary, web_url
+
+USER_AGENT = f"newsletter/{__version__}"
+ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    index: int
+    """1-based position in the feed, to name an entry that has neither id nor link."""
+    entry: Any
+    """A ``feedparser.FeedParserDict``."""
+
+
+class FeedReader(Reader[FeedSource, FeedEntry]):
+    def items(self) -> Iterator[FeedEntry]:
+        parsed = feedparser.parse(self._fetch())
+        if not parsed.entries and (parsed.bozo or not parsed.version):
+            reason = parsed.get("bozo_exception") or "it is not an RSS or Atom document"
+            raise SourceError(
+                f"source '{self.source.name}': {self._shown()} is not a readable feed: {reason}",
+                hint="check the address points at the RSS or Atom feed itself, not a web page",
+            )
+        for index, entry in enumerate(parsed.entries, start=1):
+            yield FeedEntry(index, entry)
+
+    def to_post(self, raw: FeedEntry) -> Post:
+        entry = raw.entry
+        link = web_url(entry.get("link") or "", self._base())
+        name = entry.get("id") or link or f"entry {raw.index}"
+        title = _title(entry)
+        if not title:
+            raise self._skip(raw, name, "has no title; it was left out")
+        stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+        if stamp is None:
+            raise self._skip(raw, name, "has no date (published or updated); it was left out")
+        if link is None:
+            raise self._skip(raw, name, "has no http(s) link; it was left out")
+        tags = tuple(
+            term for tag in entry.get("tags") or () if (term := (tag.get("term") or "").strip())
+        )
+        author = _author(entry)
+        contents = entry.get("content") or []
+        if contents:
+            body = clean_html(contents[0].get("value", ""), link)
+            given_summary = entry.get("summary")
+        else:
+            body = clean_html(entry.get("summary", ""), link)
+            given_summary = None  # the description is the body: summarise its first paragraph
+        guest = is_guest_column(self.source.guest, tags=tags, author=author)
+        return Post(
+            id=str(entry.get("id") or link),
+            source=self.source.name,
+            title=title,
+            url=link,
+            published=datetime(*stamp[:6], tzinfo=UTC),
+            kind=PostKind.GUEST if guest else PostKind.POST,
+            author=author,
+            summary=make_summary(given_summary, body),
+            body_html=body,
+            image=_image(entry, link),
+            tags=tags,
+        )
+
+    # --- fetching ----------------------------------------------------------------------
+
+    def _is_web(self) -> bool:
+        return self.source.url.lower().startswith(("http://", "https://"))
+
+    def _shown(self) -> str:
+        return self.source.url if self._is_web() else str(self.loaded.resolve(self.source.url))
+
+    def _base(self) -> str:
+        """What relative entry links are resolved against: the feed's URL, or the site."""
+        return self.source.url if self._is_web() else self.loaded.settings.newsletter.site_url + "/"
+
+    def _fetch(self) -> bytes:
+        return self._download() if self._is_web() else self._read_file()
+
+    def _read_file(self) -> bytes:
+        path = self.loaded.resolve(self.source.url)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise SourceError(
+                f"source '{self.source.name}': cannot read the feed file {path}: "
+                f"{exc.strerror or exc}",
+                hint="correct 'url' for this source in newsletter.yml "
+                "(a file path there is relative to newsletter.yml)",
+            ) from None
+
+    def _download(self) -> bytes:
+        request = urllib.request.Request(
+            self.source.url, headers={"User-Agent": USER_AGENT, "Accept": ACCEPT}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.source.timeout) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            reason = f"the server answered HTTP {exc.code} {exc.reason}"
+        except urllib.error.URLError as exc:
+            reason = _reason(exc.reason, self.source.timeout)
+        except (OSError, http.client.HTTPException) as exc:  # TimeoutError is an OSError
+            reason = _reason(exc, self.source.timeout)
+        raise SourceError(
+            f"source '{self.source.name}': cannot fetch {self.source.url}: {reason}",
+            hint="check the address and your network, or raise 'timeout' for a slow server",
+        )
+
+    def _skip(self, raw: FeedEntry, name: str, message: str) -> SkipItem:
+        return SkipItem(name, message, location=f"{self._shown()} entry {raw.index} ({name})")
+
+
+def _reason(error: object, timeout: float) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
+
+
+def _title(entry: Any) -> str:
+    title = entry.get("title") or ""
+    detail = entry.get("title_detail") or {}
+    if "html" in (detail.get("type") or ""):
+        return html_to_text(title)
+    return " ".join(title.split())
+
+
+def _author(entry: Any) -> str | None:
+    detail = entry.get("author_detail") or {}
+    name = detail.get("name") or entry.get("author") or ""
+    return name.strip() or None
+
+
+def _image(entry: Any, link: str) -> str | None:
+    """A thumbnail the feed offers: Media RSS first, then an image enclosure."""
+    for media in (*(entry.get("media_thumbnail") or ()), *(entry.get("media_content") or ())):
+        url = media.get("url")
+        if url and (media.get("medium", "image") == "image" or "image" in media.get("type", "")):
+            return web_url(url, link)
+    for enclosure in entry.get("enclosures") or ():
+        if (enclosure.get("type") or "").startswith("image/") and enclosure.get("href"):
+            return web_url(enclosure["href"], link)
+    return None
