@@ -1,0 +1,167 @@
+"""The run lock: two ``newsletter run`` processes never work at the same time.
+
+The lock is an ``flock`` on an open file, not the file's existence: the kernel drops it
+when its process ends, however it ends, so a run killed with SIGKILL or by a reboot never
+leaves a lock that has to be removed by hand. The file only carries who holds it (host, pid,
+start time) for the message a second run prints.
+
+The file is emptied on release, never deleted: deleting it would let one process lock the
+old, unlinked file while another locks a new one at the same path, and both would run.
+A file that still names a holder but is not locked was left by a process that died; the
+next run takes it over and reports whom it took it from.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+
+from .errors import LockedError
+
+LOCK_DIR = ".newsletter"
+LOCK_NAME = "run.lock"
+DEFAULT_STALE_AFTER = timedelta(hours=6)
+
+
+def default_lock_path(base_dir: Path) -> Path:
+    """Where a newsletter's run lock lives: beside newsletter.yml, in .newsletter/."""
+    return base_dir / LOCK_DIR / LOCK_NAME
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    host: str
+    pid: int
+    started_at: datetime
+
+    def line(self) -> str:
+        return f"{self.host} {self.pid} {self.started_at.isoformat(timespec='seconds')}\n"
+
+    @classmethod
+    def parse(cls, text: str) -> LockHolder | None:
+        """Read the file's one line; anything else (empty, torn, foreign) means unknown."""
+        parts = text.split()
+        if len(parts) != 3:
+            return None
+        host, pid, started = parts
+        try:
+            started_at = datetime.fromisoformat(started)
+            holder = cls(host=host, pid=int(pid), started_at=started_at)
+        except ValueError:
+            return None
+        return holder if started_at.tzinfo is not None else None
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on host {self.host}, since {self.started_at.isoformat()}"
+
+
+class RunLock:
+    """``with RunLock(path, stale_after=...) as lock:`` holds the lock for the block.
+
+    ``stale_after`` never breaks a lock (a live holder keeps it until it exits); past it
+    the message for a second run says the holder looks stuck and how to stop it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.path = Path(path)
+        self.stale_after = stale_after
+        self._clock = clock
+        self._fd: int | None = None
+        self.holder: LockHolder | None = None
+        """Who holds the lock now (this process), once acquired."""
+        self.took_over_from: LockHolder | None = None
+        """The holder a leftover lock file named, when a dead run's lock was taken over."""
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            current = LockHolder.parse(_read(fd))
+            os.close(fd)
+            raise self._locked(current) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self.took_over_from = LockHolder.parse(_read(fd))
+        self.holder = LockHolder(socket.gethostname(), os.getpid(), self._clock())
+        _rewrite(fd, self.holder.line())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            _rewrite(fd, "")  # a clean exit leaves nothing to take over
+        finally:
+            os.close(fd)  # closing drops the flock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def _locked(self, holder: LockHolder | None) -> LockedError:
+        if holder is None:  # the holder has locked but not yet written its line
+            who = "another `newsletter run` (just starting)"
+        else:
+            who = f"another `newsletter run` ({holder})"
+        message = (
+            f"{who} holds {self.path}; it will finish on its own; if it is stuck, stop that process"
+        )
+        hint = None
+        if holder is not None:
+            running_for = self._clock() - holder.started_at
+            if running_for > self.stale_after:
+                hint = (
+                    f"it has been running for {_duration(running_for)}, longer than a run "
+                    f"should take; check it with `ps -p {holder.pid}` on {holder.host} and "
+                    f"stop it with `kill {holder.pid}`"
+                )
+        return LockedError(message, hint=hint)
+
+
+def _read(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def _rewrite(fd: int, text: str) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, text.encode("utf-8"))
+    os.fsync(fd)
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
