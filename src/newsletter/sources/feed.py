@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
+import xml.sax
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +40,8 @@ class FeedEntry:
 class FeedReader(Reader[FeedSource, FeedEntry]):
     def items(self) -> Iterator[FeedEntry]:
         parsed = feedparser.parse(self._fetch())
-        if not parsed.entries and (parsed.bozo or not parsed.version):
-            reason = parsed.get("bozo_exception") or "it is not an RSS or Atom document"
+        if not parsed.entries and (parsed.bozo or not parsed.get("version")):
+            reason = _parse_problem(parsed.get("bozo_exception"))
             raise SourceError(
                 f"source '{self.source.name}': {self._shown()} is not a readable feed: {reason}",
                 hint="check the address points at the RSS or Atom feed itself, not a web page",
@@ -133,6 +134,13 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
 
     def _skip(self, raw: FeedEntry, name: str, message: str) -> SkipItem:
         return SkipItem(name, message, location=f"{self._shown()} entry {raw.index} ({name})")
+
+
+def _parse_problem(error: object) -> str:
+    if isinstance(error, xml.sax.SAXParseException):
+        where = f"line {error.getLineNumber()}, column {error.getColumnNumber()}"
+        return f"{where}: {error.getMessage()}"
+    return str(error) if error else "it is not an RSS or Atom document"
 
 
 def _reason(error: object, timeout: float) -> str:
