@@ -181,3 +181,12 @@ def test_twenty_items_stay_small_and_fast() -> None:
     for _ in range(5):
         renderer.render(loaded, META, selection, VIEW_URL)
     assert (time.perf_counter() - started) / 5 < 0.1
+
+
+def test_an_issue_with_only_a_lead_story() -> None:
+    lead = make_post(0, author=None, summary="")
+    issue = render(Selection(lead=lead, posts=(), guests=()))
+    assert lead.title in issue.html and lead.title in issue.text
+    assert "GUEST COLUMNS" not in issue.html and "GUEST COLUMNS" not in issue.text
+    assert "MORE FROM" not in issue.html and "MORE FROM" not in issue.text
+    assert "By " not in issue.text
