@@ -34,6 +34,7 @@ __all__ = [
     "issue_context",
     "render_issue",
     "render_meta_text",
+    "renderer_for",
 ]
 
 
