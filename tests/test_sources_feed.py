@@ -278,3 +278,25 @@ def test_an_unreachable_url_is_a_source_error(tmp_path: Path) -> None:
     message = str(caught.value)
     assert message.startswith(f"source 'partners': cannot fetch {url}: Connection refused")
     assert "hint:" in message
+
+
+def test_a_repeated_guid_keeps_the_first_entry(tmp_path: Path) -> None:
+    first_item = RSS[RSS.index("<item>") : RSS.index("</item>") + len("</item>")]
+    repeated = RSS.replace("</channel>", f"{first_item}</channel>")
+    assert repeated.count("partner-0001") == 2
+    loaded = make_config(tmp_path, feed_file(tmp_path, repeated))
+
+    result = read_only_source(loaded)
+
+    assert [post.title for post in result.posts] == ["Full content item", "Description only"]
+    assert [str(warning) for warning in result.warnings] == [
+        "source 'partners', item 'partner-0001': "
+        "has the same id as an earlier item ('partner-0001')"
+    ]
+
+
+def test_relative_entry_links_in_a_feed_file_follow_the_channel_link(tmp_path: Path) -> None:
+    relative = RSS.replace("https://partner.example.net/news/short/", "news/short/")
+    loaded = make_config(tmp_path, feed_file(tmp_path, relative))
+    posts = read_only_source(loaded).posts
+    assert posts[1].url == "https://partner.example.net/news/short/"

@@ -270,3 +270,17 @@ def test_the_bundled_samples_read_without_warnings() -> None:
     assert "<script" not in every_body and "onclick" not in every_body
     assert len(partners.posts) == 3
     assert len({post.id for post in (*blog.posts, *partners.posts)}) == 12
+
+
+def test_a_second_file_with_the_same_id_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    write(content, "a.md", post_file("First", extra="id: shared\n"))
+    write(content, "b.md", post_file("Second", extra="id: shared\n"))
+    loaded = make_config(tmp_path, BLOG)
+
+    result = read_source(only_source(loaded), loaded)
+
+    assert [post.title for post in result.posts] == ["First"]
+    assert [str(warning) for warning in result.warnings] == [
+        "source 'blog', item 'b.md': has the same id as an earlier item ('shared')"
+    ]

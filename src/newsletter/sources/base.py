@@ -44,9 +44,16 @@ class Reader(ABC, Generic[S, RawItem]):
     def read(self) -> SourceResult:
         posts: list[Post] = []
         warnings: list[ItemWarning] = []
+        seen_ids: set[str] = set()
         for raw in self.items():
             try:
-                posts.append(self.to_post(raw))
+                post = self.to_post(raw)
+                if post.id in seen_ids:
+                    # The archive remembers featured items by id, so two items sharing one
+                    # would hide each other; the first keeps it.
+                    raise self.skip(raw, f"has the same id as an earlier item ({post.id!r})")
+                seen_ids.add(post.id)
+                posts.append(post)
             except SkipItem as skipped:
                 warning = ItemWarning(self.source.name, skipped.item, skipped.message)
                 if self.strict:
@@ -64,6 +71,10 @@ class Reader(ABC, Generic[S, RawItem]):
     @abstractmethod
     def to_post(self, raw: RawItem) -> Post:
         """One item as a Post; raises SkipItem when it cannot be used."""
+
+    @abstractmethod
+    def skip(self, raw: RawItem, message: str, line: int | None = None) -> SkipItem:
+        """The SkipItem that names ``raw`` (and the line, where known) the way a user finds it."""
 
 
 def is_guest_column(

@@ -35,32 +35,35 @@ class FeedEntry:
     """1-based position in the feed, to name an entry that has neither id nor link."""
     entry: Any
     """A ``feedparser.FeedParserDict``."""
+    base: str
+    """What a relative entry link is resolved against."""
 
 
 class FeedReader(Reader[FeedSource, FeedEntry]):
     def items(self) -> Iterator[FeedEntry]:
-        parsed = feedparser.parse(self._fetch())
+        data, headers = self._fetch()
+        parsed = feedparser.parse(data, response_headers=headers)
         if not parsed.entries and (parsed.bozo or not parsed.get("version")):
             reason = _parse_problem(parsed.get("bozo_exception"))
             raise SourceError(
                 f"source '{self.source.name}': {self._shown()} is not a readable feed: {reason}",
                 hint="check the address points at the RSS or Atom feed itself, not a web page",
             )
+        base = self._base(parsed.feed.get("link"))
         for index, entry in enumerate(parsed.entries, start=1):
-            yield FeedEntry(index, entry)
+            yield FeedEntry(index, entry, base)
 
     def to_post(self, raw: FeedEntry) -> Post:
         entry = raw.entry
-        link = web_url(entry.get("link") or "", self._base())
-        name = entry.get("id") or link or f"entry {raw.index}"
+        link = self._link(raw)
         title = _title(entry)
         if not title:
-            raise self._skip(raw, name, "has no title; it was left out")
+            raise self.skip(raw, "has no title; it was left out")
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
         if stamp is None:
-            raise self._skip(raw, name, "has no date (published or updated); it was left out")
+            raise self.skip(raw, "has no date (published or updated); it was left out")
         if link is None:
-            raise self._skip(raw, name, "has no http(s) link; it was left out")
+            raise self.skip(raw, "has no http(s) link; it was left out")
         tags = tuple(
             term for tag in entry.get("tags") or () if (term := (tag.get("term") or "").strip())
         )
@@ -95,12 +98,16 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
     def _shown(self) -> str:
         return self.source.url if self._is_web() else str(self.loaded.resolve(self.source.url))
 
-    def _base(self) -> str:
-        """What relative entry links are resolved against: the feed's URL, or the site."""
-        return self.source.url if self._is_web() else self.loaded.settings.newsletter.site_url + "/"
+    def _base(self, channel_link: str | None) -> str:
+        """The feed's own URL when fetched; for a file, the site the feed says it is from."""
+        if self._is_web():
+            return self.source.url
+        site = self.loaded.settings.newsletter.site_url + "/"
+        return (web_url(channel_link, site) if channel_link else None) or site
 
-    def _fetch(self) -> bytes:
-        return self._download() if self._is_web() else self._read_file()
+    def _fetch(self) -> tuple[bytes, dict[str, str]]:
+        """The feed's bytes, and the HTTP headers that tell feedparser their charset."""
+        return self._download() if self._is_web() else (self._read_file(), {})
 
     def _read_file(self) -> bytes:
         path = self.loaded.resolve(self.source.url)
@@ -114,13 +121,14 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
                 "(a file path there is relative to newsletter.yml)",
             ) from None
 
-    def _download(self) -> bytes:
+    def _download(self) -> tuple[bytes, dict[str, str]]:
         request = urllib.request.Request(
             self.source.url, headers={"User-Agent": USER_AGENT, "Accept": ACCEPT}
         )
         try:
             with urllib.request.urlopen(request, timeout=self.source.timeout) as response:
-                return bytes(response.read())
+                headers = {name.lower(): value for name, value in response.headers.items()}
+                return bytes(response.read()), headers
         except urllib.error.HTTPError as exc:
             reason = f"the server answered HTTP {exc.code} {exc.reason}"
         except urllib.error.URLError as exc:
@@ -132,8 +140,12 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
             hint="check the address and your network, or raise 'timeout' for a slow server",
         )
 
-    def _skip(self, raw: FeedEntry, name: str, message: str) -> SkipItem:
+    def skip(self, raw: FeedEntry, message: str, line: int | None = None) -> SkipItem:
+        name = str(raw.entry.get("id") or self._link(raw) or f"entry {raw.index}")
         return SkipItem(name, message, location=f"{self._shown()} entry {raw.index} ({name})")
+
+    def _link(self, raw: FeedEntry) -> str | None:
+        return web_url(raw.entry.get("link") or "", raw.base)
 
 
 def _parse_problem(error: object) -> str:

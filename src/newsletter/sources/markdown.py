@@ -70,13 +70,13 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
         title = _text(data.get("title"))
         if not title:
             line = front.key_lines.get("title", 1)
-            raise self._skip(raw, "front matter has no 'title'; add one", line)
+            raise self.skip(raw, "front matter has no 'title'; add one", line)
         if data.get("date") in (None, ""):
-            raise self._skip(raw, "front matter has no 'date'; add one such as 2026-11-02", 1)
+            raise self.skip(raw, "front matter has no 'date'; add one such as 2026-11-02", 1)
         published = self._date(data["date"], raw, front.key_lines.get("date"))
         declared_kind = _text(data.get("kind")).lower()
         if declared_kind and declared_kind not in {kind.value for kind in PostKind}:
-            raise self._skip(
+            raise self.skip(
                 raw,
                 f"unknown kind {data.get('kind')!r}; expected 'post' or 'guest'",
                 front.key_lines.get("kind"),
@@ -114,17 +114,17 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
         try:
             text = raw.path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise self._skip(raw, f"not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+            raise self.skip(raw, f"not UTF-8 text ({exc.reason}); save it as UTF-8") from None
         except OSError as exc:
-            raise self._skip(raw, f"cannot be read: {exc.strerror or exc}") from None
+            raise self.skip(raw, f"cannot be read: {exc.strerror or exc}") from None
         lines = text.splitlines(keepends=True)
         if not lines or lines[0].strip() != _FENCE:
-            raise self._skip(
+            raise self.skip(
                 raw, "no front matter; start the file with a '---' line, then title: and date:", 1
             )
         closing = next((i for i in range(1, len(lines)) if lines[i].strip() == _FENCE), None)
         if closing is None:
-            raise self._skip(raw, "front matter is not closed; add a '---' line after it", 1)
+            raise self.skip(raw, "front matter is not closed; add a '---' line after it", 1)
         yaml_text = "".join(lines[1:closing])
         try:
             root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
@@ -133,13 +133,13 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 2 if mark is not None else 1  # +1 for 0-based, +1 for '---'
             problem = getattr(exc, "problem", None) or str(exc)
-            raise self._skip(
+            raise self.skip(
                 raw,
                 f"front matter is not valid YAML: {problem}; check quoting and indentation",
                 line,
             ) from None
         if not isinstance(data, dict):
-            raise self._skip(raw, "front matter must be 'key: value' lines (a YAML mapping)", 2)
+            raise self.skip(raw, "front matter must be 'key: value' lines (a YAML mapping)", 2)
         key_lines: dict[str, int] = {}
         if isinstance(root, yaml.MappingNode):
             for key_node, _ in root.value:
@@ -156,7 +156,7 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
             try:
                 moment = datetime.fromisoformat(str(value).strip())
             except ValueError:
-                raise self._skip(
+                raise self.skip(
                     raw,
                     f"date {value!r} is not a date; write it as 2026-11-02 or "
                     "2026-11-02 09:30 (optionally with a UTC offset such as +00:00)",
@@ -170,7 +170,7 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
         if given:
             resolved = web_url(given, site + "/")
             if resolved is None:
-                raise self._skip(raw, f"url {given!r} is not an http(s) link", line)
+                raise self.skip(raw, f"url {given!r} is not an http(s) link", line)
             return resolved
         slug = _DATE_PREFIX.sub("", raw.path.stem)
         return urljoin((self.source.base_url or site) + "/", f"{slug}/")
@@ -180,7 +180,7 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
             body, extensions=list(MARKDOWN_EXTENSIONS), output_format="html"
         )
 
-    def _skip(self, raw: MarkdownFile, message: str, line: int | None = None) -> SkipItem:
+    def skip(self, raw: MarkdownFile, message: str, line: int | None = None) -> SkipItem:
         suffix = f":{line}" if line else ""
         return SkipItem(
             f"{raw.relative}{suffix}", message, location=f"{self._shown(raw.path)}{suffix}"
