@@ -230,3 +230,9 @@ def test_workflow_commit_step_pushes_issues_and_a_complete_store(tmp_path: Path)
     again = subprocess.run(script, cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert "nothing new to commit" in again.stdout
+
+
+def test_operating_guide_shows_the_same_crontab_line() -> None:
+    guide = (DEPLOY.parent / "docs" / "operating.md").read_text()
+    (entry,) = crontab_entries()
+    assert " ".join(entry.split()) in guide
