@@ -1,0 +1,240 @@
+"""The one place that talks to the database driver: connection, transactions, migrations.
+
+Everything above this module speaks plain SQL with ``?`` placeholders and ISO-8601 UTC
+text timestamps, so a PostgreSQL backend only has to supply another ``Database`` with the
+same few methods (and its own spelling of an identity column, see ``Dialect``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+
+Row = tuple[Any, ...]
+BUSY_TIMEOUT_MS = 15_000
+
+
+def utc_now() -> str:
+    """Timestamps are text so they read the same in SQLite, PostgreSQL and a CSV export."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The little SQL that differs between backends."""
+
+    name: str
+    identity: str
+    """Column type of an auto-numbered primary key."""
+
+
+SQLITE = Dialect(name="sqlite", identity="INTEGER PRIMARY KEY")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+    """Separate statements: ``executescript`` would commit half-way and break atomicity."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "subscribers, lists, status events, send ledger, locks, settings",
+        (
+            """CREATE TABLE lists (
+                id {identity},
+                name TEXT NOT NULL UNIQUE,
+                description TEXT NOT NULL DEFAULT '',
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE subscribers (
+                id {identity},
+                email TEXT NOT NULL,
+                email_key TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL DEFAULT '',
+                attributes TEXT NOT NULL DEFAULT '{{}}',
+                status TEXT NOT NULL DEFAULT 'subscribed'
+                    CHECK (status IN ('subscribed', 'unsubscribed', 'bounced', 'complained')),
+                source TEXT NOT NULL DEFAULT '',
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE memberships (
+                list_id INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (list_id, subscriber_id)
+            )""",
+            "CREATE INDEX memberships_by_subscriber ON memberships (subscriber_id)",
+            """CREATE TABLE status_events (
+                id {identity},
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                status TEXT NOT NULL,
+                source TEXT NOT NULL,
+                detail TEXT NOT NULL DEFAULT '',
+                at TEXT NOT NULL
+            )""",
+            "CREATE INDEX status_events_by_subscriber ON status_events (subscriber_id)",
+            """CREATE TABLE send_ledger (
+                issue_id TEXT NOT NULL,
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                list_name TEXT NOT NULL,
+                state TEXT NOT NULL
+                    CHECK (state IN ('queued', 'in_flight', 'sent', 'failed', 'skipped')),
+                batch_id TEXT,
+                provider_id TEXT,
+                error TEXT,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (issue_id, subscriber_id)
+            )""",
+            "CREATE INDEX send_ledger_by_state ON send_ledger (issue_id, state, subscriber_id)",
+            """CREATE TABLE send_locks (
+                issue_id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                acquired_at TEXT NOT NULL,
+                heartbeat_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE settings (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )""",
+        ),
+    ),
+)
+
+
+class Database:
+    """A SQLite connection with explicit transactions, shareable between threads.
+
+    The connection runs in autocommit mode and every write goes through ``transaction()``,
+    which starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, so two
+    processes never deadlock upgrading a read lock and the loser waits ``busy_timeout``.
+    """
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=15
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit survives power loss, so a 'sent' mark is never rolled back.
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"{path}: cannot open the subscriber store: {exc}",
+                hint="check that store.path in newsletter.yml names a writable SQLite file",
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit on success, roll back on error; a nested call joins the outer one."""
+        with self._lock:
+            if self._conn.in_transaction:
+                yield
+                return
+            self._run("BEGIN IMMEDIATE", ())
+            try:
+                yield
+            except BaseException:
+                self._conn.rollback()
+                raise
+            self._run("COMMIT", ())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        with self._lock:
+            return self._run(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        with self._lock:
+            try:
+                return self._conn.executemany(sql, rows).rowcount
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        with self._lock:
+            return self._run(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._lock:
+            return self._run(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else row[0]
+
+    def _run(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return StoreError(
+                f"{self.path}: the store stayed locked by another process for "
+                f"{BUSY_TIMEOUT_MS // 1000} s",
+                hint="another newsletter command is writing to it; retry when it has finished",
+            )
+        return StoreError(f"{self.path}: {exc}")
+
+    # --- migrations ------------------------------------------------------------------------
+
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+        """Apply the migrations not yet recorded, in order, all or none; returns their versions."""
+        with self.transaction():
+            self.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in self.all("SELECT version FROM schema_migrations")}
+            known = {m.version for m in migrations}
+            newer = sorted(applied - known)
+            if newer:
+                raise StoreError(
+                    f"{self.path}: the store has schema version {newer[-1]}, newer than this "
+                    f"version of newsletter understands ({max(known)})",
+                    hint="upgrade newsletter, or point store.path at another file",
+                )
+            done: list[int] = []
+            for migration in sorted(migrations, key=lambda m: m.version):
+                if migration.version in applied:
+                    continue
+                for statement in migration.statements:
+                    self.execute(statement.format(identity=self.dialect.identity))
+                self.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, utc_now()),
+                )
+                done.append(migration.version)
+            return done
+
+    def schema_version(self) -> int:
+        return int(self.scalar("SELECT MAX(version) FROM schema_migrations") or 0)

@@ -1,0 +1,299 @@
+"""Subscriber CSV files in and out.
+
+Lists arrive from spreadsheets, so the importer is forgiving about the file (a BOM,
+Windows-1252, semicolons, "E-mail Address" headers, trailing empty cells) and strict about
+the rows: every row it cannot use is reported with its line number, and the rows it can use
+are written in one transaction, so a failed import leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import ImportFileError, InvalidAddress
+from ..models import SubscriberStatus
+from .subscribers import NewSubscriber, Store, address_key, normalise_address
+
+EMAIL, NAME, FIRST, LAST, IGNORE = "email", "name", "first_name", "last_name", "-"
+FIELDS = (EMAIL, NAME, FIRST, LAST)
+_DEFAULT_HEADERS = {
+    EMAIL: {"email", "e-mail", "email address", "e-mail address", "email_address", "mail"},
+    NAME: {"name", "full name", "full_name", "fullname"},
+    FIRST: {"first_name", "first name", "firstname", "given name", "forename"},
+    LAST: {"last_name", "last name", "lastname", "surname", "family name"},
+    # An import never changes consent, so an exported status column is not read back.
+    IGNORE: {"status"},
+}
+_SHOWN_LINES = 10
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    list_name: str
+    encoding: str = "utf-8"
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped_unsubscribed: int = 0
+    invalid: int = 0
+    """Rows that could not be used: a bad address or the wrong number of cells."""
+    duplicates: int = 0
+    """Later rows repeating an address seen earlier in the file; the first one is kept."""
+    errors: list[RowError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def imported(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+    @property
+    def all_failed(self) -> bool:
+        """Every data row was unusable: the file is wrong, not a few of its rows."""
+        return self.rows > 0 and self.invalid == self.rows
+
+
+def import_csv(
+    store: Store,
+    path: str | Path,
+    list_name: str,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    force: bool = False,
+    source: str = "import",
+    encoding: str | None = None,
+) -> ImportReport:
+    """Add or update the subscribers of a CSV file on ``list_name``.
+
+    ``mapping`` maps a CSV column to ``email``, ``name``, ``first_name``, ``last_name``,
+    ``-`` (ignore it) or an attribute name; it overrides the recognised headers.
+    """
+    path = Path(path)
+    store.list_id(list_name)  # an unknown list fails before the file is read
+    text, used = _read_text(path, encoding)
+    report = ImportReport(path=str(path), list_name=list_name, encoding=used)
+    if used == "cp1252" and encoding is None:
+        report.notes.append(
+            "the file is not UTF-8, so it was read as Windows-1252 (cp1252); if names look "
+            "wrong, pass --encoding with the right one"
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    header = next(reader, None)
+    if not header or not any(cell.strip() for cell in header):
+        raise ImportFileError(
+            f"{path}: the file is empty; expected a header row such as 'email,name'"
+        )
+    columns = _columns(path, header, mapping or {}, report)
+    records: dict[str, NewSubscriber] = {}
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        line = reader.line_num - sum(cell.count("\n") for cell in row)
+        report.rows += 1
+        record = _record(row, header, columns, line, report)
+        if record is None:
+            continue
+        key = address_key(record.email)
+        first = records.get(key)
+        if first is not None:
+            report.duplicates += 1
+            report.errors.append(
+                RowError(
+                    line,
+                    f"{record.email} is a duplicate of line {first.line}; "
+                    f"line {first.line} is kept",
+                )
+            )
+            continue
+        records[key] = record
+    counts = store.upsert_many(records.values(), list_name, force=force, source=source)
+    report.added, report.updated, report.unchanged = counts.added, counts.updated, counts.unchanged
+    report.skipped_unsubscribed = counts.skipped_unsubscribed
+    if counts.skipped_lines:
+        lines = ", ".join(str(n) for n in sorted(counts.skipped_lines)[:_SHOWN_LINES])
+        more = ", ..." if len(counts.skipped_lines) > _SHOWN_LINES else ""
+        report.notes.append(
+            f"{counts.skipped_unsubscribed} address(es) left earlier (unsubscribed, bounced or "
+            f"complained) and were not added back (lines {lines}{more}); use --force only for "
+            "people who asked to rejoin"
+        )
+    return report
+
+
+def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    if encoding is None and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"  # what Excel's "Unicode text" writes
+    if encoding is not None:
+        try:
+            return data.decode(encoding).lstrip("\ufeff"), encoding
+        except LookupError:
+            raise ImportFileError(
+                f"{path}: unknown encoding {encoding!r}; try utf-8, cp1252 or latin-1"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"{path}: not valid {encoding}: byte 0x{data[exc.start]:02x} at offset "
+                f"{exc.start}; pass the file's real encoding with --encoding"
+            ) from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            f"{path}: neither UTF-8 nor Windows-1252 (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8 CSV or pass its encoding with --encoding"
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    """Spreadsheets in many locales write ';' or tabs; the header line tells which."""
+    first = text.split("\n", 1)[0]
+    return max((",", ";", "\t"), key=first.count) if first else ","
+
+
+def _attribute_name(header: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")
+
+
+def _columns(
+    path: Path, header: list[str], mapping: Mapping[str, str], report: ImportReport
+) -> list[str]:
+    """What each column holds: a field from FIELDS, IGNORE, or an attribute name."""
+    by_name = {cell.strip().lower(): index for index, cell in enumerate(header)}
+    seen: set[str] = set()
+    for cell in header:
+        name = cell.strip().lower()
+        if name and name in seen:
+            raise ImportFileError(
+                f"{path}: the column {cell.strip()!r} appears twice in the header; rename one"
+            )
+        seen.add(name)
+    columns: list[str | None] = [None] * len(header)
+    for column, target in mapping.items():
+        index = by_name.get(column.strip().lower())
+        if index is None:
+            raise ImportFileError(
+                f"{path}: --map {column}={target}: there is no column {column!r}; "
+                f"columns found: {', '.join(h.strip() for h in header)}"
+            )
+        columns[index] = target.strip() or IGNORE
+    mapped = set(columns)
+    for index, cell in enumerate(header):
+        if columns[index] is not None:
+            continue
+        name = cell.strip().lower()
+        known = next((f for f, names in _DEFAULT_HEADERS.items() if name in names), None)
+        if not name:
+            columns[index] = IGNORE
+        elif known is not None and (known == IGNORE or known not in mapped):
+            columns[index] = known
+            mapped.add(known)
+            if known == IGNORE:
+                report.notes.append(
+                    f"column {cell.strip()!r} was not imported: an import never changes a "
+                    f"subscriber's status (use --map {cell.strip()}=NAME to keep it as an "
+                    "attribute)"
+                )
+        else:
+            columns[index] = _attribute_name(cell)
+    if EMAIL not in columns:
+        raise ImportFileError(
+            f"{path}: no e-mail column; columns found: "
+            f"{', '.join(repr(h.strip()) for h in header)}",
+            hint="name one column 'email' (or 'e-mail', 'email address'), or say which "
+            "column holds addresses with --map COLUMN=email",
+        )
+    return [c or IGNORE for c in columns]
+
+
+def _record(
+    row: list[str], header: list[str], columns: list[str], line: int, report: ImportReport
+) -> NewSubscriber | None:
+    if len(row) > len(header) and not any(cell.strip() for cell in row[len(header) :]):
+        row = row[: len(header)]  # trailing empty cells, as spreadsheets often write
+    if len(row) != len(header):
+        report.invalid += 1
+        fix = (
+            "quote values that contain commas"
+            if len(row) > len(header)
+            else "check for a missing separator or a line break inside a value"
+        )
+        report.errors.append(
+            RowError(line, f"expected {len(header)} cells like the header, found {len(row)}; {fix}")
+        )
+        return None
+    values: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    for target, cell in zip(columns, row, strict=True):
+        value = cell.strip()
+        if target == IGNORE:
+            continue
+        if target in FIELDS:
+            values[target] = value
+        elif value:
+            attributes[target] = value
+    try:
+        email = normalise_address(values.get(EMAIL, ""))
+    except InvalidAddress as exc:
+        report.invalid += 1
+        report.errors.append(RowError(line, exc.message))
+        return None
+    name = values.get(NAME) or " ".join(
+        part for part in (values.get(FIRST, ""), values.get(LAST, "")) if part
+    )
+    return NewSubscriber(email=email, name=name, attributes=attributes, line=line)
+
+
+def export_csv(
+    store: Store,
+    list_name: str,
+    out: TextIO,
+    *,
+    status: SubscriberStatus | None = None,
+) -> int:
+    """Write a list as CSV (email, name, status, one column per attribute); returns the rows.
+
+    Reads the list twice, streaming, so the attribute columns are known without holding
+    every subscriber in memory.
+    """
+    keys: set[str] = set()
+    for subscriber in store.subscribers_of(list_name, status):
+        keys.update(subscriber.attributes)
+    attribute_keys = sorted(keys - {EMAIL, NAME, "status"})
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([EMAIL, NAME, "status", *attribute_keys])
+    written = 0
+    for subscriber in store.subscribers_of(list_name, status):
+        writer.writerow(
+            [
+                subscriber.email,
+                subscriber.name,
+                str(subscriber.status),
+                *(subscriber.attributes.get(key, "") for key in attribute_keys),
+            ]
+        )
+        written += 1
+    return written

@@ -1,0 +1,339 @@
+"""The send ledger: who has been sent which issue, and who holds the right to send it.
+
+The ledger never lies. A recipient is marked ``in_flight`` (and committed) before the
+batch is handed to the provider and ``sent`` only after the provider accepted it, so
+after a crash ``in_flight`` rows are exactly the ones whose fate is unknown and every
+``sent`` row really went out. A resumed send starts from ``queued`` and never repeats
+a ``sent`` one.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ..errors import SendInProgressError
+from ..models import Subscriber
+from .db import parse_time, utc_now
+from .subscribers import CHUNK, SUBSCRIBER_COLUMNS, Store, subscriber_from_row
+
+STALE_AFTER = timedelta(minutes=10)
+_BATCH = 500
+
+
+class LedgerState(enum.StrEnum):
+    QUEUED = "queued"
+    IN_FLIGHT = "in_flight"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Queued, but the person left the list before their turn came."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    issue_id: str
+    subscriber_id: int
+    email: str
+    list_name: str
+    state: LedgerState
+    batch_id: str | None
+    provider_id: str | None
+    error: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class SendLock:
+    issue_id: str
+    owner: str
+    acquired_at: str
+    heartbeat_at: str
+    replaced: str | None = None
+    """The owner of a dead or stale lock this one took over, for the log."""
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, belongs to someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _chunks(ids: Iterable[int], size: int = _BATCH) -> Iterator[list[int]]:
+    part: list[int] = []
+    for value in ids:
+        part.append(int(value))
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+class Ledger:
+    """Per-issue delivery state on top of a ``Store``; every method commits before returning."""
+
+    def __init__(self, store: Store, *, owner: str | None = None) -> None:
+        self.store = store
+        self.db = store.db
+        self.owner = owner or default_owner()
+
+    # --- states ----------------------------------------------------------------------------
+
+    def queue(self, issue_id: str, list_name: str, subscriber_ids: Iterable[int]) -> int:
+        """Add recipients to an issue's send; ones already in the ledger are left as they are.
+
+        Returns how many were newly queued, so a second call for the same issue adds 0.
+        """
+        added = 0
+        now = utc_now()
+        with self.db.transaction():
+            for part in _chunks(subscriber_ids):
+                added += self.db.executemany(
+                    "INSERT INTO send_ledger (issue_id, subscriber_id, list_name, state, "
+                    "updated_at) VALUES (?, ?, ?, 'queued', ?) "
+                    "ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
+                    [(issue_id, sid, list_name, now) for sid in part],
+                )
+        return added
+
+    def queue_list(self, issue_id: str, list_name: str) -> int:
+        """Queue every current subscriber of a list in one statement (fast for big lists)."""
+        with self.db.transaction():
+            list_id = self.store.list_id(list_name)
+            # The WHERE is required: without it SQLite reads ON CONFLICT as a join condition.
+            return self.db.execute(
+                "INSERT INTO send_ledger (issue_id, subscriber_id, list_name, state, updated_at) "
+                "SELECT ?, s.id, ?, 'queued', ? FROM memberships m "
+                "JOIN subscribers s ON s.id = m.subscriber_id "
+                "WHERE m.list_id = ? AND s.status = 'subscribed' "
+                "ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
+                (issue_id, list_name, utc_now(), list_id),
+            )
+
+    def claim(self, issue_id: str, subscriber_ids: Iterable[int], batch_id: str) -> list[int]:
+        """Mark queued recipients in_flight for one batch; returns the ids actually claimed.
+
+        Only ``queued`` rows are claimed, so a recipient already sent (or claimed by another
+        batch) is never handed to the provider twice.
+        """
+        claimed: list[int] = []
+        now = utc_now()
+        with self.db.transaction():
+            for part in _chunks(subscriber_ids):
+                marks = ", ".join("?" * len(part))
+                rows = self.db.all(
+                    "SELECT subscriber_id FROM send_ledger WHERE issue_id = ? AND state = 'queued' "
+                    f"AND subscriber_id IN ({marks}) ORDER BY subscriber_id",
+                    (issue_id, *part),
+                )
+                ids = [row[0] for row in rows]
+                self.db.executemany(
+                    "UPDATE send_ledger SET state = 'in_flight', batch_id = ?, error = NULL, "
+                    "updated_at = ? WHERE issue_id = ? AND subscriber_id = ?",
+                    [(batch_id, now, issue_id, sid) for sid in ids],
+                )
+                claimed.extend(ids)
+        return claimed
+
+    def mark_sent(
+        self, issue_id: str, subscriber_ids: Iterable[int], provider_id: str | None = None
+    ) -> int:
+        now = utc_now()
+        with self.db.transaction():
+            return self.db.executemany(
+                "UPDATE send_ledger SET state = 'sent', provider_id = ?, error = NULL, "
+                "updated_at = ? WHERE issue_id = ? AND subscriber_id = ?",
+                [(provider_id, now, issue_id, int(sid)) for sid in subscriber_ids],
+            )
+
+    def mark_failed(
+        self, issue_id: str, errors: Mapping[int, str] | Iterable[tuple[int, str]]
+    ) -> int:
+        """Record recipients the provider refused, each with the provider's reason."""
+        pairs = errors.items() if isinstance(errors, Mapping) else errors
+        now = utc_now()
+        with self.db.transaction():
+            return self.db.executemany(
+                "UPDATE send_ledger SET state = 'failed', error = ?, updated_at = ? "
+                "WHERE issue_id = ? AND subscriber_id = ?",
+                [(str(error), now, issue_id, int(sid)) for sid, error in pairs],
+            )
+
+    def requeue_in_flight(self, issue_id: str) -> int:
+        """After a crash: put recipients whose fate is unknown back in the queue."""
+        return self._move(issue_id, LedgerState.IN_FLIGHT, LedgerState.QUEUED)
+
+    def requeue_failed(self, issue_id: str) -> int:
+        """Give refused recipients another try (after fixing what made them fail)."""
+        return self._move(issue_id, LedgerState.FAILED, LedgerState.QUEUED)
+
+    def _move(self, issue_id: str, old: LedgerState, new: LedgerState) -> int:
+        with self.db.transaction():
+            return self.db.execute(
+                "UPDATE send_ledger SET state = ?, updated_at = ? WHERE issue_id = ? AND state = ?",
+                (str(new), utc_now(), issue_id, str(old)),
+            )
+
+    def skip_unsubscribed(self, issue_id: str) -> int:
+        """Mark queued recipients who left since they were queued as skipped."""
+        with self.db.transaction():
+            return self.db.execute(
+                "UPDATE send_ledger SET state = 'skipped', updated_at = ? "
+                "WHERE issue_id = ? AND state = 'queued' AND subscriber_id IN "
+                "(SELECT id FROM subscribers WHERE status <> 'subscribed')",
+                (utc_now(), issue_id),
+            )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def pending(
+        self, issue_id: str, *, limit: int | None = None, chunk: int = CHUNK
+    ) -> Iterator[list[Subscriber]]:
+        """Queued recipients still subscribed, in id order, ``chunk`` at a time.
+
+        Reads by keyset, so the caller may claim and mark rows between chunks.
+        """
+        sql = (
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM send_ledger l "
+            "JOIN subscribers s ON s.id = l.subscriber_id "
+            "WHERE l.issue_id = ? AND l.state = 'queued' AND s.status = 'subscribed' "
+            "AND l.subscriber_id > ? ORDER BY l.subscriber_id LIMIT ?"
+        )
+        last, left = 0, limit
+        while left is None or left > 0:
+            size = chunk if left is None else min(chunk, left)
+            rows = self.db.all(sql, (issue_id, last, size))
+            if rows:
+                yield [subscriber_from_row(row) for row in rows]
+            if len(rows) < size:
+                return
+            last = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
+    def entries(self, issue_id: str, state: LedgerState | str | None = None) -> list[LedgerEntry]:
+        sql = (
+            "SELECT l.issue_id, l.subscriber_id, s.email, l.list_name, l.state, l.batch_id, "
+            "l.provider_id, l.error, l.updated_at FROM send_ledger l "
+            "JOIN subscribers s ON s.id = l.subscriber_id WHERE l.issue_id = ?"
+        )
+        params: tuple[str, ...] = (issue_id,)
+        if state is not None:
+            sql += " AND l.state = ?"
+            params += (str(LedgerState(state)),)
+        rows = self.db.all(sql + " ORDER BY l.subscriber_id", params)
+        return [LedgerEntry(*row[:4], LedgerState(row[4]), *row[5:]) for row in rows]
+
+    def in_flight(self, issue_id: str) -> list[LedgerEntry]:
+        return self.entries(issue_id, LedgerState.IN_FLIGHT)
+
+    def counts(self, issue_id: str) -> dict[str, int]:
+        """Recipients of an issue per state; every state is present, zero if none."""
+        counts = {str(state): 0 for state in LedgerState}
+        rows = self.db.all(
+            "SELECT state, COUNT(*) FROM send_ledger WHERE issue_id = ? GROUP BY state",
+            (issue_id,),
+        )
+        counts.update({row[0]: int(row[1]) for row in rows})
+        return counts
+
+    def issues(self) -> list[str]:
+        """Issue ids that have a ledger, oldest id first."""
+        return [
+            row[0]
+            for row in self.db.all("SELECT DISTINCT issue_id FROM send_ledger ORDER BY issue_id")
+        ]
+
+    # --- the send lock ---------------------------------------------------------------------
+
+    def acquire_lock(self, issue_id: str, owner: str | None = None) -> SendLock:
+        """Take the right to send an issue, or raise SendInProgressError naming the holder.
+
+        A lock is taken over when its owner is a process on this host that no longer exists,
+        or when its heartbeat is older than ``STALE_AFTER`` (an owner on another host, or a
+        hung one). The check and the write share one ``BEGIN IMMEDIATE`` transaction, so two
+        processes cannot both win.
+        """
+        me = owner or self.owner
+        now = utc_now()
+        with self.db.transaction():
+            row = self.db.one(
+                "SELECT owner, acquired_at, heartbeat_at FROM send_locks WHERE issue_id = ?",
+                (issue_id,),
+            )
+            replaced = None
+            if row is not None:
+                holder, since, beat = row
+                if holder != me and not self._abandoned(holder, beat):
+                    raise SendInProgressError(
+                        f"issue {issue_id} is already being sent by {holder} since {since} "
+                        f"(last heartbeat {beat})",
+                        hint="wait for it to finish, or if that process is gone, run again: "
+                        f"its lock is taken over once the heartbeat is older than "
+                        f"{int(STALE_AFTER.total_seconds() // 60)} minutes",
+                    )
+                replaced = holder if holder != me else None
+                self.db.execute("DELETE FROM send_locks WHERE issue_id = ?", (issue_id,))
+            self.db.execute(
+                "INSERT INTO send_locks (issue_id, owner, acquired_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?)",
+                (issue_id, me, now, now),
+            )
+        return SendLock(issue_id, me, now, now, replaced)
+
+    @staticmethod
+    def _abandoned(holder: str, heartbeat_at: str) -> bool:
+        host, _, pid = holder.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+            return True
+        return datetime.now(UTC) - parse_time(heartbeat_at) > STALE_AFTER
+
+    def heartbeat(self, issue_id: str, owner: str | None = None) -> None:
+        """Say the send is alive; raises SendInProgressError if the lock was taken over."""
+        me = owner or self.owner
+        with self.db.transaction():
+            changed = self.db.execute(
+                "UPDATE send_locks SET heartbeat_at = ? WHERE issue_id = ? AND owner = ?",
+                (utc_now(), issue_id, me),
+            )
+            if not changed:
+                holder = self.db.scalar(
+                    "SELECT owner FROM send_locks WHERE issue_id = ?", (issue_id,)
+                )
+                raise SendInProgressError(
+                    f"lost the send lock of issue {issue_id}"
+                    + (f": {holder} took it over" if holder else ""),
+                    hint="this send stops so two processes never send the same issue",
+                )
+
+    def release_lock(self, issue_id: str, owner: str | None = None) -> bool:
+        """Give the lock up; only its owner can. Returns whether a lock was released."""
+        me = owner or self.owner
+        with self.db.transaction():
+            return bool(
+                self.db.execute(
+                    "DELETE FROM send_locks WHERE issue_id = ? AND owner = ?", (issue_id, me)
+                )
+            )
+
+    def lock_holder(self, issue_id: str) -> SendLock | None:
+        row = self.db.one(
+            "SELECT issue_id, owner, acquired_at, heartbeat_at FROM send_locks WHERE issue_id = ?",
+            (issue_id,),
+        )
+        return SendLock(*row) if row else None

@@ -1,0 +1,456 @@
+"""Subscribers, their lists and the history of their consent.
+
+Consent is one-way unless a person asks again: an address that unsubscribed, bounced or
+complained is never put back on a list by an add or an import without ``force``. Every
+change of status is kept in ``status_events`` with where it came from, so "why did this
+person get (or not get) the newsletter" always has an answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+from email_validator import EmailNotValidError, validate_email
+
+from ..errors import InvalidAddress, StoreError
+from ..models import Subscriber, SubscriberStatus
+from .db import Database, utc_now
+
+CHUNK = 1000
+INACTIVE = frozenset(
+    {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
+)
+SUBSCRIBER_COLUMNS = "s.id, s.email, s.name, s.status, s.attributes"
+
+
+def normalise_address(address: str) -> str:
+    """The address as it will be stored and sent to, or InvalidAddress saying why not."""
+    text = (address or "").strip()
+    if not text:
+        raise InvalidAddress("no e-mail address given")
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidAddress(f"{text!r} is not a valid e-mail address: {exc}") from None
+
+
+def address_key(normalised: str) -> str:
+    """What makes two addresses the same person: mailbox case is ignored by real servers."""
+    return normalised.lower()
+
+
+@dataclass(frozen=True)
+class MailingList:
+    id: int
+    name: str
+    description: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    status: SubscriberStatus
+    source: str
+    detail: str
+    at: str
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """One row to upsert in bulk; ``line`` lets a report point back at the input file."""
+
+    email: str
+    name: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass
+class UpsertCounts:
+    added: int = 0
+    """New to the list (a new address, or a known address joining this list)."""
+    updated: int = 0
+    """Already on the list; name or attributes changed."""
+    unchanged: int = 0
+    skipped_unsubscribed: int = 0
+    """Known addresses that left (unsubscribed, bounced, complained) and were not forced back."""
+    skipped_lines: list[int] = field(default_factory=list)
+
+
+def subscriber_from_row(row: tuple[Any, ...]) -> Subscriber:
+    attributes = orjson.loads(row[4]) if row[4] and row[4] != "{}" else {}
+    return Subscriber(
+        id=row[0],
+        email=row[1],
+        name=row[2],
+        status=SubscriberStatus(row[3]),
+        attributes=attributes,
+    )
+
+
+def _dumps(attributes: Mapping[str, str]) -> str:
+    return orjson.dumps(dict(attributes), option=orjson.OPT_SORT_KEYS).decode()
+
+
+class Store:
+    """The subscriber store; open with ``Store.open(path)`` and use as a context manager."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        db = Database(Path(path))
+        try:
+            db.migrate()
+        except BaseException:
+            db.close()
+            raise
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- lists -----------------------------------------------------------------------------
+
+    def ensure_list(self, name: str, description: str = "") -> MailingList:
+        """Create the list if needed; a changed description in the config is taken over."""
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO lists (name, description, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, description, utc_now()),
+            )
+            if description:
+                self.db.execute(
+                    "UPDATE lists SET description = ? WHERE name = ?", (description, name)
+                )
+        found = self.find_list(name)
+        assert found is not None
+        return found
+
+    def find_list(self, name: str) -> MailingList | None:
+        row = self.db.one(
+            "SELECT id, name, description, created_at FROM lists WHERE name = ?", (name,)
+        )
+        return MailingList(*row) if row else None
+
+    def lists(self) -> list[MailingList]:
+        rows = self.db.all("SELECT id, name, description, created_at FROM lists ORDER BY name")
+        return [MailingList(*row) for row in rows]
+
+    def list_id(self, name: str) -> int:
+        found = self.find_list(name)
+        if found is None:
+            known = ", ".join(lst.name for lst in self.lists()) or "none yet"
+            raise StoreError(
+                f"there is no list named {name!r} (lists: {known})",
+                hint="add it under 'lists:' in newsletter.yml, or check the spelling",
+            )
+        return found.id
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, email: str) -> Subscriber | None:
+        try:
+            key = address_key(normalise_address(email))
+        except InvalidAddress:
+            return None
+        row = self.db.one(
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.email_key = ?", (key,)
+        )
+        return subscriber_from_row(row) if row else None
+
+    def get_by_id(self, subscriber_id: int) -> Subscriber | None:
+        row = self.db.one(
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.id = ?", (subscriber_id,)
+        )
+        return subscriber_from_row(row) if row else None
+
+    def _require(self, email_or_id: str | int) -> Subscriber:
+        found = (
+            self.get_by_id(email_or_id) if isinstance(email_or_id, int) else self.get(email_or_id)
+        )
+        if found is None:
+            raise StoreError(
+                f"no subscriber {email_or_id!r} in the store",
+                hint="'newsletter subscribers list' shows who is in it",
+            )
+        return found
+
+    def subscribers_of(
+        self,
+        list_name: str,
+        status: SubscriberStatus | None = SubscriberStatus.SUBSCRIBED,
+        *,
+        chunk: int = CHUNK,
+    ) -> Iterator[Subscriber]:
+        """Members of a list, ordered by id, read ``chunk`` rows at a time.
+
+        Keyset paging (``id > last``) keeps memory flat for a million members and lets the
+        caller write to the store between chunks: no cursor stays open across a ``yield``.
+        """
+        list_id = self.list_id(list_name)
+        condition, extra = ("AND s.status = ?", (str(status),)) if status else ("", ())
+        sql = (
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM memberships m "
+            "JOIN subscribers s ON s.id = m.subscriber_id "
+            f"WHERE m.list_id = ? AND m.subscriber_id > ? {condition} "
+            "ORDER BY m.subscriber_id LIMIT ?"
+        )
+        last = 0
+        while True:
+            rows = self.db.all(sql, (list_id, last, *extra, chunk))
+            for row in rows:
+                yield subscriber_from_row(row)
+            if len(rows) < chunk:
+                return
+            last = rows[-1][0]
+
+    def all_subscribers(self, status: SubscriberStatus | None = None) -> Iterator[Subscriber]:
+        """Everyone in the store, on a list or not, ordered by id."""
+        condition, extra = ("AND s.status = ?", (str(status),)) if status else ("", ())
+        sql = (
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s "
+            f"WHERE s.id > ? {condition} ORDER BY s.id LIMIT ?"
+        )
+        last = 0
+        while True:
+            rows = self.db.all(sql, (last, *extra, CHUNK))
+            yield from (subscriber_from_row(row) for row in rows)
+            if len(rows) < CHUNK:
+                return
+            last = rows[-1][0]
+
+    def count(self, list_name: str | None = None, status: SubscriberStatus | None = None) -> int:
+        """How many subscribers (of one list, with one status); None means all."""
+        where, params = [], []
+        if status is not None:
+            where.append("s.status = ?")
+            params.append(str(status))
+        if list_name is None:
+            sql = "SELECT COUNT(*) FROM subscribers s"
+        else:
+            sql = "SELECT COUNT(*) FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
+            where.append("m.list_id = ?")
+            params.append(self.list_id(list_name))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return int(self.db.scalar(sql, params))
+
+    def memberships(self, email_or_id: str | int) -> list[str]:
+        subscriber = self._require(email_or_id)
+        rows = self.db.all(
+            "SELECT l.name FROM memberships m JOIN lists l ON l.id = m.list_id "
+            "WHERE m.subscriber_id = ? ORDER BY l.name",
+            (subscriber.id,),
+        )
+        return [row[0] for row in rows]
+
+    def events(self, email_or_id: str | int) -> list[StatusEvent]:
+        """The subscriber's status history, oldest first."""
+        subscriber = self._require(email_or_id)
+        rows = self.db.all(
+            "SELECT status, source, detail, at FROM status_events WHERE subscriber_id = ? "
+            "ORDER BY id",
+            (subscriber.id,),
+        )
+        return [StatusEvent(SubscriberStatus(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        name: str = "",
+        list_name: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        source: str = "cli",
+        force: bool = False,
+    ) -> Subscriber:
+        """Add an address (and put it on ``list_name``), or update a known one.
+
+        A known address that left keeps its status: re-adding it raises StoreError unless
+        ``force`` (the person asked to come back), which is recorded as a status event.
+        """
+        record = NewSubscriber(normalise_address(email), name, dict(attributes or {}))
+        counts = self.upsert_many([record], list_name, force=force, source=source)
+        found = self.get(record.email)
+        assert found is not None
+        if counts.skipped_unsubscribed:
+            raise StoreError(
+                f"{found.email} is {found.status} and is not added back",
+                hint="only if they asked to rejoin, run again with --force",
+            )
+        return found
+
+    def upsert_many(
+        self,
+        records: Iterable[NewSubscriber],
+        list_name: str | None,
+        *,
+        force: bool = False,
+        source: str = "import",
+    ) -> UpsertCounts:
+        """Insert or update many subscribers in one transaction with a handful of statements.
+
+        Addresses must already be normalised and unique (see ``normalise_address``). Given
+        attributes are merged into the stored ones; a non-empty name replaces the stored one.
+        """
+        wanted = {address_key(r.email): r for r in records}
+        counts = UpsertCounts()
+        now = utc_now()
+        with self.db.transaction():
+            list_id = self.list_id(list_name) if list_name is not None else None
+            existing = self._existing(list(wanted), list_id)
+            new_rows = [
+                (r.email, key, r.name, _dumps(r.attributes), source, now, now)
+                for key, r in wanted.items()
+                if key not in existing
+            ]
+            self.db.executemany(
+                "INSERT INTO subscribers (email, email_key, name, attributes, status, source, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'subscribed', ?, ?, ?)",
+                new_rows,
+            )
+            ids = self._ids([row[1] for row in new_rows])
+            self.db.executemany(
+                "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
+                "VALUES (?, 'subscribed', ?, 'added', ?)",
+                [(ids[row[1]], source, now) for row in new_rows],
+            )
+            joins = [ids[row[1]] for row in new_rows]
+            counts.added = len(new_rows) if list_id is not None else 0
+            updates, rejoins = [], []
+            for key, (sid, name, attrs_json, status, member) in existing.items():
+                record = wanted[key]
+                if status in INACTIVE and not force:
+                    counts.skipped_unsubscribed += 1
+                    counts.skipped_lines.append(record.line)
+                    continue
+                attrs = orjson.loads(attrs_json) if attrs_json else {}
+                merged = {**attrs, **record.attributes}
+                new_name = record.name or name
+                if status in INACTIVE:
+                    rejoins.append(sid)
+                if new_name != name or merged != attrs or status in INACTIVE:
+                    updates.append((new_name, _dumps(merged), now, sid))
+                if list_id is None:
+                    continue
+                if not member:
+                    joins.append(sid)
+                    counts.added += 1
+                elif new_name != name or merged != attrs or status in INACTIVE:
+                    counts.updated += 1
+                else:
+                    counts.unchanged += 1
+            self.db.executemany(
+                "UPDATE subscribers SET name = ?, attributes = ?, status = 'subscribed', "
+                "updated_at = ? WHERE id = ?",
+                updates,
+            )
+            self.db.executemany(
+                "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
+                "VALUES (?, 'subscribed', ?, 'added again with force', ?)",
+                [(sid, source, now) for sid in rejoins],
+            )
+            if list_id is not None:
+                self.db.executemany(
+                    "INSERT INTO memberships (list_id, subscriber_id, created_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT (list_id, subscriber_id) DO NOTHING",
+                    [(list_id, sid, now) for sid in joins],
+                )
+        return counts
+
+    def _existing(
+        self, keys: list[str], list_id: int | None
+    ) -> dict[str, tuple[int, str, str, SubscriberStatus, bool]]:
+        """key -> (id, name, attributes, status, on the list) for the keys already stored."""
+        found: dict[str, tuple[int, str, str, SubscriberStatus, bool]] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self.db.all(
+                "SELECT s.email_key, s.id, s.name, s.attributes, s.status, "
+                "EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id "
+                "AND m.list_id = ?) "
+                f"FROM subscribers s WHERE s.email_key IN ({marks})",
+                (list_id if list_id is not None else -1, *part),
+            )
+            for row in rows:
+                found[row[0]] = (row[1], row[2], row[3], SubscriberStatus(row[4]), bool(row[5]))
+        return found
+
+    def _ids(self, keys: list[str]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self.db.all(
+                f"SELECT email_key, id FROM subscribers WHERE email_key IN ({marks})", part
+            )
+            ids.update(dict(rows))
+        return ids
+
+    def remove(self, email_or_id: str | int) -> Subscriber:
+        """Delete a person entirely: memberships, history and ledger rows go with them."""
+        subscriber = self._require(email_or_id)
+        with self.db.transaction():
+            self.db.execute("DELETE FROM subscribers WHERE id = ?", (subscriber.id,))
+        return subscriber
+
+    def set_status(
+        self,
+        email_or_id: str | int,
+        status: SubscriberStatus | str,
+        source: str,
+        detail: str = "",
+    ) -> Subscriber:
+        """Change a status and record the event; setting the status it has changes nothing."""
+        new = SubscriberStatus(status)
+        with self.db.transaction():
+            subscriber = self._require(email_or_id)
+            if subscriber.status is new:
+                return subscriber
+            now = utc_now()
+            self.db.execute(
+                "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
+                (str(new), now, subscriber.id),
+            )
+            self.db.execute(
+                "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (subscriber.id, str(new), source, detail, now),
+            )
+        return self._require(subscriber.id)
+
+    def unsubscribe(
+        self, email_or_id: str | int, source: str = "cli", detail: str = ""
+    ) -> Subscriber:
+        return self.set_status(email_or_id, SubscriberStatus.UNSUBSCRIBED, source, detail)
+
+    # --- settings --------------------------------------------------------------------------
+
+    def get_secret(self, name: str) -> str:
+        """A random secret kept in the store, made on first use, so no credential is needed."""
+        key = f"secret:{name}"
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, secrets.token_urlsafe(32)),
+            )
+            return str(self.db.scalar("SELECT value FROM settings WHERE key = ?", (key,)))

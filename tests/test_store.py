@@ -1,0 +1,157 @@
+"""The subscriber store: schema, addresses, consent, streaming, secrets."""
+
+from __future__ import annotations
+
+import sqlite3
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import InvalidAddress, StoreError
+from newsletter.models import SubscriberStatus
+from newsletter.store import Store
+from newsletter.store.subscribers import NewSubscriber
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(tmp_path / "data" / "newsletter.db")
+    opened.ensure_list("members", "Members of the network")
+    yield opened
+    opened.close()
+
+
+def test_open_creates_file_and_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "store.db"
+    with Store.open(path) as first:
+        assert first.db.schema_version() == 1
+        first.ensure_list("members")
+    with Store.open(path) as second:
+        assert second.db.schema_version() == 1
+        assert [lst.name for lst in second.lists()] == ["members"]
+    rows = sqlite3.connect(path).execute("SELECT version FROM schema_migrations").fetchall()
+    assert rows == [(1,)]
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
+    with pytest.raises(StoreError, match="schema version 99, newer than"):
+        Store.open(path)
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError) as caught:
+        Store.open(path)
+    assert str(path) in str(caught.value)
+
+
+def test_add_normalises_and_finds_the_same_person_in_any_case(store: Store) -> None:
+    added = store.add("  Ann.Smith@Example.ORG ", "Ann Smith", "members", {"org": "Council"})
+    assert added.email == "Ann.Smith@example.org"
+    assert added.attributes == {"org": "Council"}
+    again = store.add("ann.smith@example.org", list_name="members", attributes={"role": "chair"})
+    assert again.id == added.id
+    assert again.name == "Ann Smith"  # an empty name keeps the stored one
+    assert again.attributes == {"org": "Council", "role": "chair"}
+    assert store.get("ANN.SMITH@EXAMPLE.ORG") == added
+    assert store.count("members") == 1
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [("ann@@example.org", "ann@@example.org"), ("no-at-sign.example.org", "@-sign"), ("", "no")],
+)
+def test_invalid_address_names_it_and_why(store: Store, address: str, reason: str) -> None:
+    with pytest.raises(InvalidAddress) as caught:
+        store.add(address, list_name="members")
+    assert reason in str(caught.value)
+    assert store.count() == 0
+
+
+def test_unknown_list_names_the_known_ones(store: Store) -> None:
+    with pytest.raises(StoreError, match=r"no list named 'membres' \(lists: members\)"):
+        store.add("ann@example.org", list_name="membres")
+
+
+def test_no_resubscribe_without_force_and_every_change_is_an_event(store: Store) -> None:
+    ann = store.add("ann@example.org", "Ann", "members", source="signup-form")
+    store.unsubscribe("ann@example.org", source="link", detail="one-click")
+    with pytest.raises(StoreError, match="is unsubscribed and is not added back") as caught:
+        store.add("ann@example.org", list_name="members")
+    assert "--force" in str(caught.value)
+    assert store.get("ann@example.org").status is SubscriberStatus.UNSUBSCRIBED
+
+    back = store.add("ann@example.org", list_name="members", force=True, source="cli")
+    assert back.status is SubscriberStatus.SUBSCRIBED
+    store.set_status(ann.id, "bounced", "provider", "550 mailbox unknown")
+    store.set_status(ann.id, SubscriberStatus.BOUNCED, "provider")  # no change, no event
+    events = [(e.status, e.source, e.detail) for e in store.events("ann@example.org")]
+    assert events == [
+        ("subscribed", "signup-form", "added"),
+        ("unsubscribed", "link", "one-click"),
+        ("subscribed", "cli", "added again with force"),
+        ("bounced", "provider", "550 mailbox unknown"),
+    ]
+
+
+def test_remove_deletes_the_person_and_their_history(store: Store) -> None:
+    store.add("ann@example.org", "Ann", "members")
+    store.remove("ann@example.org")
+    assert store.get("ann@example.org") is None
+    assert store.db.scalar("SELECT COUNT(*) FROM status_events") == 0
+    assert store.db.scalar("SELECT COUNT(*) FROM memberships") == 0
+    with pytest.raises(StoreError, match=r"no subscriber 'ann@example\.org'"):
+        store.remove("ann@example.org")
+
+
+def test_streams_many_subscribers_in_id_order_with_flat_memory(store: Store) -> None:
+    total = 50_000
+    records = [NewSubscriber(f"person{i}@example.org", f"Person {i}") for i in range(total)]
+    counts = store.upsert_many(records, "members")
+    assert counts.added == total
+    for i in range(0, total, 10):
+        store.db.execute(
+            "UPDATE subscribers SET status = 'unsubscribed' WHERE email_key = ?",
+            (f"person{i}@example.org",),
+        )
+    assert store.count("members", SubscriberStatus.SUBSCRIBED) == total - total // 10
+
+    tracemalloc.start()
+    previous, seen = 0, 0
+    for subscriber in store.subscribers_of("members"):
+        assert subscriber.id > previous
+        assert subscriber.status is SubscriberStatus.SUBSCRIBED
+        previous = subscriber.id
+        seen += 1
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert seen == total - total // 10
+    assert peak < 5_000_000, f"streaming held {peak} bytes"
+    assert sum(1 for _ in store.subscribers_of("members", status=None)) == total
+
+
+def test_store_can_be_written_while_streaming(store: Store) -> None:
+    store.upsert_many([NewSubscriber(f"p{i}@example.org") for i in range(30)], "members")
+    for subscriber in store.subscribers_of("members", chunk=7):
+        store.unsubscribe(subscriber.id, source="test")
+    assert store.count("members", SubscriberStatus.SUBSCRIBED) == 0
+
+
+def test_secret_is_made_once_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with Store.open(path) as store:
+        first = store.get_secret("unsubscribe")
+        assert len(first) >= 40
+        assert store.get_secret("unsubscribe") == first
+        assert store.get_secret("other") != first
+    with Store.open(path) as store:
+        assert store.get_secret("unsubscribe") == first
