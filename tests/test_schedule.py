@@ -150,7 +150,18 @@ def test_next_due_lists_slots_strictly_after_now() -> None:
 def test_previous_slot() -> None:
     weekly = schedule("0 8 * * 2")
     slot = Slot(local(2026, 11, 24, 8, 0))
-    assert str(weekly.previous_slot(slot)) == "2026-11-17T08:00+00:00"
+    previous = weekly.previous_slot(slot)
+    assert str(previous) == "2026-11-17T08:00+00:00"
+    assert previous is not None and previous < slot
+
+
+def test_slots_compare_as_instants_not_wall_times() -> None:
+    first_0130 = Slot(local(2026, 10, 25, 1, 30, fold=0))  # BST
+    second_0130 = Slot(local(2026, 10, 25, 1, 30, fold=1))  # GMT, an hour later
+    assert first_0130 != second_0130
+    assert first_0130 < second_0130
+    assert Slot(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)) == first_0130
+    assert len({first_0130, second_0130, Slot(datetime(2026, 10, 25, 0, 30, tzinfo=UTC))}) == 2
 
 
 # --- daylight saving time in Europe/London --------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import total_ordering
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +42,7 @@ EXAMPLE_CRON = "0 8 * * 2"
 _MARGIN = timedelta(hours=3)
 
 
+@total_ordering
 @dataclass(frozen=True, eq=False)
 class Slot:
     """One scheduled moment; the issue built for it is dated by its local date."""
