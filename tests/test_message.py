@@ -1,0 +1,166 @@
+import email
+import email.policy
+from email.message import EmailMessage
+
+import pytest
+
+from newsletter import merge
+from newsletter.errors import HeaderInjectionError
+from newsletter.message import (
+    MergeValueError,
+    PreparedIssue,
+    build_mime,
+    check_header,
+    personalise,
+)
+from newsletter.models import Recipient
+from newsletter.tokens import verify_token
+from servers.samples import LIST, SECRET, recipient, sample_issue
+
+DOMAIN = "leading-together.example.org"
+
+
+def _reparsed(message: EmailMessage) -> EmailMessage:
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_headers_are_present_and_exact() -> None:
+    ann = recipient(7, "ann@example.com", "Ann Smith")
+    message = _reparsed(build_mime(sample_issue(), ann, message_id_domain=DOMAIN))
+
+    assert message["From"] == "Leading Together <news@leading-together.example.org>"
+    assert message["To"] == "Ann Smith <ann@example.com>"
+    assert message["Reply-To"] == "editor@leading-together.example.org"
+    assert message["Subject"] == "Issue #1 for Ann: leading together"
+    assert message["List-Id"] == "Leading Together <members.leading-together.example.org>"
+    assert message["List-Unsubscribe"] == (
+        f"<{ann.unsubscribe_url}>, "
+        "<mailto:unsubscribe@leading-together.example.org?subject=unsubscribe>"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["X-Newsletter-Issue"] == "001-2026-11-24"
+    assert message["Message-ID"].endswith(f"@{DOMAIN}>")
+    assert message["Date"].datetime is not None
+
+
+def test_long_unsubscribe_url_stays_a_plain_url_on_the_wire() -> None:
+    ann = recipient(7, "ann@example.com", "Ann Smith")
+    raw = build_mime(sample_issue(), ann, message_id_domain=DOMAIN).as_bytes()
+    assert f"List-Unsubscribe: <{ann.unsubscribe_url}>,\r\n".encode() in raw
+    assert b"=?utf-8?" not in raw.split(b"\r\n\r\n")[0].split(b"List-Unsubscribe:")[1][:300]
+
+
+def test_unsubscribe_token_in_the_header_verifies() -> None:
+    ann = recipient(7, "ann@example.com", "Ann Smith")
+    message = build_mime(sample_issue(), ann, message_id_domain=DOMAIN)
+    url = str(message["List-Unsubscribe"]).split(">")[0].lstrip("<")
+    token = url.split("t=")[1]
+    payload = verify_token(SECRET, token)
+    assert (payload.subscriber_id, payload.email, payload.list_name) == (7, "ann@example.com", LIST)
+
+
+def test_multipart_alternative_text_first_then_html_utf8() -> None:
+    message = _reparsed(
+        build_mime(sample_issue(), recipient(1, "b@example.com", "Bo"), message_id_domain=DOMAIN)
+    )
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [part.get_content_type() for part in parts] == ["text/plain", "text/html"]
+    assert all(part.get_content_charset() == "utf-8" for part in parts)
+    assert parts[0].get_content().replace("\r\n", "\n").startswith("Dear Bo,\n\nThis week")
+    assert "<p>Dear Bo,</p>" in parts[1].get_content()
+
+
+def test_merge_values_are_escaped_in_html_and_raw_in_text() -> None:
+    nasty = recipient(3, "x@example.com", '<b>Tom</b> & "Jerry"')
+    subject, html, text = personalise(sample_issue(), nasty)
+    assert "Dear &lt;b&gt;Tom&lt;/b&gt;," in html
+    assert "Dear <b>Tom</b>," in text
+    assert subject == "Issue #1 for <b>Tom</b>: leading together"
+
+
+def test_fallbacks_used_when_a_value_is_missing() -> None:
+    subject, html, text = personalise(sample_issue(), recipient(4, "n@example.com", ""))
+    assert subject == "Issue #1 for friends: leading together"
+    assert "Dear reader," in html and "Dear reader," in text
+
+
+def test_personalise_matches_merge_substitute() -> None:
+    issue = sample_issue()
+    ann = recipient(9, "ann@example.com", "Ann & Co", colour="blue")
+    values = {
+        "first_name": "Ann",
+        "email": ann.email,
+        "name": ann.name,
+        "unsubscribe_url": ann.unsubscribe_url,
+        "colour": "blue",
+    }
+    prepared = PreparedIssue(issue)
+    assert prepared.personalise(values) == (
+        merge.substitute(issue.subject, values, escape_html=False),
+        merge.substitute(issue.html, values, escape_html=True),
+        merge.substitute(issue.text, values, escape_html=False),
+    )
+
+
+def test_non_ascii_names_and_subjects_round_trip() -> None:
+    issue = sample_issue(subject="Ünïcode news for %%first_name%% — " + "long " * 20)
+    zoe = recipient(5, "zoe@example.com", "Zoë Ångström")
+    raw = build_mime(issue, zoe, message_id_domain=DOMAIN).as_bytes()
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["To"].addresses[0].display_name == "Zoë Ångström"
+    assert message["Subject"] == "Ünïcode news for Zoë — " + "long " * 20
+    assert raw.isascii()
+    encoded = [line for line in raw.split(b"\r\n") if b"=?utf-8?b?" in line]
+    assert len(encoded) >= 3
+    assert all(len(line) <= 78 for line in encoded)
+
+
+@pytest.mark.parametrize("value", ["Hello\r\nBcc: victim@example.com", "Hi\nthere", "x\ry"])
+def test_check_header_refuses_line_breaks(value: str) -> None:
+    with pytest.raises(HeaderInjectionError, match="header Subject"):
+        check_header("Subject", value)
+
+
+def test_line_break_in_subject_is_refused() -> None:
+    issue = sample_issue(subject="Hello\r\nBcc: everyone@example.com")
+    with pytest.raises(HeaderInjectionError, match="Subject"):
+        build_mime(issue, recipient(1, "a@example.com"), message_id_domain=DOMAIN)
+
+
+def test_line_break_in_recipient_name_names_the_subscriber() -> None:
+    bad = recipient(42, "eve@example.com", "Eve\r\nBcc: all@example.com")
+    with pytest.raises(HeaderInjectionError, match=r"subscriber 42 .*name"):
+        build_mime(sample_issue(), bad, message_id_domain=DOMAIN)
+
+
+def test_line_break_in_a_subject_merge_value_names_subscriber_and_field() -> None:
+    bad = recipient(43, "eve@example.com", "Eve", first_name="Eve\nBcc: x@example.com")
+    with pytest.raises(HeaderInjectionError, match=r"subscriber 43 .*'first_name'.*Subject"):
+        personalise(sample_issue(), bad)
+
+
+def test_value_that_is_not_text_names_subscriber_and_field() -> None:
+    bad = Recipient(44, "num@example.com", "Num", merge_values={"first_name": 12})  # type: ignore[dict-item]
+    with pytest.raises(MergeValueError, match=r"subscriber 44 .*'first_name' is a int"):
+        personalise(sample_issue(), bad)
+
+
+def test_line_break_in_from_name_is_refused() -> None:
+    with pytest.raises(HeaderInjectionError, match="From"):
+        build_mime(
+            sample_issue(from_name="News\r\nX-Evil: 1"),
+            recipient(1, "a@example.com"),
+            message_id_domain=DOMAIN,
+        )
+
+
+def test_no_one_click_header_without_an_https_url() -> None:
+    plain = Recipient(1, "a@example.com", "A", unsubscribe_url="")
+    message = build_mime(sample_issue(), plain, message_id_domain=DOMAIN)
+    assert message["List-Unsubscribe"] == (
+        "<mailto:unsubscribe@leading-together.example.org?subject=unsubscribe>"
+    )
+    assert message["List-Unsubscribe-Post"] is None
