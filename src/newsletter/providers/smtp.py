@@ -1,0 +1,228 @@
+"""Delivery through any SMTP server, over several reused connections at once.
+
+A connection is opened once per worker and kept for the whole send (EHLO, TLS and AUTH
+cost more than a message); each worker owns one connection, so no locking is needed
+around smtplib. A recipient the server refuses (5xx) fails alone and the send goes on; a
+refused login stops everything, and a temporary reply (4xx) or a lost connection marks
+the batch for a later retry.
+"""
+
+from __future__ import annotations
+
+import queue
+import smtplib
+import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..config import SmtpSettings, resolve_secret
+from ..errors import AuthenticationError, ProviderError, TransientProviderError
+from ..message import PreparedIssue
+from ..models import DeliveryResult, Recipient
+from .base import Checked, Provider
+
+
+@dataclass(frozen=True)
+class _Work:
+    prepared: PreparedIssue
+    chunks: tuple[Checked, ...]
+    domain: str
+
+
+@dataclass
+class _ChunkOutcome:
+    results: list[DeliveryResult]
+    deferred: list[str]
+    """'address: reply' for each recipient the server asked to try again later."""
+
+
+class SmtpProvider(Provider):
+    name = "smtp"
+    max_batch_size = 100
+
+    def __init__(self, settings: SmtpSettings, *, message_id_domain: str | None = None) -> None:
+        super().__init__(message_id_domain=message_id_domain)
+        self.settings = settings
+        self.where = f"smtp {settings.host}:{settings.port}"
+        self._password: str | None = None
+        self._idle: queue.SimpleQueue[smtplib.SMTP] = queue.SimpleQueue()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def open(self) -> None:
+        if self._opened:
+            return
+        if self.settings.username:
+            self._password = resolve_secret(self.settings.password, field="provider.smtp.password")
+        # One connection now, so a wrong host or a refused login shows before any send.
+        self._idle.put(self._connect())
+        self._executor = ThreadPoolExecutor(self.settings.connections, thread_name_prefix="smtp")
+        super().open()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        while True:
+            try:
+                connection = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                connection.quit()
+            except (smtplib.SMTPException, OSError):
+                connection.close()
+        super().close()
+
+    # --- hooks ---------------------------------------------------------------------------
+
+    def build_payload(self, prepared: PreparedIssue, checked: Checked) -> _Work:
+        workers = min(self.settings.connections, len(checked))
+        chunks = tuple(checked[start::workers] for start in range(workers))
+        return _Work(prepared, chunks, self.domain_for(prepared.issue))
+
+    def post(self, payload: _Work) -> list[DeliveryResult]:
+        assert self._executor is not None
+        futures = [
+            self._executor.submit(self._deliver_chunk, payload, chunk) for chunk in payload.chunks
+        ]
+        outcomes, fatal = [], None
+        for future in futures:  # wait for every worker before raising: none is left sending
+            try:
+                outcomes.append(future.result())
+            except ProviderError as exc:
+                fatal = fatal or exc
+        if fatal is not None:
+            raise fatal
+        results = [result for outcome in outcomes for result in outcome.results]
+        deferred = [item for outcome in outcomes for item in outcome.deferred]
+        if deferred:
+            error = TransientProviderError(
+                f"{self.where}: {len(deferred)} recipient(s) deferred by the server, "
+                f"e.g. {deferred[0]}; retry them later",
+            )
+            error.results = results  # type: ignore[attr-defined]  # the others went out
+            raise error
+        return results
+
+    def parse_results(self, payload: _Work, reply: list[DeliveryResult]) -> list[DeliveryResult]:
+        return reply
+
+    # --- one worker ----------------------------------------------------------------------
+
+    def _deliver_chunk(self, work: _Work, chunk: Checked) -> _ChunkOutcome:
+        outcome = _ChunkOutcome([], [])
+        connection = self._acquire()
+        try:
+            for recipient, values in chunk:
+                data = work.prepared.render(recipient, values, message_id_domain=work.domain)
+                connection = self._deliver_one(connection, work, recipient, data, outcome)
+        finally:
+            if connection.sock is not None:  # closed ones are not worth keeping
+                self._idle.put(connection)
+        return outcome
+
+    def _deliver_one(
+        self,
+        connection: smtplib.SMTP,
+        work: _Work,
+        recipient: Recipient,
+        data: bytes,
+        outcome: _ChunkOutcome,
+    ) -> smtplib.SMTP:
+        sender = work.prepared.issue.from_address
+        for attempt in (1, 2):
+            try:
+                connection.sendmail(sender, [recipient.email], data)
+            except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                connection.close()
+                if attempt == 2:
+                    raise TransientProviderError(
+                        f"{self.where}: the connection dropped twice while sending to "
+                        f"{recipient.email}: {exc}"
+                    ) from exc
+                connection = self._connect()
+                continue
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reply = exc.recipients.get(recipient.email, (550, b"refused"))
+                self._record_refusal(outcome, recipient, code, reply)
+            except (smtplib.SMTPDataError, smtplib.SMTPResponseException) as exc:
+                if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
+                    raise ProviderError(
+                        f"{self.where}: the server refuses the sender {sender}: "
+                        f"{exc.smtp_code} {_text(exc.smtp_error)}; check newsletter.sender",
+                        status=exc.smtp_code,
+                        body=_text(exc.smtp_error),
+                    ) from exc
+                self._record_refusal(outcome, recipient, exc.smtp_code, exc.smtp_error)
+            else:
+                outcome.results.append(DeliveryResult(recipient.subscriber_id, ok=True))
+            break
+        return connection
+
+    @staticmethod
+    def _record_refusal(
+        outcome: _ChunkOutcome, recipient: Recipient, code: int, reply: bytes | str
+    ) -> None:
+        text = f"{code} {_text(reply)}"
+        if 400 <= code < 500:
+            outcome.deferred.append(f"{recipient.email}: {text}")
+        else:
+            outcome.results.append(DeliveryResult(recipient.subscriber_id, ok=False, error=text))
+
+    def _acquire(self) -> smtplib.SMTP:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._connect()
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self.settings
+        local = socket.gethostname()  # getfqdn() may wait on DNS for every connection
+        try:
+            connection: smtplib.SMTP
+            if settings.security == "ssl":
+                connection = smtplib.SMTP_SSL(
+                    settings.host,
+                    settings.port,
+                    local_hostname=local,
+                    timeout=settings.timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                connection = smtplib.SMTP(
+                    settings.host, settings.port, local_hostname=local, timeout=settings.timeout
+                )
+            connection.ehlo()
+            if settings.security == "starttls":
+                connection.starttls(context=ssl.create_default_context())
+                connection.ehlo()
+            if settings.username:
+                connection.login(settings.username, self._password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise AuthenticationError(
+                f"{self.where}: the server refused the login of {settings.username!r}: "
+                f"{exc.smtp_code} {_text(exc.smtp_error)}",
+                status=exc.smtp_code,
+                body=_text(exc.smtp_error),
+                hint="check provider.smtp.username and the password's environment variable",
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise ProviderError(
+                f"{self.where}: the server does not offer AUTH here ({exc}); "
+                "set provider.smtp.security to starttls or ssl, or remove the username"
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            kind = TransientProviderError if exc.smtp_code < 500 else ProviderError
+            raise kind(
+                f"{self.where}: the server refused the connection: "
+                f"{exc.smtp_code} {_text(exc.smtp_error)}",
+                status=exc.smtp_code,
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientProviderError(f"{self.where}: cannot connect: {exc}") from exc
+        return connection
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
