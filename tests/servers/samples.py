@@ -46,6 +46,4 @@ def recipient(subscriber_id: int, email: str, name: str = "", **merge: str) -> R
 
 
 def many(count: int) -> list[Recipient]:
-    return [
-        recipient(n, f"reader{n}@example.com", f"Reader{n} Example") for n in range(1, count + 1)
-    ]
+    return [recipient(n, f"reader{n}@example.com", f"Reader {n}") for n in range(1, count + 1)]
