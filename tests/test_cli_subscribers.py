@@ -106,7 +106,9 @@ def test_add_unsubscribe_and_no_silent_resubscribe(config: Path) -> None:
     with store_of(config) as store:
         ann = store.get("ann@example.org")
         assert (ann.name, ann.status, ann.attributes) == (
-            "Ann B", SubscriberStatus.SUBSCRIBED, {"team": "ops"}
+            "Ann B",
+            SubscriberStatus.SUBSCRIBED,
+            {"team": "ops"},
         )
 
     invalid = run(config, "add", "ann@@example.org")

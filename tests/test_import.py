@@ -131,9 +131,7 @@ def test_bad_rows_are_reported_with_their_line_numbers(store: Store, tmp_path: P
     assert store.get("eve@example.org").name == "Eve\nMulti-line"
 
 
-def test_unsubscribed_people_are_not_added_back_without_force(
-    store: Store, tmp_path: Path
-) -> None:
+def test_unsubscribed_people_are_not_added_back_without_force(store: Store, tmp_path: Path) -> None:
     import_csv(store, SAMPLE, "members")
     store.unsubscribe("ben.okafor@example.com", source="link")
     store.set_status("chloe.martin@example.net", "complained", "provider")

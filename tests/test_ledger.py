@@ -43,7 +43,11 @@ def test_queue_is_idempotent(store: Store, ledger: Ledger) -> None:
     assert ledger.queue_list(ISSUE, "members") == 6
     assert ledger.queue_list(ISSUE, "members") == 0
     assert ledger.counts(ISSUE) == {
-        "queued": 10, "in_flight": 0, "sent": 0, "failed": 0, "skipped": 0
+        "queued": 10,
+        "in_flight": 0,
+        "sent": 0,
+        "failed": 0,
+        "skipped": 0,
     }
     assert ledger.issues() == [ISSUE]
 
@@ -58,7 +62,11 @@ def test_claim_send_fail_and_counts(store: Store, ledger: Ledger) -> None:
     ledger.mark_sent(ISSUE, batch[:3], provider_id="msg-123")
     ledger.mark_failed(ISSUE, {batch[3]: "550 mailbox unavailable"})
     assert ledger.counts(ISSUE) == {
-        "queued": 6, "in_flight": 0, "sent": 3, "failed": 1, "skipped": 0
+        "queued": 6,
+        "in_flight": 0,
+        "sent": 3,
+        "failed": 1,
+        "skipped": 0,
     }
     failed = ledger.entries(ISSUE, "failed")
     assert [(e.email, e.error) for e in failed] == [("p4@example.org", "550 mailbox unavailable")]
@@ -68,9 +76,7 @@ def test_claim_send_fail_and_counts(store: Store, ledger: Ledger) -> None:
     assert ledger.counts(ISSUE)["queued"] == 7
 
 
-def test_pending_excludes_people_who_left_and_skip_marks_them(
-    store: Store, ledger: Ledger
-) -> None:
+def test_pending_excludes_people_who_left_and_skip_marks_them(store: Store, ledger: Ledger) -> None:
     ledger.queue_list(ISSUE, "members")
     store.unsubscribe("p2@example.org", source="link")
     store.set_status("p5@example.org", "bounced", "provider")
@@ -97,7 +103,11 @@ def test_requeue_in_flight_after_a_crash(store: Store, ledger: Ledger) -> None:
     ledger.mark_sent(ISSUE, ids(store)[:2], "m1")
     assert ledger.requeue_in_flight(ISSUE) == 3
     assert ledger.counts(ISSUE) == {
-        "queued": 8, "in_flight": 0, "sent": 2, "failed": 0, "skipped": 0
+        "queued": 8,
+        "in_flight": 0,
+        "sent": 2,
+        "failed": 0,
+        "skipped": 0,
     }
 
 
@@ -122,7 +132,8 @@ def test_lock_held_by_a_live_process_is_refused_and_taken_over_once_it_dies(
 ) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(store.db.path), ISSUE, "60"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         status, owner = child.stdout.readline().split()
@@ -147,7 +158,8 @@ def test_only_one_of_several_racing_processes_gets_the_lock(store: Store) -> Non
     children = [
         subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(store.db.path), ISSUE, "3"],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]

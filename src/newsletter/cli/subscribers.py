@@ -15,14 +15,19 @@ from ..models import Subscriber, SubscriberStatus
 from ..store import ImportReport, Store, export_csv, import_csv, open_store
 from .common import config_option, handle_errors, load
 
-_STATUSES = click.Choice([str(status) for status in SubscriberStatus])
-
 list_option = click.option(
     "--list",
     "list_name",
     metavar="LIST",
     default=None,
     help="Name of a list from newsletter.yml (may be left out when it defines only one).",
+)
+
+status_option = click.option(
+    "--status",
+    type=click.Choice([str(status) for status in SubscriberStatus]),
+    default=None,
+    help="Only subscribers with this status.",
 )
 
 
@@ -40,8 +45,7 @@ def _choose_list(loaded: LoadedConfig, given: str | None) -> str:
     if len(names) == 1:
         return names[0]
     raise StoreError(
-        "say which list with --list"
-        + (f" (lists: {', '.join(names)})" if names else ""),
+        "say which list with --list" + (f" (lists: {', '.join(names)})" if names else ""),
         hint=None if names else "define lists under 'lists:' in newsletter.yml",
     )
 
@@ -136,7 +140,7 @@ def _print_report(report: ImportReport) -> None:
     default=None,
     help="File to write (default: standard output).",
 )
-@click.option("--status", type=_STATUSES, default=None, help="Only subscribers with this status.")
+@status_option
 @config_option
 @handle_errors
 def export_command(
@@ -237,7 +241,7 @@ def unsubscribe_command(email: str, config_path: Path | None) -> None:
 
 @subscribers.command("list")
 @list_option
-@click.option("--status", type=_STATUSES, default=None, help="Only subscribers with this status.")
+@status_option
 @config_option
 @handle_errors
 def list_command(list_name: str | None, status: str | None, config_path: Path | None) -> None:
@@ -245,9 +249,7 @@ def list_command(list_name: str | None, status: str | None, config_path: Path | 
     wanted = SubscriberStatus(status) if status else None
     with _opened(config_path) as (_, store):
         rows: Iterator[Subscriber] = (
-            store.subscribers_of(list_name, wanted)
-            if list_name
-            else store.all_subscribers(wanted)
+            store.subscribers_of(list_name, wanted) if list_name else store.all_subscribers(wanted)
         )
         shown = 0
         for subscriber in rows:

@@ -186,6 +186,27 @@ class Database:
         with self._lock:
             return self._run(sql, params).fetchall()
 
+    def pages(
+        self, sql: str, params: Sequence[Any], *, chunk: int, limit: int | None = None
+    ) -> Iterator[list[Row]]:
+        """Rows of a keyset query, ``chunk`` at a time, at most ``limit`` in all.
+
+        ``sql`` ends with ``AND key > ? ORDER BY key LIMIT ?`` and selects the key first;
+        this fills in the last key seen and the page size. No cursor stays open across a
+        ``yield``, so the caller may write to the store between pages.
+        """
+        last, left = 0, limit
+        while left is None or left > 0:
+            size = chunk if left is None else min(chunk, left)
+            rows = self.all(sql, (*params, last, size))
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            last = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.one(sql, params)
         return None if row is None else row[0]

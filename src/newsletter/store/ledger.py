@@ -214,17 +214,8 @@ class Ledger:
             "WHERE l.issue_id = ? AND l.state = 'queued' AND s.status = 'subscribed' "
             "AND l.subscriber_id > ? ORDER BY l.subscriber_id LIMIT ?"
         )
-        last, left = 0, limit
-        while left is None or left > 0:
-            size = chunk if left is None else min(chunk, left)
-            rows = self.db.all(sql, (issue_id, last, size))
-            if rows:
-                yield [subscriber_from_row(row) for row in rows]
-            if len(rows) < size:
-                return
-            last = rows[-1][0]
-            if left is not None:
-                left -= len(rows)
+        for rows in self.db.pages(sql, (issue_id,), chunk=chunk, limit=limit):
+            yield [subscriber_from_row(row) for row in rows]
 
     def entries(self, issue_id: str, state: LedgerState | str | None = None) -> list[LedgerEntry]:
         sql = (

@@ -204,37 +204,25 @@ class Store:
         Keyset paging (``id > last``) keeps memory flat for a million members and lets the
         caller write to the store between chunks: no cursor stays open across a ``yield``.
         """
-        list_id = self.list_id(list_name)
         condition, extra = ("AND s.status = ?", (str(status),)) if status else ("", ())
         sql = (
             f"SELECT {SUBSCRIBER_COLUMNS} FROM memberships m "
             "JOIN subscribers s ON s.id = m.subscriber_id "
-            f"WHERE m.list_id = ? AND m.subscriber_id > ? {condition} "
-            "ORDER BY m.subscriber_id LIMIT ?"
+            f"WHERE m.list_id = ? {condition} "
+            "AND m.subscriber_id > ? ORDER BY m.subscriber_id LIMIT ?"
         )
-        last = 0
-        while True:
-            rows = self.db.all(sql, (list_id, last, *extra, chunk))
-            for row in rows:
-                yield subscriber_from_row(row)
-            if len(rows) < chunk:
-                return
-            last = rows[-1][0]
+        for rows in self.db.pages(sql, (self.list_id(list_name), *extra), chunk=chunk):
+            yield from map(subscriber_from_row, rows)
 
     def all_subscribers(self, status: SubscriberStatus | None = None) -> Iterator[Subscriber]:
         """Everyone in the store, on a list or not, ordered by id."""
-        condition, extra = ("AND s.status = ?", (str(status),)) if status else ("", ())
+        condition, extra = ("WHERE s.status = ?", (str(status),)) if status else ("WHERE 1 = 1", ())
         sql = (
             f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s "
-            f"WHERE s.id > ? {condition} ORDER BY s.id LIMIT ?"
+            f"{condition} AND s.id > ? ORDER BY s.id LIMIT ?"
         )
-        last = 0
-        while True:
-            rows = self.db.all(sql, (last, *extra, CHUNK))
-            yield from (subscriber_from_row(row) for row in rows)
-            if len(rows) < CHUNK:
-                return
-            last = rows[-1][0]
+        for rows in self.db.pages(sql, extra, chunk=CHUNK):
+            yield from map(subscriber_from_row, rows)
 
     def count(self, list_name: str | None = None, status: SubscriberStatus | None = None) -> int:
         """How many subscribers (of one list, with one status); None means all."""
