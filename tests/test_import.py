@@ -96,7 +96,7 @@ def test_missing_email_column_names_file_and_columns(store: Store, tmp_path: Pat
 
 def test_map_overrides_and_ignores_columns(store: Store, tmp_path: Path) -> None:
     path = write(tmp_path, "Mail,Given,Family,Secret\nann@example.org,Ann,Lee,x\n")
-    mapping = {"mail": "email", "Given": "first_name", "Family": "last_name", "Secret": "-"}
+    mapping = {"mail": "email", "Given": "First_Name", "Family": "last_name", "Secret": "-"}
     import_csv(store, path, "members", mapping=mapping)
     ann = store.get("ann@example.org")
     assert (ann.name, ann.attributes) == ("Ann Lee", {})

@@ -199,7 +199,8 @@ def _columns(
                 f"{path}: --map {column}={target}: there is no column {column!r}; "
                 f"columns found: {', '.join(h.strip() for h in header)}"
             )
-        columns[index] = target.strip() or IGNORE
+        target = target.strip()
+        columns[index] = target.lower() if target.lower() in FIELDS else (target or IGNORE)
     mapped = set(columns)
     for index, cell in enumerate(header):
         if columns[index] is not None:
