@@ -1,3 +1,4 @@
+import random
 import time
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ from newsletter.errors import (
     ProviderError,
     TransientProviderError,
 )
-from newsletter.providers import SendgridProvider, get_provider
+from newsletter.providers import SendgridProvider, backoff_delays, get_provider, retry_delay
 from servers.samples import many, recipient, sample_issue
 from servers.sendgrid_fake import (
     FakeSendGrid,
@@ -234,3 +235,23 @@ def test_schema_check_itself_rejects_what_sendgrid_would() -> None:
         validate_against_schema(bad)
     assert "personalizations/0/to/0: 'email' is a required property" in str(caught.value)
     assert "custom_args: {'issue_id': 'x'} is not of type 'string'" in str(caught.value)
+
+
+def test_backoff_grows_exponentially_with_full_jitter_under_the_cap() -> None:
+    delays = list(backoff_delays(8, base=1.0, cap=10.0, rng=random.Random(7)))
+    assert len(delays) == 7
+    for attempt, delay in enumerate(delays):
+        assert 0.0 <= delay <= min(10.0, 2**attempt)
+    assert len(set(delays)) == 7
+    assert list(backoff_delays(5, rng=random.Random(1))) == list(
+        backoff_delays(5, rng=random.Random(1))
+    )
+
+
+def test_retry_waits_at_least_as_long_as_sendgrid_asks(fake: FakeSendGrid) -> None:
+    fake.script(rate_limited(reset_in=20))
+    provider = SendgridProvider(_settings(fake))
+    with provider, pytest.raises(TransientProviderError) as caught:
+        provider.send(sample_issue(), [recipient(1, "a@example.com")])
+    assert 15 <= retry_delay(0.5, caught.value) <= 21
+    assert retry_delay(0.5, TransientProviderError("server error")) == 0.5
