@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import OutboxSettings, ProviderSettings
+from newsletter.config import OutboxSettings, ProviderSettings, load_config
 from newsletter.errors import ProviderError, SendError
 from newsletter.models import Recipient
 from newsletter.providers import OutboxProvider, get_provider
@@ -88,3 +88,25 @@ def test_unwritable_outbox_is_a_provider_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with OutboxProvider(blocker) as provider, pytest.raises(ProviderError, match="cannot write"):
         provider.send(sample_issue(), [recipient(1, "a@example.com")])
+
+
+def test_outbox_from_newsletter_yml_is_beside_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "site" / "newsletter.yml"
+    config.parent.mkdir()
+    config.write_text(
+        "newsletter:\n"
+        "  name: Leading Together\n"
+        "  site_url: https://leading-together.example.org\n"
+        "  sender: {name: Leading Together, address: news@leading-together.example.org}\n"
+        "  postal_address: 1 High Street, Leeds\n"
+        "sources:\n"
+        "  - {type: markdown, name: posts, path: posts}\n"
+        "provider:\n"
+        "  outbox: {directory: sent-mail}\n",
+        encoding="utf-8",
+    )
+    provider = get_provider(load_config(config))
+    assert isinstance(provider, OutboxProvider)
+    with provider:
+        [result] = provider.send(sample_issue(), [recipient(1, "a@example.com")])
+    assert (config.parent / "sent-mail" / result.provider_id).is_file()
