@@ -112,7 +112,7 @@ def test_add_unsubscribe_and_no_silent_resubscribe(config: Path) -> None:
         )
 
     invalid = run(config, "add", "ann@@example.org")
-    assert invalid.exit_code == 1
+    assert invalid.exit_code == 2
     assert "'ann@@example.org' is not a valid e-mail address" in invalid.stderr
 
 

@@ -451,8 +451,11 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             path.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node and (
-            part in ("markdown", "feed")
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and part not in node
+            and (part in ("markdown", "feed"))
         ):
             continue  # discriminator tag of the sources union
         else:

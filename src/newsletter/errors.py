@@ -6,6 +6,8 @@ catch ``ValueError`` or ``OSError`` keep working.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class NewsletterError(Exception):
     """Root of every error the tool reports to a user.
@@ -114,6 +116,8 @@ class ProviderError(SendError):
         super().__init__(message, hint=hint)
         self.status = status
         self.body = body
+        self.results: list[Any] | None = None
+        """Per-recipient results the provider settled before failing (partly sent batches)."""
 
 
 class TransientProviderError(ProviderError):
@@ -131,6 +135,8 @@ class AuthenticationError(ProviderError, PermissionError):
 class InvalidAddress(NewsletterError, ValueError):
     """An e-mail address that cannot be used."""
 
+    exit_code = 2
+
 
 class HeaderInjectionError(NewsletterError, ValueError):
     """A header value contains CR or LF."""
@@ -138,6 +144,8 @@ class HeaderInjectionError(NewsletterError, ValueError):
 
 class TokenError(NewsletterError, ValueError):
     """An unsubscribe token is forged, truncated or malformed."""
+
+    exit_code = 2
 
 
 class ScheduleError(NewsletterError, ValueError):

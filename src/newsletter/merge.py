@@ -23,7 +23,7 @@ def placeholder(name: str, fallback: str | None = None) -> str:
     if fallback is None:
         return f"%%{name}%%"
     if any(ch in fallback for ch in '%<>"'):
-        raise ValueError(f"merge field fallback {fallback!r} may not contain % < > or \"")
+        raise ValueError(f'merge field fallback {fallback!r} may not contain % < > or "')
     return f"%%{name}|{fallback}%%"
 
 

@@ -101,7 +101,7 @@ class SmtpProvider(Provider):
                 f"{self.where}: {len(deferred)} recipient(s) deferred by the server, "
                 f"e.g. {deferred[0]}; retry them later",
             )
-            error.results = results  # type: ignore[attr-defined]  # the others went out
+            error.results = results  # the others went out
             raise error
         return results
 

@@ -204,18 +204,52 @@ class Ledger:
     def pending(
         self, issue_id: str, *, limit: int | None = None, chunk: int = CHUNK
     ) -> Iterator[list[Subscriber]]:
-        """Queued recipients still subscribed, in id order, ``chunk`` at a time.
+        """Queued recipients still subscribed, in id order, ``chunk`` at a time."""
+        for part in self.pending_with_lists(issue_id, limit=limit, chunk=chunk):
+            yield [subscriber for subscriber, _ in part]
+
+    def pending_with_lists(
+        self, issue_id: str, *, limit: int | None = None, chunk: int = CHUNK
+    ) -> Iterator[list[tuple[Subscriber, str]]]:
+        """Like ``pending``, each with the list it was queued from (its unsubscribe target).
 
         Reads by keyset, so the caller may claim and mark rows between chunks.
         """
         sql = (
-            f"SELECT {SUBSCRIBER_COLUMNS} FROM send_ledger l "
+            f"SELECT {SUBSCRIBER_COLUMNS}, l.list_name FROM send_ledger l "
             "JOIN subscribers s ON s.id = l.subscriber_id "
             "WHERE l.issue_id = ? AND l.state = 'queued' AND s.status = 'subscribed' "
             "AND l.subscriber_id > ? ORDER BY l.subscriber_id LIMIT ?"
         )
         for rows in self.db.pages(sql, (issue_id,), chunk=chunk, limit=limit):
-            yield [subscriber_from_row(row) for row in rows]
+            yield [(subscriber_from_row(row), row[5]) for row in rows]
+
+    def release(self, issue_id: str, subscriber_ids: Iterable[int]) -> int:
+        """Put claimed recipients back in the queue: the provider refused their whole batch."""
+        now = utc_now()
+        with self.db.transaction():
+            return self.db.executemany(
+                "UPDATE send_ledger SET state = 'queued', batch_id = NULL, updated_at = ? "
+                "WHERE issue_id = ? AND subscriber_id = ? AND state = 'in_flight'",
+                [(now, issue_id, int(sid)) for sid in subscriber_ids],
+            )
+
+    def count_unsent(self, issue_id: str, list_names: Iterable[str]) -> int:
+        """How many subscribed members of these lists a send would reach now."""
+        names = list(list_names)
+        marks = ", ".join("?" * len(names))
+        return int(
+            self.db.scalar(
+                "SELECT COUNT(DISTINCT s.id) FROM memberships m "
+                "JOIN lists li ON li.id = m.list_id "
+                "JOIN subscribers s ON s.id = m.subscriber_id "
+                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed' "
+                "AND NOT EXISTS (SELECT 1 FROM send_ledger l WHERE l.issue_id = ? "
+                "AND l.subscriber_id = s.id AND l.state IN ('sent', 'in_flight', 'failed'))",
+                (*names, issue_id),
+            )
+            or 0
+        )
 
     def entries(self, issue_id: str, state: LedgerState | str | None = None) -> list[LedgerEntry]:
         sql = (

@@ -1,0 +1,481 @@
+"""Send an archived issue to its lists: batching, the ledger, retries, pacing and the report.
+
+The ledger is the single source of truth. Recipients are queued once per issue, claimed
+(in flight) before a batch goes to the provider and marked sent only after it accepted,
+so a rerun after a crash sends exactly what was not sent. Recipients left in flight by a
+crash are unknown: by default they are reported and not re-sent (a duplicate is worse
+than a gap the operator can close with ``--resend-in-flight``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from .archive import Archive, atomic_write
+from .config import LoadedConfig, resolve_secret
+from .errors import ConfigError, ProviderError, SendError, StoreError, TransientProviderError
+from .message import build_mime
+from .models import ArchivedIssue, DeliveryResult, OutgoingIssue, Recipient, Subscriber
+from .providers import Provider, backoff_delays, get_provider, retry_delay
+from .store import Ledger, Store
+from .tokens import make_token
+
+REPORT_NAME = "send-report.json"
+TEST_PREFIX = "[TEST] "
+MAX_REPORTED_FAILURES = 100
+SECRET_SETTING = "unsubscribe-secret"
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    lists: tuple[str, ...] = ()
+    dry_run: bool = False
+    test_to: tuple[str, ...] = ()
+    limit: int | None = None
+    rate: float | None = None
+    """Messages per second at most; None sends as fast as the provider takes them."""
+    resend_in_flight: bool = False
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+
+
+@dataclass
+class SendReport:
+    issue_id: str
+    lists: list[str]
+    provider: str
+    mode: str = "send"
+    """send, dry-run or test."""
+    status: str = "running"
+    """running, complete, partial (--limit or stopped early), failed."""
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    already_sent: int = 0
+    in_flight_unresolved: int = 0
+    requeued_in_flight: int = 0
+    remaining: int = 0
+    retries: int = 0
+    rate_per_s: float = 0.0
+    error: str | None = None
+    failures: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sample: str | None = None
+
+    def to_json(self) -> bytes:
+        data = {k: v for k, v in asdict(self).items() if k != "sample"}
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (recipients done, recipients in this run) after each batch."""
+
+
+def list_id_for(loaded: LoadedConfig, list_name: str) -> str:
+    """RFC 2919: a list's name plus a domain we control, stable for filters and clients."""
+    newsletter = loaded.settings.newsletter
+    host = urlsplit(newsletter.site_url).hostname or "localhost"
+    return f"{newsletter.name} <{list_name}.{host}>"
+
+
+def outgoing_for(
+    loaded: LoadedConfig, issue: ArchivedIssue, list_name: str, *, test: bool = False
+) -> OutgoingIssue:
+    try:
+        html = Path(issue.html_path).read_text(encoding="utf-8")
+        text = Path(issue.text_path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SendError(
+            f"issue {issue.slug} is incomplete: {exc}",
+            hint="rebuild it: remove its folder and run `newsletter build` again",
+        ) from None
+    settings = loaded.settings
+    categories = [issue.slug, *settings.provider.sendgrid.categories]
+    return OutgoingIssue(
+        issue_id=issue.slug,
+        subject=(TEST_PREFIX if test else "") + issue.subject,
+        html=html,
+        text=text,
+        from_name=settings.newsletter.sender.name,
+        from_address=settings.newsletter.sender.address,
+        reply_to=settings.newsletter.reply_to,
+        list_id=list_id_for(loaded, list_name),
+        unsubscribe_mailto=settings.unsubscribe.mailto,
+        categories=tuple(dict.fromkeys(categories))[:10],
+    )
+
+
+def unsubscribe_secret(loaded: LoadedConfig, store: Store) -> str:
+    """The configured secret, or one the store generated, so the defaults need no setup.
+
+    A multi-host deployment sets ``unsubscribe.secret`` so the web endpoint and the sender
+    agree without sharing the database file.
+    """
+    try:
+        return resolve_secret(loaded.settings.unsubscribe.secret, field="unsubscribe.secret")
+    except ConfigError:
+        return store.get_secret(SECRET_SETTING)
+
+
+class RecipientFactory:
+    """Turns subscribers into recipients with signed unsubscribe links."""
+
+    def __init__(self, loaded: LoadedConfig, secret: str) -> None:
+        self.base = loaded.unsubscribe_url.rstrip("/")
+        self.secret = secret
+
+    def __call__(self, subscriber: Subscriber, list_name: str) -> Recipient:
+        token = make_token(self.secret, subscriber.id, subscriber.email, list_name)
+        return Recipient(
+            subscriber_id=subscriber.id,
+            email=subscriber.email,
+            name=subscriber.name,
+            merge_values=dict(subscriber.attributes),
+            unsubscribe_url=f"{self.base}/{token}",
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _lists_for(loaded: LoadedConfig, options: SendOptions) -> tuple[str, ...]:
+    if options.lists:
+        return options.lists
+    if loaded.settings.schedule.lists:
+        return tuple(loaded.settings.schedule.lists)
+    raise SendError(
+        "no list to send to",
+        hint="name one with --list NAME, or set schedule.lists in newsletter.yml",
+    )
+
+
+def send_issue(
+    loaded: LoadedConfig,
+    issue_ref: str,
+    options: SendOptions,
+    *,
+    provider: Provider | None = None,
+    progress: ProgressCallback | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendReport:
+    """Send (or resume, dry-run or test-send) one archived issue; returns the report.
+
+    The report is also written as send-report.json in the issue folder, except for test
+    sends. Raises SendError subclasses when the send cannot start or had to stop; the
+    report on disk then says how far it got.
+    """
+    archive = Archive(loaded.issues_dir, newsletter=loaded.settings.newsletter)
+    issue = archive.find(issue_ref)
+    lists = _lists_for(loaded, options)
+    provider = provider or get_provider(loaded)
+    mode = "test" if options.test_to else ("dry-run" if options.dry_run else "send")
+    report = SendReport(issue_id=issue.slug, lists=list(lists), provider=provider.name, mode=mode)
+    report.started_at = _now()
+    started = time.perf_counter()
+    from .store import open_store
+
+    with open_store(loaded) as store:
+        for name in lists:
+            if store.find_list(name) is None:
+                known = ", ".join(lst.name for lst in store.lists()) or "none yet"
+                raise SendError(
+                    f"there is no list named {name!r} (lists: {known})",
+                    hint="add it under lists: in newsletter.yml, or check the spelling",
+                )
+        recipients_for = RecipientFactory(loaded, unsubscribe_secret(loaded, store))
+        outgoing = outgoing_for(loaded, issue, lists[0], test=bool(options.test_to))
+        if options.test_to:
+            _send_test(provider, outgoing, options.test_to, recipients_for, lists[0], report)
+        elif options.dry_run:
+            _dry_run(store, issue, lists, outgoing, recipients_for, report)
+        else:
+            _send(
+                store,
+                issue,
+                lists,
+                outgoing,
+                recipients_for,
+                provider,
+                options,
+                report,
+                progress,
+                sleep,
+                started,
+                archive,
+            )
+            return report
+    _finish(report, started)
+    return report
+
+
+def _finish(report: SendReport, started: float) -> None:
+    report.finished_at = _now()
+    report.duration_s = round(time.perf_counter() - started, 3)
+    if report.duration_s > 0:
+        report.rate_per_s = round(report.sent / report.duration_s, 1)
+
+
+def _send_test(
+    provider: Provider,
+    outgoing: OutgoingIssue,
+    addresses: Sequence[str],
+    recipients_for: RecipientFactory,
+    list_name: str,
+    report: SendReport,
+) -> None:
+    """Send to named addresses with [TEST] in the subject; the ledger is not touched."""
+    from .store.subscribers import normalise_address
+
+    recipients = []
+    for index, address in enumerate(addresses):
+        email = normalise_address(address)
+        # Id 0 belongs to nobody: the test copy's unsubscribe link is genuine in form but
+        # cannot unsubscribe a real subscriber.
+        recipients.append(recipients_for(Subscriber(id=index, email=email), list_name))
+    with provider:
+        results = provider.send(outgoing, recipients)
+    _count(results, {r.subscriber_id: r.email for r in recipients}, report)
+    report.status = "complete" if not report.failed else "failed"
+
+
+def _dry_run(
+    store: Store,
+    issue: ArchivedIssue,
+    lists: Sequence[str],
+    outgoing: OutgoingIssue,
+    recipients_for: RecipientFactory,
+    report: SendReport,
+) -> None:
+    """Counts of what a send would do now, and one personalised sample; nothing is written."""
+    ledger = Ledger(store)
+    done = ledger.counts(issue.slug)
+    report.already_sent = done.get("sent", 0)
+    report.in_flight_unresolved = done.get("in_flight", 0)
+    would_send = ledger.count_unsent(issue.slug, lists)
+    report.remaining = would_send
+    report.status = "complete"
+    first = next(iter(store.subscribers_of(lists[0])), None)
+    sample = first or Subscriber(id=0, email="sample@example.org", name="Sample Reader")
+    message = build_mime(
+        outgoing,
+        recipients_for(sample, lists[0]),
+        message_id_domain=outgoing.from_address.rpartition("@")[2],
+    )
+    report.sample = message.as_string()
+
+
+def _send(
+    store: Store,
+    issue: ArchivedIssue,
+    lists: Sequence[str],
+    outgoing: OutgoingIssue,
+    recipients_for: RecipientFactory,
+    provider: Provider,
+    options: SendOptions,
+    report: SendReport,
+    progress: ProgressCallback | None,
+    sleep: Callable[[float], None],
+    started: float,
+    archive: Archive,
+) -> None:
+    ledger = Ledger(store)
+    lock = ledger.acquire_lock(issue.slug)
+    if lock.replaced:
+        report.notes.append(f"took over the send lock left by {lock.replaced}")
+    report_path = Path(issue.path) / REPORT_NAME
+    try:
+        for name in lists:
+            ledger.queue_list(issue.slug, name)
+        counts = ledger.counts(issue.slug)
+        if sum(counts.values()) == 0:
+            raise SendError(
+                f"the list{'s' if len(lists) > 1 else ''} {', '.join(lists)} "
+                "has no subscribed members",
+                hint="add people with `newsletter subscribers import FILE.csv --list NAME`",
+            )
+        report.already_sent = counts.get("sent", 0)
+        if counts.get("in_flight", 0):
+            if options.resend_in_flight:
+                report.requeued_in_flight = ledger.requeue_in_flight(issue.slug)
+                report.notes.append(
+                    f"re-sending {report.requeued_in_flight} recipients whose earlier "
+                    "delivery was interrupted (--resend-in-flight)"
+                )
+            else:
+                report.in_flight_unresolved = counts["in_flight"]
+                report.notes.append(
+                    f"{counts['in_flight']} recipients were being sent when an earlier run "
+                    "stopped; they may have received the issue and are not re-sent. "
+                    "Use --resend-in-flight to send to them again"
+                )
+        report.skipped = ledger.skip_unsubscribed(issue.slug) + counts.get("skipped", 0)
+        total = ledger.counts(issue.slug).get("queued", 0)
+        if options.limit is not None:
+            total = min(total, options.limit)
+        _deliver(
+            ledger,
+            issue.slug,
+            lists,
+            outgoing,
+            recipients_for,
+            provider,
+            options,
+            report,
+            progress,
+            sleep,
+            total,
+        )
+        final = ledger.counts(issue.slug)
+        report.remaining = final.get("queued", 0)
+        report.status = "complete" if report.remaining == 0 else "partial"
+    except BaseException as exc:
+        report.status = "failed"
+        report.error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        _finish(report, started)
+        try:
+            atomic_write(report_path, report.to_json())
+        finally:
+            ledger.release_lock(issue.slug)
+
+
+def _deliver(
+    ledger: Ledger,
+    issue_id: str,
+    lists: Sequence[str],
+    outgoing: OutgoingIssue,
+    recipients_for: RecipientFactory,
+    provider: Provider,
+    options: SendOptions,
+    report: SendReport,
+    progress: ProgressCallback | None,
+    sleep: Callable[[float], None],
+    total: int,
+) -> None:
+    done = 0
+    window_start = time.monotonic()
+    with provider:
+        batches = ledger.pending_with_lists(
+            issue_id, limit=options.limit, chunk=provider.max_batch_size
+        )
+        for chunk in batches:
+            batch_id = uuid.uuid4().hex
+            claimed = set(ledger.claim(issue_id, (s.id for s, _ in chunk), batch_id))
+            recipients = [recipients_for(s, name) for s, name in chunk if s.id in claimed]
+            if not recipients:
+                continue
+            _send_batch(ledger, issue_id, provider, outgoing, recipients, options, report, sleep)
+            done += len(recipients)
+            ledger.heartbeat(issue_id)
+            if progress is not None:
+                progress(done, total)
+            if options.rate:
+                ahead = done / options.rate - (time.monotonic() - window_start)
+                if ahead > 0:
+                    sleep(ahead)
+
+
+def _send_batch(
+    ledger: Ledger,
+    issue_id: str,
+    provider: Provider,
+    outgoing: OutgoingIssue,
+    recipients: list[Recipient],
+    options: SendOptions,
+    report: SendReport,
+    sleep: Callable[[float], None],
+) -> None:
+    """One batch with retries for passing failures, each outcome recorded as it is known.
+
+    A provider may settle part of a batch before failing (an SMTP server deferring one
+    recipient after accepting others): those results are recorded at once and only the
+    rest is retried, so nobody gets a second copy. What is left when the send has to stop
+    goes back to the queue: the provider refused it, so nobody in it was sent the issue.
+    """
+    emails = {r.subscriber_id: r.email for r in recipients}
+    left = recipients
+    delays = backoff_delays(options.max_attempts, options.backoff_base, options.backoff_cap)
+    while left:
+        try:
+            _record(ledger, issue_id, provider.send(outgoing, left), emails, report)
+            return
+        except ProviderError as exc:
+            if exc.results:
+                _record(ledger, issue_id, exc.results, emails, report)
+                settled = {result.subscriber_id for result in exc.results}
+                left = [r for r in left if r.subscriber_id not in settled]
+            delay = next(delays, None) if isinstance(exc, TransientProviderError) else None
+            if delay is None:
+                ledger.release(issue_id, [r.subscriber_id for r in left])
+                if isinstance(exc, TransientProviderError):
+                    raise SendError(
+                        f"the provider kept failing after {options.max_attempts} attempts: {exc}",
+                        hint="nothing unconfirmed was marked sent; run the same command "
+                        "again later to resume",
+                    ) from exc
+                raise
+            report.retries += 1
+            sleep(retry_delay(delay, exc))  # type: ignore[arg-type]
+
+
+def _record(
+    ledger: Ledger,
+    issue_id: str,
+    results: Iterable[DeliveryResult],
+    emails: dict[int, str],
+    report: SendReport,
+) -> None:
+    sent_by_id: dict[str | None, list[int]] = defaultdict(list)
+    failed: dict[int, str] = {}
+    for result in results:
+        if result.ok:
+            sent_by_id[result.provider_id].append(result.subscriber_id)
+        else:
+            failed[result.subscriber_id] = result.error or "refused"
+    for provider_id, ids in sent_by_id.items():
+        ledger.mark_sent(issue_id, ids, provider_id)
+    if failed:
+        ledger.mark_failed(issue_id, failed)
+    _count_parts(sum(len(v) for v in sent_by_id.values()), failed, emails, report)
+
+
+def _count(results: Iterable[DeliveryResult], emails: dict[int, str], report: SendReport) -> None:
+    results = list(results)
+    failed = {r.subscriber_id: r.error or "refused" for r in results if not r.ok}
+    _count_parts(len(results) - len(failed), failed, emails, report)
+
+
+def _count_parts(
+    sent: int, failed: dict[int, str], emails: dict[int, str], report: SendReport
+) -> None:
+    report.sent += sent
+    report.failed += len(failed)
+    for subscriber_id, error in failed.items():
+        if len(report.failures) < MAX_REPORTED_FAILURES:
+            report.failures.append({"email": emails.get(subscriber_id, "?"), "error": error})
+
+
+def read_report(issue: ArchivedIssue) -> dict[str, Any] | None:
+    path = Path(issue.path) / REPORT_NAME
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise StoreError(f"{path}: cannot read the send report: {exc}") from None

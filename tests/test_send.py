@@ -1,0 +1,298 @@
+"""Sending an archived issue: real providers on loopback, the ledger read back after each run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from conftest import run_cli
+from newsletter.config import load_config
+from newsletter.send import SendOptions, send_issue, unsubscribe_secret
+from newsletter.store import Ledger, open_store
+from newsletter.tokens import verify_token
+from servers.sendgrid_fake import FakeSendGrid, Reply, error_reply, rate_limited
+from servers.sendgrid_fake import validate_against_schema as check_schema
+from servers.smtp_sink import SmtpSink
+
+ISSUE = "001-2026-11-24"
+SUBSCRIBERS = 25
+
+
+def configure(config: Path, **sections: Any) -> None:
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for key, value in sections.items():
+        data[key] = value
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+@pytest.fixture
+def project(sample_project: Path) -> Path:
+    """The sample project with issue 1 built and the sample list imported."""
+    built = run_cli(["build", "--config", str(sample_project), "--date", "2026-11-24"])
+    assert built.exit_code == 0, built.output
+    imported = run_cli(
+        [
+            "subscribers", "import", str(sample_project.parent / "samples" / "subscribers.csv"),
+            "--config", str(sample_project), "--list", "members",
+        ]
+    )  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    return sample_project
+
+
+def ledger_counts(config: Path) -> dict[str, int]:
+    with open_store(load_config(config)) as store:
+        return Ledger(store).counts(ISSUE)
+
+
+def send(config: Path, *extra: str) -> Any:
+    return run_cli(["send", ISSUE, "--config", str(config), "--list", "members", *extra])
+
+
+def test_outbox_send_then_rerun_sends_nothing_more(project: Path) -> None:
+    first = send(project)
+    assert first.exit_code == 0, first.output
+    assert "sent 25, failed 0" in first.stdout
+    outbox = project.parent / "outbox" / ISSUE
+    assert f"messages written to {outbox}/" in first.stdout
+    assert len(list(outbox.glob("*.eml"))) == SUBSCRIBERS
+    report = orjson.loads((project.parent / "issues" / ISSUE / "send-report.json").read_bytes())
+    assert (report["status"], report["sent"], report["mode"]) == ("complete", 25, "send")
+
+    again = send(project)
+    assert again.exit_code == 0, again.output
+    assert "sent 0, failed 0, skipped 0, already sent before 25" in again.stdout
+    assert len(list(outbox.glob("*.eml"))) == SUBSCRIBERS
+    assert ledger_counts(project)["sent"] == SUBSCRIBERS
+
+
+@pytest.fixture
+def smtp_project(project: Path) -> Iterator[tuple[Path, SmtpSink]]:
+    with SmtpSink(refuse={"noah.kowalski@example.com"}) as sink:
+        configure(
+            project,
+            provider={
+                "type": "smtp",
+                "smtp": {"host": sink.host, "port": sink.port, "security": "none",
+                         "connections": 3},
+            },
+        )  # fmt: skip
+        yield project, sink
+
+
+def test_smtp_send_delivers_personalised_messages(smtp_project: tuple[Path, SmtpSink]) -> None:
+    config, sink = smtp_project
+    result = send(config)
+    assert result.exit_code == 7  # one recipient refused
+    assert "sent 24, failed 1" in result.stdout
+    assert "noah.kowalski@example.com: 550" in result.stderr
+    assert ledger_counts(config)["failed"] == 1
+
+    loaded = load_config(config)
+    with open_store(loaded) as store:
+        secret = unsubscribe_secret(loaded, store)
+    received = sink.by_recipient()
+    assert len(received) == SUBSCRIBERS - 1
+    message = received["amira.haddad@example.org"].message()
+    assert message["Subject"].startswith("Leading Together #1:")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == "Leading Together <members.leading-together.example.org>"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Hello Amira," in text
+    assert "Hello Amira," in html
+    assert "%%" not in text and "%%" not in html
+    url = message["List-Unsubscribe"].split(",")[0].strip("<> ")
+    assert url in html
+    payload = verify_token(secret, url.rsplit("/", 1)[1])
+    assert (payload.email, payload.list_name) == ("amira.haddad@example.org", "members")
+
+    # The refused recipient is not retried by a plain rerun; nobody gets a second copy.
+    rerun = send(config)
+    assert "sent 0" in rerun.stdout
+    assert len(sink.received) == SUBSCRIBERS - 1
+
+
+def test_test_send_leaves_the_ledger_alone(smtp_project: tuple[Path, SmtpSink]) -> None:
+    config, sink = smtp_project
+    result = send(config, "--test-to", "editor@example.org, second@example.org")
+    assert result.exit_code == 0, result.output
+    assert "test copy of issue 001-2026-11-24 sent to 2 address(es)" in result.stdout
+    subjects = {r.message()["Subject"] for r in sink.received}
+    assert all(s.startswith("[TEST] Leading Together #1") for s in subjects)
+    assert sum(ledger_counts(config).values()) == 0
+    assert not (config.parent / "issues" / ISSUE / "send-report.json").exists()
+
+
+def test_dry_run_counts_and_shows_a_sample(project: Path) -> None:
+    result = send(project, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would send: 25   already sent: 0" in result.stdout
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in result.stdout
+    assert "Hello Amira," in result.stdout
+    assert not (project.parent / "outbox").exists()
+    assert sum(ledger_counts(project).values()) == 0
+
+
+def test_limit_sends_part_and_a_rerun_finishes(project: Path) -> None:
+    first = send(project, "--limit", "10")
+    assert "sent 10" in first.stdout and "remaining 15" in first.stdout
+    assert "partial" in first.stdout
+    second = send(project)
+    assert "sent 15" in second.stdout and "complete" in second.stdout
+    assert ledger_counts(project)["sent"] == SUBSCRIBERS
+
+
+def test_unsubscribe_token_then_the_next_send_skips_them(project: Path) -> None:
+    outbox = project.parent / "outbox" / ISSUE
+    assert send(project, "--limit", "1").exit_code == 0
+    message = next(outbox.glob("*.eml")).read_text()
+    token = message.split("/unsubscribe/", 1)[1].split(">", 1)[0]
+    done = run_cli(["unsubscribe", "--config", str(project), "--token", token])
+    assert done.exit_code == 0, done.output
+    assert "unsubscribed amira.haddad@example.org" in done.stdout
+    forged = run_cli(["unsubscribe", "--config", str(project), "--token", token[:-4] + "AAAA"])
+    assert forged.exit_code == 2
+    assert "not valid" in forged.stderr
+
+    # Ben is queued for this issue, unsubscribes before his turn, and is skipped.
+    run_cli(["subscribers", "unsubscribe", "ben.okafor@example.com", "--config", str(project)])
+    rest = send(project)
+    assert "sent 23" in rest.stdout and "skipped 1" in rest.stdout
+    assert not any("ben.okafor" in p.name for p in outbox.glob("*.eml"))
+
+
+def test_bad_sends_fail_clearly(project: Path) -> None:
+    missing_issue = run_cli(["send", "42", "--config", str(project), "--list", "members"])
+    assert missing_issue.exit_code == 5
+    assert ISSUE in missing_issue.stderr
+    unknown_list = run_cli(["send", ISSUE, "--config", str(project), "--list", "nobody"])
+    assert unknown_list.exit_code == 7
+    assert "there is no list named 'nobody'" in unknown_list.stderr
+
+    configure(project, lists=[{"name": "members"}, {"name": "empty"}])
+    empty = run_cli(["send", ISSUE, "--config", str(project), "--list", "empty"])
+    assert empty.exit_code == 7
+    assert "has no subscribed members" in empty.stderr
+    assert "subscribers import" in empty.stderr
+
+
+def test_missing_api_key_fails_before_anything_is_sent(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    configure(project, provider={"type": "sendgrid", "sendgrid": {"host": "http://127.0.0.1:9"}})
+    result = send(project)
+    assert result.exit_code == 2
+    assert "SENDGRID_API_KEY is not set" in result.stderr
+    assert ledger_counts(project)["sent"] == 0
+    assert ledger_counts(project)["in_flight"] == 0
+
+
+@pytest.fixture
+def sendgrid_project(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, FakeSendGrid]]:
+    with FakeSendGrid() as fake:
+        monkeypatch.setenv("SENDGRID_API_KEY", fake.api_key)
+        configure(
+            project,
+            provider={"type": "sendgrid", "sendgrid": {"host": fake.url, "batch_size": 10,
+                                                       "timeout": 2.0}},
+        )  # fmt: skip
+        yield project, fake
+
+
+def test_sendgrid_batches_retries_and_resumes(sendgrid_project: tuple[Path, FakeSendGrid]) -> None:
+    config, fake = sendgrid_project
+    fake.script(Reply(), rate_limited(reset_in=0), Reply(), error_reply(400, "bad content"))
+    waits: list[float] = []
+    loaded = load_config(config)
+    with pytest.raises(Exception, match="bad content"):
+        send_issue(loaded, ISSUE, SendOptions(lists=("members",)), sleep=waits.append)
+    counts = ledger_counts(config)
+    # Batch 1 sent; batch 2 rate-limited once, then sent; batch 3 refused and requeued.
+    assert (counts["sent"], counts["queued"], counts["in_flight"]) == (20, 5, 0)
+    assert len(waits) == 1
+    report = orjson.loads((config.parent / "issues" / ISSUE / "send-report.json").read_bytes())
+    assert report["status"] == "failed" and "bad content" in report["error"]
+
+    resumed = send_issue(loaded, ISSUE, SendOptions(lists=("members",)), sleep=waits.append)
+    assert (resumed.sent, resumed.already_sent, resumed.status) == (5, 20, "complete")
+    batches = [[p["to"][0]["email"] for p in r.body["personalizations"]] for r in fake.requests]
+    # 10 accepted, 10 rate-limited, the same 10 accepted, 5 refused, the same 5 accepted.
+    assert [len(b) for b in batches] == [10, 10, 10, 5, 5]
+    assert batches[1] == batches[2] and batches[3] == batches[4]
+    accepted = batches[0] + batches[2] + batches[4]
+    assert len(set(accepted)) == len(accepted) == SUBSCRIBERS
+    for recorded in fake.requests:
+        check_schema(recorded.body)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_killed_send_is_resumed_without_duplicates(
+    sendgrid_project: tuple[Path, FakeSendGrid],
+) -> None:
+    config, fake = sendgrid_project
+    fake.script(Reply(), Reply(delay=30))  # the second batch hangs until the process dies
+    configure(
+        config,
+        provider={"type": "sendgrid", "sendgrid": {"host": fake.url, "batch_size": 10,
+                                                   "timeout": 60.0}},
+    )  # fmt: skip
+    command = [sys.executable, "-m", "newsletter", "send", ISSUE, "--config", str(config),
+               "--list", "members"]  # fmt: skip
+    process = subprocess.Popen(command, env=os.environ.copy())
+    deadline = time.monotonic() + 30
+    while len(fake.requests) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert len(fake.requests) == 2
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    counts = ledger_counts(config)
+    assert (counts["sent"], counts["in_flight"], counts["queued"]) == (10, 10, 5)
+
+    fake.replies.clear()
+    resumed = send(config)
+    assert resumed.exit_code == 0, resumed.output
+    assert "sent 5" in resumed.stdout
+    assert "10 recipients were being sent when an earlier run stopped" in resumed.stdout
+    assert "taken over" not in resumed.stderr
+
+    completed = send(config, "--resend-in-flight")
+    assert "sent 10" in completed.stdout
+    assert ledger_counts(config)["sent"] == SUBSCRIBERS
+
+
+def test_a_second_concurrent_send_is_refused(project: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with open_store(load_config(project)) as store:
+            Ledger(store, owner=f"{socket.gethostname()}:{holder.pid}").acquire_lock(ISSUE)
+        result = send(project)
+        assert result.exit_code == 8
+        assert f"already being sent by {socket.gethostname()}:{holder.pid}" in result.stderr
+        assert sum(ledger_counts(project).values()) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its holder is gone: the lock is taken over and the send goes through.
+    after = send(project)
+    assert after.exit_code == 0, after.output
+    assert "took over the send lock" in after.stdout
