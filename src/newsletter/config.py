@@ -278,6 +278,17 @@ class ScheduleSettings(_Model):
         return None if value is None else _check_zone(value)
 
 
+class WebSettings(_Model):
+    """`newsletter serve`: the one-click unsubscribe endpoint, the archive and webhooks."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    sendgrid_webhook_key: str | None = None
+    """SendGrid's Event Webhook verification key (public, base64 DER); unset: unsigned events
+    are accepted, so set it in production."""
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
+
 class Config(_Model):
     newsletter: NewsletterInfo
     sources: list[SourceSettings] = Field(min_length=1)
@@ -290,6 +301,7 @@ class Config(_Model):
     provider: ProviderSettings = ProviderSettings()
     unsubscribe: UnsubscribeSettings = UnsubscribeSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
