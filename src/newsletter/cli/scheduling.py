@@ -1,0 +1,89 @@
+"""Commands for timers: run what is due, and show when things will be due."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from .common import config_option, handle_errors, load
+
+
+def _parse_now(value: str | None, zone: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date and time; use e.g. 2026-11-24T08:05", param_hint="--now"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+@click.command()
+@config_option
+@click.option(
+    "--now",
+    "now_text",
+    metavar="YYYY-MM-DDTHH:MM",
+    help="Act as if it were this time (in the schedule's zone unless an offset is given).",
+)
+@handle_errors
+def run(config_path: Path | None, now_text: str | None) -> None:
+    """Build and send the issue that is due, once; do nothing when nothing is due.
+
+    Meant for cron, systemd timers and CI schedules: call it every few minutes. Exit
+    status 0 when done or nothing is due, 10 when an issue is due but no new content
+    qualifies, 8 when another run holds the lock.
+    """
+    from ..run import run_due, schedule_of
+
+    loaded = load(config_path)
+    schedule = schedule_of(loaded)
+    outcome = run_due(loaded, now=_parse_now(now_text, schedule.zone))
+    if outcome.took_over_from is not None:
+        click.echo(f"note: took over the run lock left by {outcome.took_over_from}")
+    if outcome.built is not None:
+        click.echo(f"built issue {outcome.built.rendered.meta.number}: {outcome.built.path}")
+    click.echo(outcome.message)
+    report = outcome.report
+    if report is not None:
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        for failure in report.failures[:20]:
+            click.echo(f"failed: {failure['email']}: {failure['error']}", err=True)
+    if outcome.action == "nothing-new":
+        click.echo("nothing new to send", err=True)
+    sys.exit(outcome.exit_code)
+
+
+@click.command()
+@config_option
+@click.option(
+    "--count",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="How many upcoming slots to show.",
+)
+@handle_errors
+def schedule(config_path: Path | None, count: int) -> None:
+    """Show the next times `newsletter run` will build and send, in the schedule's zone."""
+    from ..run import schedule_of
+
+    loaded = load(config_path)
+    plan = schedule_of(loaded)
+    now = datetime.now(UTC)
+    click.echo(f"schedule '{plan.expression}' in {plan.zone.key} (catch-up: {plan.catch_up})")
+    latest = plan.latest_due(now)
+    if latest is not None:
+        click.echo(f"  latest slot: {latest.due:%a %d %b %Y %H:%M %Z}")
+    for slot in plan.next_due(now, count=count):
+        click.echo(f"  next:        {slot.due:%a %d %b %Y %H:%M %Z}")
+
+
+COMMANDS = [run, schedule]
