@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from .common import config_option, handle_errors, load
+from .sending import print_report
 
 
 def _parse_now(value: str | None, zone: ZoneInfo) -> datetime | None:
@@ -50,12 +51,8 @@ def run(config_path: Path | None, now_text: str | None) -> None:
     if outcome.built is not None:
         click.echo(f"built issue {outcome.built.rendered.meta.number}: {outcome.built.path}")
     click.echo(outcome.message)
-    report = outcome.report
-    if report is not None:
-        for note in report.notes:
-            click.echo(f"note: {note}")
-        for failure in report.failures[:20]:
-            click.echo(f"failed: {failure['email']}: {failure['error']}", err=True)
+    if outcome.report is not None:
+        print_report(loaded, outcome.report)
     if outcome.action == "nothing-new":
         click.echo("nothing new to send", err=True)
     sys.exit(outcome.exit_code)

@@ -6,10 +6,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import config_option, handle_errors, load
+
+if TYPE_CHECKING:
+    from ..config import LoadedConfig
+    from ..send import SendReport
 
 
 def _addresses(value: str | None) -> tuple[str, ...]:
@@ -116,6 +121,13 @@ def send(
         for line in (report.sample or "").splitlines()[:60]:
             click.echo(f"    {line}")
         return
+    print_report(loaded, report)
+    if report.failed:
+        sys.exit(7)
+
+
+def print_report(loaded: LoadedConfig, report: SendReport) -> None:
+    """The final report of a send, as `send` and `run` print it."""
     if report.mode == "test":
         click.echo(
             f"test copy of issue {report.issue_id} sent to {report.sent} address(es) "
@@ -141,8 +153,6 @@ def send(
     if report.provider == "outbox" and report.sent:
         outbox = loaded.resolve(loaded.settings.provider.outbox.directory) / report.issue_id
         click.echo(f"  messages written to {outbox}/")
-    if report.failed:
-        sys.exit(7)
 
 
 @click.command()
