@@ -83,7 +83,12 @@ def test_write_issue_lays_out_the_folder_and_reads_back(archive: Archive, issues
     written = archive.write_issue(issue)
 
     folder = issues_dir / "001-2026-11-24"
-    assert sorted(p.name for p in folder.iterdir()) == ["email.html", "email.txt", "issue.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "email.html",
+        "email.txt",
+        "index.html",
+        "issue.json",
+    ]
     assert (folder / "email.html").read_text(encoding="utf-8") == issue.html
     assert (folder / "email.txt").read_text(encoding="utf-8") == issue.text
     assert (issues_dir / "index.html").is_file()
@@ -314,10 +319,8 @@ def test_index_lists_issues_newest_first_and_escapes_subjects(
     archive.write_issue(rendered(1, date(2026, 11, 1), subject="Fish & <chips>"))
     archive.write_issue(rendered(2, date(2026, 11, 8), subject='Say "hello"'))
     page = (issues_dir / "index.html").read_text(encoding="utf-8")
-    assert page.index('href="002-2026-11-08/email.html"') < page.index(
-        'href="001-2026-11-01/email.html"'
-    )
-    assert '<a href="001-2026-11-01/email.html">Fish &amp; &lt;chips&gt;</a>' in page
+    assert page.index('href="002-2026-11-08/"') < page.index('href="001-2026-11-01/"')
+    assert '<a href="001-2026-11-01/">Fish &amp; &lt;chips&gt;</a>' in page
     assert "<chips>" not in page
     assert "Say &#34;hello&#34;" in page
     assert '#2 · <time datetime="2026-11-08">2026-11-08</time>' in page
@@ -344,7 +347,7 @@ def test_feed_is_atom_with_one_entry_per_issue(archive: Archive, issues_dir: Pat
     assert oldest.findtext(f"{ATOM}summary") == "Preheader of issue 1"
     link = oldest.find(f"{ATOM}link")
     assert link is not None
-    assert link.get("href") == "https://news.example.org/issues/001-2026-11-01/email.html"
+    assert link.get("href") == "https://news.example.org/issues/001-2026-11-01/"
 
 
 def test_feed_falls_back_to_the_site_archive_url(tmp_path: Path) -> None:

@@ -79,7 +79,12 @@ def test_sample_issue_end_to_end(sample_project: Path) -> None:
     assert re.search(r"^\[1\] https://", text, re.MULTILINE)
 
     archive_index = (sample_project.parent / "issues" / "index.html").read_text()
-    assert f"001-{ON}/email.html" in archive_index
+    assert f'href="001-{ON}/"' in archive_index
+    web = (folder / "index.html").read_text(encoding="utf-8")
+    assert "%%" not in web
+    assert "Hello there," in web
+    assert "mailto:editors@leading-together.example.org?subject=unsubscribe" in web
+    assert f"https://leading-together.example.org/newsletter/001-{ON}/" in html
     assert "<entry>" in (sample_project.parent / "issues" / "feed.xml").read_text()
 
 

@@ -36,7 +36,7 @@ def test_archive_server_serves_the_issue_and_index(sample_project: Path) -> None
         assert reply.status == 200
         assert "Leading Together" in body
         with urllib.request.urlopen(f"{server.url}/index.html") as reply:
-            assert f"001-{ON}/email.html" in reply.read().decode("utf-8")
+            assert f'href="001-{ON}/"' in reply.read().decode("utf-8")
 
 
 @pytest.mark.browser

@@ -3,7 +3,7 @@
 Layout::
 
     issues/
-      001-2026-11-24/  email.html  email.txt  issue.json
+      001-2026-11-24/  email.html  email.txt  issue.json  index.html (the web copy)
       index.html       every issue, newest first
       feed.xml         Atom feed of every issue
 
@@ -31,6 +31,7 @@ from typing import Any
 
 import jinja2
 
+from . import merge
 from .config import NewsletterInfo
 from .errors import ArchiveError
 from .models import ArchivedIssue, ArchivedItem, IssueMeta, RenderedIssue
@@ -38,6 +39,8 @@ from .models import ArchivedIssue, ArchivedItem, IssueMeta, RenderedIssue
 ISSUE_FILE = "issue.json"
 HTML_FILE = "email.html"
 TEXT_FILE = "email.txt"
+WEB_FILE = "index.html"
+"""The view-in-browser page: the e-mail with its merge fields filled for an anonymous reader."""
 INDEX_FILE = "index.html"
 FEED_FILE = "feed.xml"
 TEMP_PREFIX = ".tmp-"
@@ -72,7 +75,7 @@ li { margin: 0 0 1rem; }
 {% for issue in issues %}
 <li><span class="meta">#{{ issue.number }} · \
 <time datetime="{{ issue.date.isoformat() }}">{{ issue.date.isoformat() }}</time></span><br>
-<a href="{{ issue.slug }}/email.html">{{ issue.subject }}</a></li>
+<a href="{{ issue.slug }}/">{{ issue.subject }}</a></li>
 {% endfor %}
 </ol>
 {% else %}
@@ -83,6 +86,17 @@ li { margin: 0 0 1rem; }
 </html>
 """
 )
+
+
+def web_copy(html: str, newsletter: NewsletterInfo) -> str:
+    """The e-mail as a web page: merge fields take their fallbacks ("Hello there").
+
+    The archive is public, so it must not carry anyone's name or unsubscribe token; its
+    unsubscribe link asks by e-mail instead.
+    """
+    contact = newsletter.reply_to or newsletter.sender.address
+    values = {"unsubscribe_url": f"mailto:{contact}?subject=unsubscribe"}
+    return merge.substitute(html, values, escape_html=True)
 
 
 def content_hash(html: str, text: str) -> str:
@@ -207,6 +221,7 @@ class Archive:
             os.chmod(staging, 0o755)
             _write_synced(staging / HTML_FILE, rendered.html)
             _write_synced(staging / TEXT_FILE, rendered.text)
+            _write_synced(staging / WEB_FILE, web_copy(rendered.html, self.newsletter))
             _write_synced(staging / ISSUE_FILE, _dump_json(record))
             os.rename(staging, target)
         except OSError as exc:
@@ -269,7 +284,7 @@ class Archive:
                 "link",
                 rel="alternate",
                 type="text/html",
-                href=f"{base}/{issue.slug}/{HTML_FILE}",
+                href=f"{base}/{issue.slug}/",
             )
             ET.SubElement(entry, "summary").text = issue.preheader
         ET.indent(feed)

@@ -100,7 +100,7 @@ def compose_meta(loaded: LoadedConfig, number: int, on: date, selection: Selecti
 
 
 def view_url_for(loaded: LoadedConfig, meta: IssueMeta) -> str:
-    return f"{loaded.settings.newsletter.public_archive_url}/{meta.slug}/email.html"
+    return f"{loaded.settings.newsletter.public_archive_url}/{meta.slug}/"
 
 
 def build_issue(

@@ -155,11 +155,11 @@ def screenshot_issue(
     widths: tuple[int, ...] = DEFAULT_WIDTHS,
     height: int = 2400,
 ) -> list[Path]:
-    """PNGs of one archived issue's email.html, one per width, served from localhost."""
+    """PNGs of one archived issue as a reader sees it, one per width, served from localhost."""
     find_chromium()  # fail with the install hint before starting anything
     paths = []
     with served(issues_dir) as server:
-        url = f"{server.url}/{slug}/email.html"
+        url = f"{server.url}/{slug}/"
         for width in widths:
             paths.append(
                 screenshot(url, out_dir / f"{slug}-{width}px.png", width=width, height=height)

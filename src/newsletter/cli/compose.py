@@ -129,7 +129,7 @@ def preview(
         return
     server = ArchiveServer(loaded.issues_dir, port=port, quiet=False)
     click.echo(f"serving {loaded.issues_dir} at {server.url}/")
-    click.echo(f"  issue {issue.number}: {server.url}/{issue.slug}/email.html   (Ctrl-C to stop)")
+    click.echo(f"  issue {issue.number}: {server.url}/{issue.slug}/   (Ctrl-C to stop)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
