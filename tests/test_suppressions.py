@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sendgrid import SendGridAPIClient
 
 from conftest import run_cli
 from newsletter.config import LoadedConfig, load_config
@@ -187,7 +188,11 @@ def test_the_asm_group_counts_as_unsubscribed(
     assert (group.fetched, group.updated, group.unknown) == (2, 1, 1)
     assert _status(loaded, "gus@example.com") is SubscriberStatus.UNSUBSCRIBED
     assert _status(loaded, "fay@example.com") is SubscriberStatus.SUBSCRIBED
-    assert _events(loaded, "gus@example.com")[-1][1:] == ("sendgrid-sync", "group_unsubscribes")
+    assert _events(loaded, "gus@example.com")[-1][1:] == (
+        "sendgrid-sync",
+        "group_unsubscribes of ASM group 42",
+    )
+    assert "/v3/asm/groups/42/suppressions" in fake.paths()
 
 
 def test_a_refused_key_is_an_authentication_error_with_sendgrids_words(
@@ -229,6 +234,28 @@ def test_no_answer_at_all_is_worth_retrying(
 
     with pytest.raises(TransientProviderError, match="no answer"):
         sync_suppressions(loaded)
+
+
+def test_a_timeout_is_worth_retrying(
+    sample_project: Path, loaded: LoadedConfig, fake: FakeSuppressions
+) -> None:
+    loaded = _configure(sample_project, timeout=0.2)
+    fake.fail(Failure(500, "late", stall=1.0))
+
+    with pytest.raises(TransientProviderError, match=r"no answer .*timed out"):
+        sync_suppressions(loaded)
+
+
+def test_a_client_given_is_used_as_it_is(
+    loaded: LoadedConfig, fake: FakeSuppressions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SENDGRID_API_KEY")
+    fake.add("bounces", "ann@example.com")
+
+    report = sync_suppressions(loaded, client=SendGridAPIClient(KEY, host=fake.url))
+
+    assert report.of("bounces").updated == 1
+    assert {s.headers["Authorization"] for s in fake.served} == {f"Bearer {KEY}"}
 
 
 def test_a_missing_key_is_a_config_error_before_any_request(

@@ -182,7 +182,7 @@ def _apply(store: Store, kind: SuppressionKind, record: dict[str, Any], tally: _
 
 def _detail(kind: SuppressionKind, record: dict[str, Any]) -> str:
     """What SendGrid said, so 'why is this person bounced' has an answer in the history."""
-    parts = [kind.name]
+    parts = [kind.name if kind.paged else f"{kind.name} of ASM group {kind.path[2]}"]
     reason = str(record.get("reason") or "").strip()
     if reason:
         parts.append(reason[:300])

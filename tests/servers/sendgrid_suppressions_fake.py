@@ -38,6 +38,8 @@ class Failure:
     message: str = "something went wrong"
     path: str | None = None
     """Only for requests to this path, e.g. '/v3/suppression/bounces'; None: any path."""
+    stall: float = 0.0
+    """Seconds to wait before answering: longer than the client's timeout makes it time out."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class FakeSuppressions:
         self.groups: dict[int, list[str]] = {}
         self.failures: deque[Failure] = deque()
         self.served: list[Served] = []
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -100,15 +103,19 @@ class FakeSuppressions:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
     def answer(self, path: str, query: dict[str, str], authorization: str) -> tuple[int, Any]:
         with self._lock:
+            failure = self._next_failure(path)
+        if failure is not None and failure.stall:
+            self._stopping.wait(failure.stall)
+        with self._lock:
             if authorization != f"Bearer {self.api_key}":
                 return 401, {"errors": [{"field": None, "message": AUTH_ERROR}]}
-            failure = self._next_failure(path)
             if failure is not None:
                 return failure.status, {"errors": [{"field": None, "message": failure.message}]}
             parts = path.strip("/").split("/")
