@@ -296,3 +296,15 @@ def test_a_second_concurrent_send_is_refused(project: Path) -> None:
     after = send(project)
     assert after.exit_code == 0, after.output
     assert "took over the send lock" in after.stdout
+
+
+def test_rate_paces_the_send(project: Path) -> None:
+    waits: list[float] = []
+    report = send_issue(
+        load_config(project), ISSUE, SendOptions(lists=("members",), rate=10.0), sleep=waits.append
+    )
+    assert report.sent == SUBSCRIBERS
+    # 25 messages at 10 per second: batches of 10, 10 and 5, each followed by a wait, so the
+    # send takes about 2.5 s and never bursts more than a second's worth.
+    assert len(waits) == 3
+    assert 2.0 < sum(waits) <= 2.5

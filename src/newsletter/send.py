@@ -371,9 +371,11 @@ def _deliver(
     done = 0
     window_start = time.monotonic()
     with provider:
-        batches = ledger.pending_with_lists(
-            issue_id, limit=options.limit, chunk=provider.max_batch_size
-        )
+        size = provider.max_batch_size
+        if options.rate:
+            # Pacing per batch: keep each burst to about a second's worth of messages.
+            size = max(1, min(size, int(options.rate)))
+        batches = ledger.pending_with_lists(issue_id, limit=options.limit, chunk=size)
         for chunk in batches:
             batch_id = uuid.uuid4().hex
             claimed = set(ledger.claim(issue_id, (s.id for s, _ in chunk), batch_id))
