@@ -22,7 +22,7 @@ def main() -> None:
 def _register() -> None:
     import importlib
 
-    for module_name in ("compose", "subscribers", "sending", "scheduling", "suppressions"):
+    for module_name in ("compose", "subscribers", "sending", "scheduling", "suppressions", "web"):
         try:
             module = importlib.import_module(f"{__name__}.{module_name}")
         except ModuleNotFoundError as exc:

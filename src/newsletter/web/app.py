@@ -1,0 +1,132 @@
+"""`newsletter serve`: one small ASGI app for what must answer over HTTP.
+
+Routes::
+
+    GET  /                          the archive's index.html
+    GET  /index.html, /feed.xml     the archive's index and Atom feed
+    GET  /{issue}/                  redirects to the issue's email.html
+    GET  /{issue}/email.html        an issue as a web page, merge fields filled neutrally
+    GET  /{issue}/email.txt         its text version, likewise
+    GET  /unsubscribe/              how to unsubscribe (the link in an issue is personal)
+    GET  /unsubscribe/{token}       asks to confirm; never unsubscribes by itself
+    POST /unsubscribe/{token}       unsubscribes (RFC 8058 one-click, or the confirm form)
+    POST /webhooks/sendgrid         SendGrid's Event Webhook
+
+Only these files of the issues folder are served: it also holds send reports, which name
+recipients, so it is never exposed as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, TEXT_FILE
+from ..config import LoadedConfig
+from ..merge import substitute
+from ..send import unsubscribe_secret
+from ..store import open_store
+from .pages import Pages
+from .unsubscribe import UnsubscribeEndpoint
+from .webhooks import SendgridWebhook, signature_check
+
+SAFE_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+"""An issue folder name; anything else (``..``, hidden staging folders) is not an issue."""
+WEB_VIEW_VALUES = {"unsubscribe_url": "../unsubscribe/"}
+"""Merge values for a reader of the archive, who is nobody in particular: names fall back
+to their defaults, and the unsubscribe link explains where the personal one is."""
+ARCHIVE_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+class Archive:
+    """The published issues, read from the issues folder on every request."""
+
+    def __init__(self, directory: Path, pages: Pages) -> None:
+        self.directory = directory
+        self.pages = pages
+
+    async def index(self, request: Request) -> Response:
+        return self._file(self.directory / INDEX_FILE, "text/html; charset=utf-8")
+
+    async def feed(self, request: Request) -> Response:
+        return self._file(self.directory / FEED_FILE, "application/atom+xml")
+
+    async def issue_folder(self, request: Request) -> Response:
+        self._issue_path(request.path_params["slug"], HTML_FILE)
+        return RedirectResponse(HTML_FILE, status_code=301)
+
+    async def issue_html(self, request: Request) -> Response:
+        path = self._issue_path(request.path_params["slug"], HTML_FILE)
+        text = await run_in_threadpool(path.read_text, encoding="utf-8")
+        filled = substitute(text, WEB_VIEW_VALUES, escape_html=True)
+        return HTMLResponse(filled, headers=ARCHIVE_CACHE)
+
+    async def issue_text(self, request: Request) -> Response:
+        path = self._issue_path(request.path_params["slug"], TEXT_FILE)
+        text = await run_in_threadpool(path.read_text, encoding="utf-8")
+        filled = substitute(text, WEB_VIEW_VALUES, escape_html=False)
+        return Response(filled, media_type="text/plain; charset=utf-8", headers=ARCHIVE_CACHE)
+
+    def _issue_path(self, slug: str, name: str) -> Path:
+        path = self.directory / slug / name
+        if not SAFE_SLUG.match(slug) or not path.is_file():
+            raise HTTPException(404)
+        return path
+
+    def _file(self, path: Path, media_type: str) -> Response:
+        if not path.is_file():
+            raise HTTPException(404)
+        return FileResponse(path, media_type=media_type, headers=ARCHIVE_CACHE)
+
+
+def create_app(loaded: LoadedConfig) -> Starlette:
+    """The app for one newsletter.yml.
+
+    The store is opened once here, so a broken or unwritable store (and an unusable webhook
+    key) stops the server at start rather than on a reader's click.
+    """
+    with open_store(loaded) as store:
+        secret = unsubscribe_secret(loaded, store)
+    pages = Pages(loaded.settings.newsletter)
+    archive = Archive(loaded.issues_dir, pages)
+    unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
+    webhook = SendgridWebhook(loaded, signature_check(loaded))
+
+    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
+        return pages.not_found()
+
+    routes = [
+        Route("/", archive.index, methods=["GET"]),
+        Route("/" + INDEX_FILE, archive.index, methods=["GET"]),
+        Route("/" + FEED_FILE, archive.feed, methods=["GET"]),
+        Route("/unsubscribe/", unsubscribe.explain, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.confirm, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.apply, methods=["POST"]),
+        Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
+        Route("/{slug}/", archive.issue_folder, methods=["GET"]),
+        Route("/{slug}/" + HTML_FILE, archive.issue_html, methods=["GET"]),
+        Route("/{slug}/" + TEXT_FILE, archive.issue_text, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found})
+
+
+class RedactTokens(logging.Filter):
+    """Keeps unsubscribe tokens, which carry an address, out of the access log."""
+
+    _TOKEN = re.compile(r"(/unsubscribe/)[^/?\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._TOKEN.sub(r"\1<token>", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True

@@ -1,0 +1,127 @@
+"""One-click unsubscribe (RFC 8058): a GET asks, a POST acts.
+
+Mail scanners and link previewers follow every GET in a message, so a GET only shows a
+confirmation form; the POST that mail clients send for ``List-Unsubscribe-Post`` (or the
+form) unsubscribes at once. Every failure answers with one fixed page, whether the token
+is forged, truncated or names someone who is not (or no longer) in the store, so the
+endpoint cannot be used to find out who is subscribed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from ..config import LoadedConfig
+from ..errors import TokenError
+from ..models import Subscriber, SubscriberStatus
+from ..store import Store
+from ..tokens import TokenPayload, verify_token
+from .common import BodyTooLarge, escalate, read_body, store_for_request
+from .pages import Pages, mask_address
+
+FORM_LIMIT = 8 * 1024
+"""A one-click body is 26 bytes; anything much bigger is not a form we sent."""
+ONE_CLICK = "One-Click"
+_log = logging.getLogger("newsletter.web")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who a genuine token names, as the store knows them now."""
+
+    token: TokenPayload
+    subscriber: Subscriber
+
+
+class UnsubscribeEndpoint:
+    """``GET`` and ``POST /unsubscribe/{token}``, plus the bare ``/unsubscribe/`` page."""
+
+    def __init__(self, loaded: LoadedConfig, secret: str, pages: Pages) -> None:
+        self.loaded = loaded
+        self.secret = secret
+        self.pages = pages
+
+    async def explain(self, request: Request) -> HTMLResponse:
+        return self.pages.render(
+            "Unsubscribing",
+            "To unsubscribe, use the unsubscribe link at the bottom of an issue you received "
+            "by e-mail: it is personal to you, so it works without a password.",
+        )
+
+    async def confirm(self, request: Request) -> HTMLResponse:
+        holder = await run_in_threadpool(self._holder, request.path_params["token"])
+        if holder is None:
+            return self._invalid()
+        if holder.subscriber.status is not SubscriberStatus.SUBSCRIBED:
+            return self._done(holder)
+        return self.pages.render(
+            f"Unsubscribe from {self.pages.newsletter.name}?",
+            f"{mask_address(holder.token.email)} receives {self.pages.newsletter.name} through "
+            f"the list “{holder.token.list_name}”. Unsubscribing stops every issue to this "
+            "address.",
+            button="Unsubscribe",
+        )
+
+    async def apply(self, request: Request) -> Response:
+        try:
+            body = await read_body(request, FORM_LIMIT)
+        except BodyTooLarge:
+            return Response("request body too large\n", status_code=413)
+        form = parse_qs(body.decode("latin-1"))
+        source = "one-click" if form.get("List-Unsubscribe") == [ONE_CLICK] else "web"
+        holder = await run_in_threadpool(self._unsubscribe, request.path_params["token"], source)
+        return self._invalid() if holder is None else self._done(holder)
+
+    def _holder(self, token: str) -> Holder | None:
+        with store_for_request(self.loaded) as store:
+            return self._lookup(store, token)
+
+    def _lookup(self, store: Store, token: str) -> Holder | None:
+        try:
+            payload = verify_token(self.secret, token)
+        except TokenError:
+            return None
+        subscriber = store.get_by_id(payload.subscriber_id)
+        if subscriber is None or subscriber.email != payload.email:
+            return None
+        return Holder(payload, subscriber)
+
+    def _unsubscribe(self, token: str, source: str) -> Holder | None:
+        with store_for_request(self.loaded) as store:
+            holder = self._lookup(store, token)
+            if holder is None:
+                return None
+            subscriber = holder.subscriber
+            detail = f"list {holder.token.list_name}"
+            if not escalate(store, subscriber, SubscriberStatus.UNSUBSCRIBED, source, detail):
+                _log.info(
+                    "unsubscribe request (%s) for subscriber %d kept status %s",
+                    source,
+                    subscriber.id,
+                    subscriber.status,
+                )
+            return holder
+
+    def _done(self, holder: Holder) -> HTMLResponse:
+        return self.pages.render(
+            "You are unsubscribed",
+            f"{mask_address(holder.token.email)} will receive no more issues of "
+            f"{self.pages.newsletter.name} (list “{holder.token.list_name}”).",
+            "If this was a mistake, reply to any issue and we will add you back.",
+        )
+
+    def _invalid(self) -> HTMLResponse:
+        return self.pages.render(
+            "This unsubscribe link is not valid",
+            "It may be incomplete or altered, for example split across two lines by your "
+            "mail program.",
+            "Use the unsubscribe link in the most recent issue you received, or reply to it "
+            "and ask to be removed.",
+            status=400,
+        )

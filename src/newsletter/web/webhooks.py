@@ -1,0 +1,190 @@
+"""SendGrid's Event Webhook: bounces, complaints and unsubscribes flow back into the store.
+
+SendGrid posts a JSON array of events and retries for up to 24 hours on any non-2xx
+answer, so an event we cannot use (an address we do not know, an event kind we do not
+act on) is acknowledged, never refused; only a request that is not SendGrid's (bad
+signature, stale timestamp) or not an event batch at all is turned away.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from ..config import ENV_REFERENCE, LoadedConfig, resolve_secret
+from ..errors import ConfigError
+from ..models import SubscriberStatus
+from ..store import Store
+from .common import BodyTooLarge, escalate, read_body, store_for_request
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+MAX_AGE_SECONDS = 600
+"""A signed request older (or further in the future) than this is a replay, not a retry:
+SendGrid signs each delivery attempt afresh."""
+SOURCE = "sendgrid-webhook"
+_DROPPED_REASONS = (
+    ("Bounced Address", SubscriberStatus.BOUNCED),
+    ("Spam Reporting Address", SubscriberStatus.COMPLAINED),
+    ("Unsubscribed Address", SubscriberStatus.UNSUBSCRIBED),
+)
+_log = logging.getLogger("newsletter.web")
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    processed: int = 0
+    """Events in the batch."""
+    updated: int = 0
+    """Subscribers whose status changed."""
+    ignored: int = 0
+    """Events that called for a change but named no subscriber we know."""
+
+
+def status_for(event: Mapping[str, Any]) -> SubscriberStatus | None:
+    """The status an event calls for; None for events that only inform (or are temporary)."""
+    kind = event.get("event")
+    if kind == "bounce":
+        # "blocked" is a temporary refusal (throttling, a blocklist): the address is fine.
+        return None if event.get("type") == "blocked" else SubscriberStatus.BOUNCED
+    if kind == "dropped":
+        reason = str(event.get("reason") or "")
+        return next((status for text, status in _DROPPED_REASONS if text in reason), None)
+    if kind == "spamreport":
+        return SubscriberStatus.COMPLAINED
+    if kind in ("unsubscribe", "group_unsubscribe"):
+        return SubscriberStatus.UNSUBSCRIBED
+    return None
+
+
+def _detail(event: Mapping[str, Any]) -> str:
+    parts = [f"event={event.get('event')}"]
+    for key in ("type", "reason", "sg_event_id"):
+        if event.get(key):
+            parts.append(f"{key}={str(event[key])[:200]}")
+    return " ".join(parts)
+
+
+def apply_events(store: Store, events: Sequence[Mapping[str, Any]]) -> WebhookResult:
+    """Apply a batch to the store; a status only gets stronger (see ``common.STRENGTH``)."""
+    updated = ignored = 0
+    for event in events:
+        status = status_for(event)
+        if status is None:
+            if event.get("event") == "bounce":
+                _log.info("temporary bounce (%s), status unchanged", _detail(event))
+            continue
+        email = event.get("email")
+        subscriber = store.get(email) if isinstance(email, str) else None
+        if subscriber is None:
+            ignored += 1
+            continue
+        if escalate(store, subscriber, status, SOURCE, _detail(event)):
+            updated += 1
+    return WebhookResult(processed=len(events), updated=updated, ignored=ignored)
+
+
+def parse_events(body: bytes) -> list[dict[str, Any]]:
+    """The event batch, or ValueError with what a sender needs to know."""
+    try:
+        events = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError("malformed JSON: expected an array of event objects") from None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise ValueError("expected a JSON array of event objects")
+    return events
+
+
+class SignatureCheck:
+    """Verifies SendGrid's ECDSA signature with the official helper, and refuses replays."""
+
+    def __init__(self, public_key: str, clock: Callable[[], float] = time.time) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from sendgrid.helpers.eventwebhook import EventWebhook
+
+        try:
+            self.webhook = EventWebhook(public_key)
+        except ValueError as exc:
+            raise ValueError(f"not a valid public key: {exc}") from None
+        if not isinstance(self.webhook.public_key, ec.EllipticCurvePublicKey):
+            raise ValueError("not an elliptic-curve (ECDSA) public key")
+        self.clock = clock
+
+    def problem(self, body: bytes, signature: str | None, timestamp: str | None) -> str | None:
+        """Why the request is not authentic, or None when it is."""
+        from cryptography.exceptions import InvalidSignature
+
+        if not signature or not timestamp:
+            return "missing signature headers"
+        if (
+            not (timestamp.isascii() and timestamp.isdigit())
+            or abs(self.clock() - int(timestamp)) > MAX_AGE_SECONDS
+        ):
+            return "timestamp missing, malformed or too old"
+        try:
+            valid = self.webhook.verify_signature(body.decode("utf-8"), signature, timestamp)
+        except (ValueError, InvalidSignature):  # undecodable body or signature
+            valid = False
+        return None if valid else "bad signature"
+
+
+def signature_check(loaded: LoadedConfig) -> SignatureCheck | None:
+    """The check for ``web.sendgrid_webhook_key``, or None when no key is configured.
+
+    A key that is set but unusable stops the server from starting: silently accepting
+    unsigned events would be worse than not running.
+    """
+    reference = loaded.settings.web.sendgrid_webhook_key
+    if not reference:
+        return None
+    field = "web.sendgrid_webhook_key"
+    key = resolve_secret(reference, field=field) if ENV_REFERENCE.match(reference) else reference
+    try:
+        return SignatureCheck(key.strip())
+    except ValueError as exc:
+        raise ConfigError(
+            [
+                f"{field}: {exc}; copy the verification key from SendGrid "
+                "(Settings > Mail Settings > Event Webhook > Signature Verification)"
+            ],
+            path=str(loaded.path),
+        ) from None
+
+
+class SendgridWebhook:
+    """``POST /webhooks/sendgrid``."""
+
+    def __init__(self, loaded: LoadedConfig, check: SignatureCheck | None) -> None:
+        self.loaded = loaded
+        self.check = check
+        self.limit = loaded.settings.web.max_body_bytes
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            body = await read_body(request, self.limit)
+        except BodyTooLarge:
+            return PlainTextResponse(f"body over {self.limit} bytes\n", status_code=413)
+        if self.check is not None:
+            problem = self.check.problem(
+                body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
+            )
+            if problem:
+                return PlainTextResponse(f"forbidden: {problem}\n", status_code=403)
+        try:
+            events = parse_events(body)
+        except ValueError as exc:
+            return PlainTextResponse(f"{exc}\n", status_code=400)
+        result = await run_in_threadpool(self._apply, events)
+        return JSONResponse(asdict(result))
+
+    def _apply(self, events: list[dict[str, Any]]) -> WebhookResult:
+        with store_for_request(self.loaded) as store:
+            return apply_events(store, events)
