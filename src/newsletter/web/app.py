@@ -4,9 +4,9 @@ Routes::
 
     GET  /                          the archive's index.html
     GET  /index.html, /feed.xml     the archive's index and Atom feed
-    GET  /{issue}/                  redirects to the issue's email.html
-    GET  /{issue}/email.html        an issue as a web page, merge fields filled neutrally
-    GET  /{issue}/email.txt         its text version, likewise
+    GET  /{issue}/                  the issue's web copy (merge fields at their fallbacks)
+    GET  /{issue}/index.html        the same
+    GET  /{issue}/email.html        the archived e-mail, its merge fields filled the same way
     GET  /unsubscribe/              how to unsubscribe (the link in an issue is personal)
     GET  /unsubscribe/{token}       asks to confirm; never unsubscribes by itself
     POST /unsubscribe/{token}       unsubscribes (RFC 8058 one-click, or the confirm form)
@@ -29,9 +29,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, TEXT_FILE
-from ..config import LoadedConfig
-from ..merge import substitute
+from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, WEB_FILE, web_copy
+from ..config import LoadedConfig, NewsletterInfo
 from ..send import unsubscribe_secret
 from ..store import open_store
 from .pages import Pages
@@ -40,18 +39,15 @@ from .webhooks import SendgridWebhook, signature_check
 
 SAFE_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 """An issue folder name; anything else (``..``, hidden staging folders) is not an issue."""
-WEB_VIEW_VALUES = {"unsubscribe_url": "../unsubscribe/"}
-"""Merge values for a reader of the archive, who is nobody in particular: names fall back
-to their defaults, and the unsubscribe link explains where the personal one is."""
 ARCHIVE_CACHE = {"Cache-Control": "public, max-age=300"}
 
 
 class Archive:
     """The published issues, read from the issues folder on every request."""
 
-    def __init__(self, directory: Path, pages: Pages) -> None:
+    def __init__(self, directory: Path, newsletter: NewsletterInfo) -> None:
         self.directory = directory
-        self.pages = pages
+        self.newsletter = newsletter
 
     async def index(self, request: Request) -> Response:
         return self._file(self.directory / INDEX_FILE, "text/html; charset=utf-8")
@@ -60,26 +56,31 @@ class Archive:
         return self._file(self.directory / FEED_FILE, "application/atom+xml")
 
     async def issue_folder(self, request: Request) -> Response:
-        self._issue_path(request.path_params["slug"], HTML_FILE)
-        return RedirectResponse(HTML_FILE, status_code=301)
-
-    async def issue_html(self, request: Request) -> Response:
-        path = self._issue_path(request.path_params["slug"], HTML_FILE)
-        text = await run_in_threadpool(path.read_text, encoding="utf-8")
-        filled = substitute(text, WEB_VIEW_VALUES, escape_html=True)
-        return HTMLResponse(filled, headers=ARCHIVE_CACHE)
-
-    async def issue_text(self, request: Request) -> Response:
-        path = self._issue_path(request.path_params["slug"], TEXT_FILE)
-        text = await run_in_threadpool(path.read_text, encoding="utf-8")
-        filled = substitute(text, WEB_VIEW_VALUES, escape_html=False)
-        return Response(filled, media_type="text/plain; charset=utf-8", headers=ARCHIVE_CACHE)
-
-    def _issue_path(self, slug: str, name: str) -> Path:
-        path = self.directory / slug / name
-        if not SAFE_SLUG.match(slug) or not path.is_file():
+        """``/001-2026-11-24`` as typed by hand; only a real issue is redirected."""
+        slug = request.path_params["slug"]
+        if self._issue_file(slug, HTML_FILE) is None:
             raise HTTPException(404)
-        return path
+        return RedirectResponse(f"{slug}/", status_code=301)
+
+    async def web_copy(self, request: Request) -> Response:
+        """The web copy the build wrote; issues archived before it existed get one made."""
+        slug = request.path_params["slug"]
+        path = self._issue_file(slug, WEB_FILE)
+        if path is not None:
+            return FileResponse(path, media_type="text/html; charset=utf-8", headers=ARCHIVE_CACHE)
+        return await self.email_html(request)
+
+    async def email_html(self, request: Request) -> Response:
+        """The e-mail as sent, minus the merge fields: they would show as %%first_name%%."""
+        path = self._issue_file(request.path_params["slug"], HTML_FILE)
+        if path is None:
+            raise HTTPException(404)
+        text = await run_in_threadpool(path.read_text, encoding="utf-8")
+        return HTMLResponse(web_copy(text, self.newsletter), headers=ARCHIVE_CACHE)
+
+    def _issue_file(self, slug: str, name: str) -> Path | None:
+        path = self.directory / slug / name
+        return path if SAFE_SLUG.match(slug) and path.is_file() else None
 
     def _file(self, path: Path, media_type: str) -> Response:
         if not path.is_file():
@@ -96,7 +97,7 @@ def create_app(loaded: LoadedConfig) -> Starlette:
     with open_store(loaded) as store:
         secret = unsubscribe_secret(loaded, store)
     pages = Pages(loaded.settings.newsletter)
-    archive = Archive(loaded.issues_dir, pages)
+    archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
     unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
     webhook = SendgridWebhook(loaded, signature_check(loaded))
 
@@ -107,15 +108,19 @@ def create_app(loaded: LoadedConfig) -> Starlette:
         Route("/", archive.index, methods=["GET"]),
         Route("/" + INDEX_FILE, archive.index, methods=["GET"]),
         Route("/" + FEED_FILE, archive.feed, methods=["GET"]),
+        Route("/unsubscribe", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.confirm, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.apply, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
-        Route("/{slug}/", archive.issue_folder, methods=["GET"]),
-        Route("/{slug}/" + HTML_FILE, archive.issue_html, methods=["GET"]),
-        Route("/{slug}/" + TEXT_FILE, archive.issue_text, methods=["GET"]),
+        Route("/{slug}", archive.issue_folder, methods=["GET"]),
+        Route("/{slug}/", archive.web_copy, methods=["GET"]),
+        Route("/{slug}/" + WEB_FILE, archive.web_copy, methods=["GET"]),
+        Route("/{slug}/" + HTML_FILE, archive.email_html, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={404: not_found})
+    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    app.router.redirect_slashes = False  # or every unknown path would redirect before its 404
+    return app
 
 
 class RedactTokens(logging.Filter):
