@@ -82,6 +82,28 @@ def test_one_click_post_unsubscribes_and_records_where_it_came_from(
     )
 
 
+def test_one_click_sent_as_multipart_form_data_is_recognised(
+    project: Path, client: httpx.Client
+) -> None:
+    _, token = add_subscriber(project, "ada@example.org")
+    body = (
+        "--b0undary\r\n"
+        'Content-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        "One-Click\r\n"
+        "--b0undary--\r\n"
+    )
+
+    reply = client.post(
+        f"/unsubscribe/{token}",
+        content=body.encode(),
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
+
+    assert reply.status_code == 200
+    status, events = status_of(project, "ada@example.org")
+    assert (status, events[-1].source) == (SubscriberStatus.UNSUBSCRIBED, "one-click")
+
+
 @pytest.mark.parametrize("body", [{"confirm": "yes"}, None], ids=["form", "empty"])
 def test_confirmation_form_and_empty_post_unsubscribe_as_web(
     project: Path, client: httpx.Client, body: dict[str, str] | None

@@ -31,6 +31,17 @@ ONE_CLICK = "One-Click"
 _log = logging.getLogger("newsletter.web")
 
 
+def is_one_click(body: bytes) -> bool:
+    """Whether a mail client sent RFC 8058's ``List-Unsubscribe=One-Click``.
+
+    The RFC allows it urlencoded or as multipart/form-data; the source is only recorded,
+    so a loose look at a multipart body is enough.
+    """
+    if parse_qs(body.decode("latin-1")).get("List-Unsubscribe") == [ONE_CLICK]:
+        return True
+    return b'name="List-Unsubscribe"' in body and ONE_CLICK.encode() in body
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who a genuine token names, as the store knows them now."""
@@ -73,8 +84,7 @@ class UnsubscribeEndpoint:
             body = await read_body(request, FORM_LIMIT)
         except BodyTooLarge:
             return Response("request body too large\n", status_code=413)
-        form = parse_qs(body.decode("latin-1"))
-        source = "one-click" if form.get("List-Unsubscribe") == [ONE_CLICK] else "web"
+        source = "one-click" if is_one_click(body) else "web"
         holder = await run_in_threadpool(self._unsubscribe, request.path_params["token"], source)
         return self._invalid() if holder is None else self._done(holder)
 
