@@ -28,7 +28,7 @@ from .message import build_mime
 from .models import ArchivedIssue, DeliveryResult, OutgoingIssue, Recipient, Subscriber
 from .providers import Provider, backoff_delays, get_provider, retry_delay
 from .store import Ledger, Store
-from .tokens import make_token
+from .tokens import TokenSigner
 
 REPORT_NAME = "send-report.json"
 TEST_PREFIX = "[TEST] "
@@ -137,9 +137,10 @@ class RecipientFactory:
     def __init__(self, loaded: LoadedConfig, secret: str) -> None:
         self.base = loaded.unsubscribe_url.rstrip("/")
         self.secret = secret
+        self.signer = TokenSigner(secret)
 
     def __call__(self, subscriber: Subscriber, list_name: str) -> Recipient:
-        token = make_token(self.secret, subscriber.id, subscriber.email, list_name)
+        token = self.signer.make(subscriber.id, subscriber.email, list_name)
         return Recipient(
             subscriber_id=subscriber.id,
             email=subscriber.email,

@@ -47,18 +47,29 @@ def _key(secret: str) -> bytes:
 
 def make_token(secret: str, subscriber_id: int, email: str, list_name: str) -> str:
     """The url-safe token for one subscriber of one list."""
-    if not 0 <= subscriber_id < 2**64:
-        raise ValueError(f"subscriber id {subscriber_id} is out of range for a token")
-    if "\x00" in list_name or "\x00" in email:
-        raise ValueError("list name and address may not contain NUL characters")
-    body = (
-        _HEADER.pack(VERSION, subscriber_id)
-        + list_name.encode("utf-8")
-        + b"\x00"
-        + email.encode("utf-8")
-    )
-    signed = body + hmac.digest(_key(secret), body, "sha256")
-    return base64.urlsafe_b64encode(signed).rstrip(b"=").decode("ascii")
+    return TokenSigner(secret).make(subscriber_id, email, list_name)
+
+
+class TokenSigner:
+    """Makes tokens with one secret; the key is derived once, not once per recipient."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = _key(secret)
+        self._lists: dict[str, bytes] = {}
+
+    def make(self, subscriber_id: int, email: str, list_name: str) -> str:
+        if not 0 <= subscriber_id < 2**64:
+            raise ValueError(f"subscriber id {subscriber_id} is out of range for a token")
+        if "\x00" in email:
+            raise ValueError("list name and address may not contain NUL characters")
+        tail = self._lists.get(list_name)
+        if tail is None:
+            if "\x00" in list_name:
+                raise ValueError("list name and address may not contain NUL characters")
+            tail = self._lists[list_name] = list_name.encode("utf-8") + b"\x00"
+        body = _HEADER.pack(VERSION, subscriber_id) + tail + email.encode("utf-8")
+        signed = body + hmac.digest(self._key, body, "sha256")
+        return base64.urlsafe_b64encode(signed).rstrip(b"=").decode("ascii")
 
 
 def verify_token(secret: str, token: str) -> TokenPayload:

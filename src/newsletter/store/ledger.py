@@ -22,7 +22,8 @@ from .db import parse_time, utc_now
 from .subscribers import CHUNK, SUBSCRIBER_COLUMNS, Store, subscriber_from_row
 
 STALE_AFTER = timedelta(minutes=10)
-_BATCH = 500
+_BATCH = 1000
+"""Ids per statement: far below SQLite's limit of 32,766 parameters, one batch at once."""
 
 
 class LedgerState(enum.StrEnum):
@@ -84,6 +85,10 @@ def _chunks(ids: Iterable[int], size: int = _BATCH) -> Iterator[list[int]]:
         yield part
 
 
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
 class Ledger:
     """Per-issue delivery state on top of a ``Store``; every method commits before returning."""
 
@@ -129,37 +134,37 @@ class Ledger:
         """Mark queued recipients in_flight for one batch; returns the ids actually claimed.
 
         Only ``queued`` rows are claimed, so a recipient already sent (or claimed by another
-        batch) is never handed to the provider twice.
+        batch) is never handed to the provider twice. One statement per thousand ids: a
+        million-recipient send spends its time sending, not in round trips to SQLite.
         """
         claimed: list[int] = []
         now = utc_now()
         with self.db.transaction():
             for part in _chunks(subscriber_ids):
-                marks = ", ".join("?" * len(part))
                 rows = self.db.all(
-                    "SELECT subscriber_id FROM send_ledger WHERE issue_id = ? AND state = 'queued' "
-                    f"AND subscriber_id IN ({marks}) ORDER BY subscriber_id",
-                    (issue_id, *part),
-                )
-                ids = [row[0] for row in rows]
-                self.db.executemany(
                     "UPDATE send_ledger SET state = 'in_flight', batch_id = ?, error = NULL, "
-                    "updated_at = ? WHERE issue_id = ? AND subscriber_id = ?",
-                    [(batch_id, now, issue_id, sid) for sid in ids],
+                    "updated_at = ? WHERE issue_id = ? AND state = 'queued' "
+                    f"AND subscriber_id IN ({_marks(len(part))}) RETURNING subscriber_id",
+                    (batch_id, now, issue_id, *part),
                 )
-                claimed.extend(ids)
+                claimed.extend(row[0] for row in rows)
+        claimed.sort()
         return claimed
 
     def mark_sent(
         self, issue_id: str, subscriber_ids: Iterable[int], provider_id: str | None = None
     ) -> int:
         now = utc_now()
+        changed = 0
         with self.db.transaction():
-            return self.db.executemany(
-                "UPDATE send_ledger SET state = 'sent', provider_id = ?, error = NULL, "
-                "updated_at = ? WHERE issue_id = ? AND subscriber_id = ?",
-                [(provider_id, now, issue_id, int(sid)) for sid in subscriber_ids],
-            )
+            for part in _chunks(subscriber_ids):
+                changed += self.db.execute(
+                    "UPDATE send_ledger SET state = 'sent', provider_id = ?, error = NULL, "
+                    "updated_at = ? WHERE issue_id = ? "
+                    f"AND subscriber_id IN ({_marks(len(part))})",
+                    (provider_id, now, issue_id, *part),
+                )
+        return changed
 
     def mark_failed(
         self, issue_id: str, errors: Mapping[int, str] | Iterable[tuple[int, str]]

@@ -1,0 +1,515 @@
+"""Sending benchmark: a real send of a built issue to loopback sinks in other processes.
+
+Targets: 1,000,000 SendGrid recipients dispatched in <= 10 s with <= 200 MB peak RSS;
+SMTP >= 2,000 personalised messages/s. Each measured send runs in a fresh process (as the
+scheduler runs it) against a fresh copy of the store; figures are medians of ``--runs``.
+A naive loop (render the issue per recipient, one request per recipient) is measured on
+a sample and extrapolated, for the ratio.
+
+    .venv/bin/python bench/bench_send.py [--quick] [--runs 3]
+
+Prints a table and writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+ISSUE_DAY = date(2026, 11, 24)
+ENV = {
+    "NEWSLETTER_SECRET": "bench-secret-0123456789abcdef",
+    "SENDGRID_API_KEY": "SG.bench",
+    "SMTP_PASSWORD": "unused",
+}
+TARGET_SENDGRID_S = 10.0
+TARGET_RSS_MB = 200.0
+TARGET_SMTP_PER_S = 2000.0
+
+
+# --- the project and its store (setup, timed but not part of the send) --------------------
+
+
+def make_project(root: Path, provider: dict[str, Any]) -> Path:
+    """A copy of the sample project whose provider is the given one; issue 1 built."""
+    root.mkdir(parents=True)
+    shutil.copytree(REPO / "samples", root / "samples")
+    shutil.copytree(REPO / "templates", root / "templates")
+    config = yaml.safe_load((REPO / "newsletter.yml").read_text(encoding="utf-8"))
+    config["provider"] = provider
+    path = root / "newsletter.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    from newsletter.build import build_issue
+    from newsletter.config import load_config
+
+    with _environment():
+        build_issue(load_config(path), on=ISSUE_DAY)
+    return path
+
+
+def make_store(config_path: Path, count: int) -> float:
+    """``count`` subscribers on the list 'members', bulk-inserted; returns the seconds taken."""
+    from newsletter.config import load_config
+    from newsletter.store import open_store
+
+    started = time.perf_counter()
+    with _environment():
+        loaded = load_config(config_path)
+    with open_store(loaded) as store:
+        list_id = store.list_id("members")
+    # Plain SQL with durability off: this is fixture data, not the code under test.
+    conn = sqlite3.connect(str(loaded.store_path), isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("BEGIN")
+    now = "2026-11-01T00:00:00.000000Z"
+    first_names = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald")
+    conn.executemany(
+        "INSERT INTO subscribers (id, email, email_key, name, attributes, status, source, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'subscribed', 'bench', ?, ?)",
+        (
+            (
+                i,
+                f"reader{i}@example.org",
+                f"reader{i}@example.org",
+                f"{first_names[i % 8]} Reader{i}",
+                '{"organisation":"Council ' + str(i % 97) + '"}' if i % 4 == 0 else "{}",
+                now,
+                now,
+            )
+            for i in range(1, count + 1)
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)",
+        ((list_id, i, now) for i in range(1, count + 1)),
+    )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    shutil.copy(loaded.store_path, str(loaded.store_path) + ".pristine")
+    return time.perf_counter() - started
+
+
+def reset_store(config_path: Path) -> None:
+    """Back to the state before any send, so every run does the same work."""
+    db = config_path.parent / "newsletter.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.copy(str(db) + ".pristine", db)
+
+
+class _environment:
+    def __enter__(self) -> None:
+        self.saved = {name: os.environ.get(name) for name in ENV}
+        os.environ.update(ENV)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# --- sinks in other processes ---------------------------------------------------------------
+
+
+class Sink:
+    """``python bench/sinks.py KIND`` in its own process; ``stop()`` returns what it received."""
+
+    def __init__(self, kind: str, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            [PYTHON, str(HERE / "sinks.py"), kind, *extra],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().split()
+        if not line or line[0] != "READY":
+            raise RuntimeError(f"the {kind} sink did not start")
+        self.port = int(line[1])
+
+    def stop(self) -> dict[str, Any]:
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=30)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+class PostfixSink:
+    """Postfix's smtp-sink, written in C: the ceiling a Python client can be held against."""
+
+    BINARY = "/usr/sbin/smtp-sink"
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        command = [self.BINARY, "-c"]
+        if os.geteuid() == 0:
+            command += ["-u", "nobody"]
+        self.process = subprocess.Popen(
+            [*command, f"127.0.0.1:{self.port}", "256"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("smtp-sink did not start")
+
+    def stop(self) -> dict[str, Any]:
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=10)
+        # -c prints a running count of messages, the last one is the total.
+        counts = [int(word) for word in out.replace("\r", " ").split() if word.isdigit()]
+        return {"recipients": counts[-1] if counts else None}
+
+    @classmethod
+    def available(cls) -> bool:
+        return Path(cls.BINARY).exists()
+
+
+# --- one measured send, in a fresh process --------------------------------------------------
+
+
+def child_send(config_path: str) -> None:
+    """Runs in the measured process: one `send_issue`, then its figures as JSON."""
+    from newsletter.config import load_config
+    from newsletter.send import SendOptions, send_issue
+
+    loaded = load_config(config_path)
+    started = time.perf_counter()
+    report = send_issue(loaded, "1", SendOptions(lists=("members",)))
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "sent": report.sent,
+                "failed": report.failed,
+                "status": report.status,
+                "vm_hwm_kb": _vm_hwm_kb(),
+            }
+        ),
+        flush=True,
+    )
+
+
+def _vm_hwm_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def measured_send(config_path: Path, profile: Path | None = None) -> dict[str, Any]:
+    reset_store(config_path)
+    command = [PYTHON, __file__, "--child", str(config_path)]
+    if profile is not None:
+        command = [PYTHON, "-m", "cProfile", "-o", str(profile), *command[1:]]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, env={**os.environ, **ENV}, capture_output=True, text=True, check=False
+    )
+    process_s = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"the measured send failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_s"] = process_s
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["children_maxrss_kb"] = after if after > before else None
+    return result
+
+
+def run_series(
+    label: str, config_path: Path, count: int, sink_factory: Any, runs: int
+) -> dict[str, Any]:
+    """``runs`` sends of ``count`` recipients, each with a fresh sink; the medians."""
+    samples = []
+    for _ in range(runs):
+        sink = sink_factory()
+        try:
+            result = measured_send(config_path)
+        finally:
+            received = sink.stop()
+        result["sink"] = received
+        if result["sent"] != count or received.get("recipients") not in (count, None):
+            raise RuntimeError(f"{label}: sent {result['sent']}, sink saw {received}")
+        samples.append(result)
+        print(
+            f"  {label}: {result['seconds']:.2f} s, {count / result['seconds']:,.0f}/s, "
+            f"peak RSS {result['vm_hwm_kb'] / 1024:.0f} MB",
+            flush=True,
+        )
+    seconds = statistics.median(s["seconds"] for s in samples)
+    return {
+        "label": label,
+        "recipients": count,
+        "median_s": round(seconds, 3),
+        "per_s": round(count / seconds, 1),
+        "peak_rss_mb": round(statistics.median(s["vm_hwm_kb"] for s in samples) / 1024, 1),
+        "max_peak_rss_mb": round(max(s["vm_hwm_kb"] for s in samples) / 1024, 1),
+        "runs": samples,
+    }
+
+
+# --- SendGrid ---------------------------------------------------------------------------------
+
+
+def sendgrid_provider(port: int) -> dict[str, Any]:
+    return {
+        "type": "sendgrid",
+        "sendgrid": {
+            "api_key": "${SENDGRID_API_KEY}",
+            "host": f"http://127.0.0.1:{port}",
+            "categories": ["newsletter"],
+        },
+    }
+
+
+def bench_sendgrid(work: Path, count: int, runs: int) -> tuple[dict[str, Any], Path]:
+    """The sink's port changes per run, so the config is rewritten before each one."""
+    config_path = make_project(work / f"sendgrid-{count}", sendgrid_provider(1))
+    setup_s = make_store(config_path, count)
+    print(f"  store of {count:,} subscribers created in {setup_s:.1f} s", flush=True)
+
+    def sink() -> Sink:
+        started = Sink("http")
+        _set_provider(config_path, sendgrid_provider(started.port))
+        return started
+
+    result = run_series(f"sendgrid {count:,}", config_path, count, sink, runs)
+    result["store_setup_s"] = round(setup_s, 2)
+    result["target"] = {"max_s": TARGET_SENDGRID_S * count / 1_000_000, "max_rss_mb": TARGET_RSS_MB}
+    return result, config_path
+
+
+def _set_provider(config_path: Path, provider: dict[str, Any]) -> None:
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config["provider"] = provider
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+def smtp_provider(port: int) -> dict[str, Any]:
+    return {
+        "type": "smtp",
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "connections": 4},
+    }
+
+
+def bench_smtp(work: Path, count: int, runs: int) -> list[dict[str, Any]]:
+    config_path = make_project(work / f"smtp-{count}", smtp_provider(25))
+    setup_s = make_store(config_path, count)
+    results = []
+    sinks: list[tuple[str, Any]] = [("aiosmtpd", lambda: Sink("smtp"))]
+    if PostfixSink.available():
+        sinks.append(("postfix smtp-sink", PostfixSink))
+    for name, factory in sinks:
+
+        def sink(factory: Any = factory) -> Any:
+            started = factory()
+            _set_provider(config_path, smtp_provider(started.port))
+            return started
+
+        result = run_series(f"smtp {count:,} -> {name}", config_path, count, sink, runs)
+        result["store_setup_s"] = round(setup_s, 2)
+        result["target"] = {"min_per_s": TARGET_SMTP_PER_S}
+        results.append(result)
+    return results
+
+
+# --- the naive loop: render per recipient, one request per recipient ------------------------
+
+
+def bench_naive(config_path: Path, sample: int, full: int) -> dict[str, Any]:
+    """What a send costs without preparing once and batching, on ``sample`` recipients."""
+    from sendgrid import SendGridAPIClient
+    from sendgrid.helpers.mail import Content, CustomArg, From, Header, Mail, To
+
+    from newsletter import merge
+    from newsletter.build import build_issue
+    from newsletter.config import load_config
+    from newsletter.message import merge_values
+    from newsletter.render import render_issue
+    from newsletter.send import RecipientFactory
+    from newsletter.store import open_store
+
+    sink = Sink("http")
+    try:
+        _set_provider(config_path, sendgrid_provider(sink.port))
+        with _environment():
+            loaded = load_config(config_path)
+        built = build_issue(loaded, on=ISSUE_DAY, dry_run=True)
+        rendered_once = built.rendered
+        meta, selection, view_url = (
+            rendered_once.meta,
+            rendered_once.selection,
+            rendered_once.view_url,
+        )
+        client = SendGridAPIClient(ENV["SENDGRID_API_KEY"], host=f"http://127.0.0.1:{sink.port}")
+        factory = RecipientFactory(loaded, ENV["NEWSLETTER_SECRET"])
+        reset_store(config_path)
+        with open_store(loaded) as store:
+            subscribers = list(itertools.islice(store.subscribers_of("members"), sample))
+        started = time.perf_counter()
+        for subscriber in subscribers:
+            recipient = factory(subscriber, "members")
+            rendered = render_issue(loaded, meta, selection, view_url)
+            values = merge_values(recipient)
+            mail = Mail(
+                from_email=From(loaded.settings.newsletter.sender.address),
+                to_emails=To(recipient.email, recipient.name),
+                subject=meta.subject,
+            )
+            text = merge.substitute(rendered.text, values, escape_html=False)
+            body = merge.substitute(rendered.html, values, escape_html=True)
+            mail.add_content(Content("text/plain", text))
+            mail.add_content(Content("text/html", body))
+            mail.add_header(Header("List-Unsubscribe", f"<{recipient.unsubscribe_url}>"))
+            mail.add_custom_arg(CustomArg("subscriber_id", str(recipient.subscriber_id)))
+            client.send(mail)
+        seconds = time.perf_counter() - started
+    finally:
+        received = sink.stop()
+    if received["requests"] != sample:
+        raise RuntimeError(f"naive loop: {sample} requests made, sink saw {received}")
+    per_s = sample / seconds
+    return {
+        "label": f"naive (sample {sample:,})",
+        "recipients": sample,
+        "median_s": round(seconds, 3),
+        "per_s": round(per_s, 1),
+        "extrapolated_s": {str(full): round(full / per_s, 1)},
+    }
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'case':<34} {'recipients':>11} {'median s':>9} {'per s':>10} {'peak RSS MB':>12}"
+    lines = [
+        header + "  target",
+        "-" * 96,
+    ]
+    for row in rows:
+        rss = row.get("peak_rss_mb")
+        target = row.get("target", {})
+        verdict = ""
+        if "max_s" in target:
+            ok = row["median_s"] <= target["max_s"] and (rss or 0) <= target["max_rss_mb"]
+            verdict = f"<= {target['max_s']:.1f} s, <= {target['max_rss_mb']:.0f} MB: " + (
+                "met" if ok else "MISSED"
+            )
+        elif "min_per_s" in target:
+            ok = row["per_s"] >= target["min_per_s"]
+            verdict = f">= {target['min_per_s']:,.0f}/s: " + ("met" if ok else "MISSED")
+        lines.append(
+            f"{row['label']:<34} {row['recipients']:>11,} {row['median_s']:>9.2f} "
+            f"{row['per_s']:>10,.0f} {('' if rss is None else f'{rss:.0f}'):>12}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, one run each")
+    parser.add_argument("--runs", type=int, help="runs per case (median); 3, or 1 with --quick")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["sendgrid", "smtp", "naive"], action="append")
+    args = parser.parse_args()
+    if args.child:
+        child_send(args.child)
+        return
+    runs = args.runs or (1 if args.quick else 3)
+    sizes = [20_000] if args.quick else [100_000, 1_000_000]
+    smtp_count = 2_000 if args.quick else 10_000
+    naive_sample = 200 if args.quick else 1_000
+    only = set(args.only or ["sendgrid", "smtp", "naive"])
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
+        work = Path(tmp)
+        naive_config = None
+        if "sendgrid" in only or "naive" in only:
+            for count in sizes:
+                print(f"SendGrid, {count:,} recipients", flush=True)
+                if "sendgrid" in only:
+                    result, naive_config = bench_sendgrid(work, count, runs)
+                    rows.append(result)
+                elif naive_config is None:
+                    naive_config = make_project(work / "naive", sendgrid_provider(1))
+                    make_store(naive_config, naive_sample)
+        if "naive" in only and naive_config is not None:
+            print(f"naive loop, {naive_sample:,} recipients", flush=True)
+            naive = bench_naive(naive_config, naive_sample, max(sizes))
+            rows.append(naive)
+            batched = [r for r in rows if r["label"].startswith("sendgrid")]
+            if batched:
+                naive["ratio_vs_batched"] = round(batched[-1]["per_s"] / naive["per_s"], 1)
+        if "smtp" in only:
+            print(f"SMTP, {smtp_count:,} recipients", flush=True)
+            rows.extend(bench_smtp(work, smtp_count, runs))
+
+    print()
+    print(table(rows))
+    for row in rows:
+        if "ratio_vs_batched" in row:
+            print(
+                f"\nnaive loop: {row['per_s']:,.0f} recipients/s, "
+                f"{max(sizes):,} would take {row['extrapolated_s'][str(max(sizes))]:,.0f} s; "
+                f"the batched send is {row['ratio_vs_batched']:,.0f}x faster"
+            )
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = out / f"send-{'quick-' if args.quick else ''}{stamp}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                },
+                "runs": runs,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nresults: {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

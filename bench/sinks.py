@@ -1,0 +1,153 @@
+"""Loopback sinks for the sending benchmark, each run as its own process.
+
+    python bench/sinks.py http [--parse]    a Mail Send endpoint that answers 202
+    python bench/sinks.py smtp              an aiosmtpd server that accepts everything
+
+Each prints ``READY <port>`` once it listens and, on SIGTERM, one JSON line of what it
+received, so the benchmark can check that every recipient arrived. A sink runs in
+another process so its work is not charged to the sender, as with a real provider.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+PERSONALIZATION_MARK = b'"custom_args":'
+"""Once per personalization in the bodies our provider builds; counting it costs little."""
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.recipients = 0
+        self.bytes = 0
+        self.connections = 0
+        self.first = 0.0
+        self.last = 0.0
+
+    def seen(self, recipients: int, size: int) -> None:
+        now = time.perf_counter()
+        if not self.requests:
+            self.first = now
+        self.last = now
+        self.requests += 1
+        self.recipients += recipients
+        self.bytes += size
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "recipients": self.recipients,
+            "bytes": self.bytes,
+            "connections": self.connections,
+            "active_s": round(self.last - self.first, 3),
+        }
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+async def _serve_http_client(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: Stats, parse: bool
+) -> None:
+    """HTTP/1.1 with keep-alive: enough of the protocol for urllib and http.client."""
+    stats.connections += 1
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            size = int(headers.get("content-length", "0"))
+            body = await reader.readexactly(size) if size else b""
+            if parse:
+                recipients = len(json.loads(body)["personalizations"]) if body else 0
+            else:
+                recipients = body.count(PERSONALIZATION_MARK)
+            stats.seen(recipients, len(body))
+            close = headers.get("connection", "").lower() == "close"
+            writer.write(
+                b"HTTP/1.1 202 Accepted\r\n"
+                b"Content-Length: 0\r\n"
+                + f"X-Message-Id: bench-{stats.requests}\r\n".encode()
+                + (b"Connection: close\r\n" if close else b"")
+                + b"\r\n"
+            )
+            await writer.drain()
+            if close:
+                return
+    finally:
+        writer.close()
+
+
+async def _http(parse: bool) -> Stats:
+    stats = Stats()
+    server = await asyncio.start_server(
+        lambda r, w: _serve_http_client(r, w, stats, parse), "127.0.0.1", 0, limit=2**16
+    )
+    await _run_until_terminated(server.sockets[0].getsockname()[1])
+    server.close()
+    return stats
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+
+class _CountingHandler:
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.stats.seen(len(envelope.rcpt_tos), len(envelope.original_content or b""))
+        return "250 OK"
+
+
+async def _smtp() -> Stats:
+    from aiosmtpd.smtp import SMTP
+
+    stats = Stats()
+    handler = _CountingHandler(stats)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> SMTP:
+        stats.connections += 1
+        return SMTP(handler, hostname="sink.localhost", data_size_limit=0)
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    await _run_until_terminated(server.sockets[0].getsockname()[1])
+    server.close()
+    return stats
+
+
+async def _run_until_terminated(port: int) -> None:
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, done.set)
+    print(f"READY {port}", flush=True)
+    await done.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["http", "smtp"])
+    parser.add_argument("--parse", action="store_true", help="parse each JSON body (slower)")
+    args = parser.parse_args()
+    stats = asyncio.run(_http(args.parse) if args.kind == "http" else _smtp())
+    print(json.dumps(stats.as_dict()), flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
