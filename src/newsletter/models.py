@@ -141,6 +141,24 @@ class SubscriberStatus(enum.StrEnum):
     BOUNCED = "bounced"
     COMPLAINED = "complained"
 
+    @property
+    def strength(self) -> int:
+        """Feedback only ever moves a status up this order.
+
+        A complaint or a hard bounce says more than a click on "unsubscribe", and provider
+        events arrive late and out of order, so an older or retried event must never
+        soften (or undo) what is already known.
+        """
+        return _STRENGTH[self]
+
+
+_STRENGTH = {
+    SubscriberStatus.SUBSCRIBED: 0,
+    SubscriberStatus.UNSUBSCRIBED: 1,
+    SubscriberStatus.BOUNCED: 2,
+    SubscriberStatus.COMPLAINED: 3,
+}
+
 
 @dataclass(frozen=True)
 class Subscriber:

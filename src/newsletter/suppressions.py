@@ -45,13 +45,6 @@ PAGE_SIZE = 500
 """SendGrid's largest page for the suppression lists."""
 SKIPPED_KINDS = ("blocks",)
 
-_STRENGTH = {
-    SubscriberStatus.SUBSCRIBED: 0,
-    SubscriberStatus.UNSUBSCRIBED: 1,
-    SubscriberStatus.BOUNCED: 2,
-    SubscriberStatus.COMPLAINED: 3,
-}
-
 
 @dataclass(frozen=True)
 class SuppressionKind:
@@ -173,7 +166,7 @@ def _apply(store: Store, kind: SuppressionKind, record: dict[str, Any], tally: _
     if subscriber is None:
         tally.unknown += 1
         return
-    if _STRENGTH[subscriber.status] >= _STRENGTH[kind.status]:
+    if subscriber.status.strength >= kind.status.strength:
         tally.unchanged += 1
         return
     store.set_status(subscriber.id, kind.status, SOURCE, _detail(kind, record))

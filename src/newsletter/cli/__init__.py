@@ -8,29 +8,47 @@ Exit statuses (documented in the README):
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .. import __version__
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("compose", "validate"),
+    "build": ("compose", "build"),
+    "preview": ("compose", "preview"),
+    "subscribers": ("subscribers", "subscribers"),
+    "send": ("sending", "send"),
+    "unsubscribe": ("sending", "unsubscribe"),
+    "run": ("scheduling", "run"),
+    "schedule": ("scheduling", "schedule"),
+    "suppressions": ("suppressions", "suppressions"),
+    "serve": ("web", "serve"),
+}
+"""Command name -> (module in this package, attribute): in the order a newcomer meets them."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs.
+
+    A timer calls `newsletter run` every few minutes; loading the web server, the SMTP
+    and SendGrid clients and the renderer for every command would double its start time.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[cmd_name]
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
 def main() -> None:
     """Compose newsletter issues from your latest posts and send them to your lists."""
-
-
-def _register() -> None:
-    import importlib
-
-    for module_name in ("compose", "subscribers", "sending", "scheduling", "suppressions", "web"):
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{module_name}":
-                raise
-            continue
-        for command in getattr(module, "COMMANDS", ()):
-            main.add_command(command)
-
-
-_register()

@@ -136,6 +136,3 @@ def preview(
         pass
     finally:
         server.stop()
-
-
-COMMANDS = [validate, build, preview]

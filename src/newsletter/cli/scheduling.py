@@ -81,6 +81,3 @@ def schedule(config_path: Path | None, count: int) -> None:
         click.echo(f"  latest slot: {latest.due:%a %d %b %Y %H:%M %Z}")
     for slot in plan.next_due(now, count=count):
         click.echo(f"  next:        {slot.due:%a %d %b %Y %H:%M %Z}")
-
-
-COMMANDS = [run, schedule]

@@ -175,6 +175,3 @@ def unsubscribe(config_path: Path | None, token: str) -> None:
             raise TokenError("this unsubscribe link is not valid; it may be incomplete or altered")
         store.unsubscribe(subscriber.id, source="token", detail=f"list {payload.list_name}")
     click.echo(f"unsubscribed {payload.email}")
-
-
-COMMANDS = [send, unsubscribe]

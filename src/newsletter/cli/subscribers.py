@@ -260,6 +260,3 @@ def list_command(list_name: str | None, status: str | None, config_path: Path | 
     where = f" on '{list_name}'" if list_name else ""
     which = f" {status}" if status else ""
     click.echo(f"{shown}{which} subscriber(s){where}")
-
-
-COMMANDS = [subscribers]

@@ -51,6 +51,3 @@ def _print_report(report: SyncReport) -> None:
         )
     skipped = ", ".join(report.skipped)
     click.echo(f"{report.updated} subscriber(s) updated; not read: {skipped} (temporary)")
-
-
-COMMANDS = [suppressions]

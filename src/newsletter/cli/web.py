@@ -47,6 +47,3 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
         )
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     uvicorn.run(app, host=host, port=port, server_header=False, log_level="info")
-
-
-COMMANDS = [serve]

@@ -11,16 +11,6 @@ from ..config import LoadedConfig
 from ..models import Subscriber, SubscriberStatus
 from ..store import Store
 
-STRENGTH = {
-    SubscriberStatus.SUBSCRIBED: 0,
-    SubscriberStatus.UNSUBSCRIBED: 1,
-    SubscriberStatus.BOUNCED: 2,
-    SubscriberStatus.COMPLAINED: 3,
-}
-"""A status only ever moves up this order from the web: a complaint or a hard bounce says
-more than a click on "unsubscribe", and webhook events arrive late and out of order, so a
-retried or older event must never soften (or undo) what is already known."""
-
 
 class BodyTooLarge(Exception):
     """The request body is over the configured limit."""
@@ -57,8 +47,9 @@ def store_for_request(loaded: LoadedConfig) -> Iterator[Store]:
 def escalate(
     store: Store, subscriber: Subscriber, status: SubscriberStatus, source: str, detail: str
 ) -> bool:
-    """Move a subscriber to ``status`` only if it is stronger than the one they have."""
-    if STRENGTH[status] <= STRENGTH[subscriber.status]:
+    """Move a subscriber to ``status`` only if it is stronger than the one they have
+    (see ``SubscriberStatus.strength``)."""
+    if status.strength <= subscriber.status.strength:
         return False
     store.set_status(subscriber.id, status, source, detail)
     return True

@@ -74,7 +74,7 @@ def _detail(event: Mapping[str, Any]) -> str:
 
 
 def apply_events(store: Store, events: Sequence[Mapping[str, Any]]) -> WebhookResult:
-    """Apply a batch to the store; a status only gets stronger (see ``common.STRENGTH``)."""
+    """Apply a batch to the store; a status only gets stronger (``SubscriberStatus.strength``)."""
     updated = ignored = 0
     for event in events:
         status = status_for(event)
