@@ -93,7 +93,7 @@ def test_timer_fires_every_15_minutes_and_catches_up_after_downtime() -> None:
     assert timer["Install"]["WantedBy"] == "timers.target"
 
 
-def test_systemd_accepts_both_units(tmp_path: Path) -> None:
+def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian package systemd)")
@@ -103,12 +103,13 @@ def test_systemd_accepts_both_units(tmp_path: Path) -> None:
     program = install / ".venv" / "bin" / "newsletter"
     program.write_text("#!/bin/sh\nexit 0\n")
     program.chmod(0o755)
-    for name in ("newsletter.service", "newsletter.timer"):
+    units = ("newsletter.service", "newsletter.timer", "newsletter-web.service")
+    for name in units:
         text = (DEPLOY / "systemd" / name).read_text().replace("/srv/newsletter", str(install))
         (tmp_path / name).write_text(text)
 
     result = subprocess.run(
-        [analyze, "verify", "newsletter.service", "newsletter.timer"],
+        [analyze, "verify", *units],
         cwd=tmp_path,
         capture_output=True,
         text=True,
