@@ -1,7 +1,8 @@
 """An SMTP server on loopback that keeps what it receives, for tests of the SMTP provider.
 
-It can refuse chosen recipients (550, or 451 for a temporary refusal) and require a login,
-so tests see the replies a real server gives.
+It can refuse chosen recipients (550, or 451 for a temporary refusal), require a login and
+speak TLS (STARTTLS on a plain port, or TLS from the first byte as on port 465), so tests
+see the replies a real server gives.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
 import threading
 import warnings
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ class Received:
     data: bytes
     peer_port: int
     """The client's port: messages from one connection share it."""
+    tls_version: str | None = None
+    """'TLSv1.3' and the like when the message came over TLS, else None."""
 
     def message(self) -> EmailMessage:
         parsed = email.message_from_bytes(self.data, policy=email.policy.default)
@@ -64,14 +68,26 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         peer = session.peer[1] if isinstance(session.peer, tuple) else 0
-        received = Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), data, peer)
+        tls = server.transport.get_extra_info("ssl_object") if server.transport else None
+        received = Received(
+            envelope.mail_from or "",
+            tuple(envelope.rcpt_tos),
+            data,
+            peer,
+            tls.version() if isinstance(tls, ssl.SSLObject) else None,
+        )
         with self.sink.lock:
             self.sink.received.append(received)
         return "250 Message accepted for delivery"
 
 
 class SmtpSink:
-    """``with SmtpSink() as sink:`` then send to ``sink.host``:``sink.port``."""
+    """``with SmtpSink() as sink:`` then send to ``sink.host``:``sink.port``.
+
+    ``tls_context`` offers STARTTLS and, like a submission server on port 587, refuses
+    mail and AUTH until the client has started TLS. ``ssl_context`` speaks TLS from the
+    first byte instead (port 465). Both are server-side contexts holding the certificate.
+    """
 
     def __init__(
         self,
@@ -80,6 +96,8 @@ class SmtpSink:
         defer: set[str] | None = None,
         username: str | None = None,
         password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.refuse = set(refuse or ())
         self.defer = set(defer or ())
@@ -91,11 +109,19 @@ class SmtpSink:
         if username is not None:
             options = {
                 "auth_required": True,
-                "auth_require_tls": False,
+                # aiosmtpd counts only STARTTLS as TLS; a TLS-from-the-start port is as safe.
+                "auth_require_tls": tls_context is not None,
                 "authenticator": _authenticator(username, password or ""),
             }
+        if tls_context is not None:
+            options.update(tls_context=tls_context, require_starttls=True)
         self._controller = _QuietController(
-            _Handler(self), hostname=self.host, port=self.port, decode_data=False, **options
+            _Handler(self),
+            hostname=self.host,
+            port=self.port,
+            decode_data=False,
+            ssl_context=ssl_context,
+            **options,
         )
 
     def __enter__(self) -> Self:

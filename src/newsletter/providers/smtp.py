@@ -147,6 +147,16 @@ class SmtpProvider(Provider):
                 code, reply = exc.recipients.get(recipient.email, (550, b"refused"))
                 self._record_refusal(outcome, recipient, code, reply)
             except (smtplib.SMTPDataError, smtplib.SMTPResponseException) as exc:
+                if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code == 530:
+                    # RFC 3207 and 4954: the server wants TLS or a login before any mail.
+                    raise AuthenticationError(
+                        f"{self.where}: the server takes mail only after STARTTLS or a login: "
+                        f"530 {_text(exc.smtp_error)}",
+                        status=530,
+                        body=_text(exc.smtp_error),
+                        hint="set provider.smtp.security to starttls (or ssl), and "
+                        "provider.smtp.username and password if the server wants a login",
+                    ) from exc
                 if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
                     raise ProviderError(
                         f"{self.where}: the server refuses the sender {sender}: "
@@ -178,27 +188,10 @@ class SmtpProvider(Provider):
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
-        local = socket.gethostname()  # getfqdn() may wait on DNS for every connection
         try:
-            connection: smtplib.SMTP
-            if settings.security == "ssl":
-                connection = smtplib.SMTP_SSL(
-                    settings.host,
-                    settings.port,
-                    local_hostname=local,
-                    timeout=settings.timeout,
-                    context=ssl.create_default_context(),
-                )
-            else:
-                connection = smtplib.SMTP(
-                    settings.host, settings.port, local_hostname=local, timeout=settings.timeout
-                )
-            connection.ehlo()
-            if settings.security == "starttls":
-                connection.starttls(context=ssl.create_default_context())
-                connection.ehlo()
-            if settings.username:
-                connection.login(settings.username, self._password or "")
+            return self._dial()
+        except ProviderError:  # already explained; AuthenticationError is an OSError too
+            raise
         except smtplib.SMTPAuthenticationError as exc:
             raise AuthenticationError(
                 f"{self.where}: the server refused the login of {settings.username!r}: "
@@ -207,11 +200,6 @@ class SmtpProvider(Provider):
                 body=_text(exc.smtp_error),
                 hint="check provider.smtp.username and the password's environment variable",
             ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise ProviderError(
-                f"{self.where}: the server does not offer AUTH here ({exc}); "
-                "set provider.smtp.security to starttls or ssl, or remove the username"
-            ) from exc
         except smtplib.SMTPResponseException as exc:
             kind = TransientProviderError if exc.smtp_code < 500 else ProviderError
             raise kind(
@@ -219,9 +207,82 @@ class SmtpProvider(Provider):
                 f"{exc.smtp_code} {_text(exc.smtp_error)}",
                 status=exc.smtp_code,
             ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            # Retrying cannot help: the certificate stays what it is until someone acts.
+            raise ProviderError(
+                f"{self.where}: the server's TLS certificate failed verification: "
+                f"{exc.verify_message}",
+                hint=f"the certificate must name {settings.host} and be signed by a trusted CA; "
+                "for a private CA, set SSL_CERT_FILE to a bundle holding its certificate",
+            ) from exc
+        except ssl.SSLError as exc:
+            if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+                raise TransientProviderError(f"{self.where}: cannot connect: {exc}") from exc
+            problem = (
+                "the server answered in plain text, not TLS"
+                if exc.reason == "WRONG_VERSION_NUMBER"
+                else exc.reason or str(exc)
+            )
+            raise ProviderError(
+                f"{self.where}: the TLS handshake failed: {problem}", hint=_SECURITY_HINT
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise TransientProviderError(f"{self.where}: cannot connect: {exc}") from exc
+
+    def _dial(self) -> smtplib.SMTP:
+        """An open, greeted, encrypted as configured and logged-in connection."""
+        settings = self.settings
+        local = socket.gethostname()  # getfqdn() may wait on DNS for every connection
+        connection: smtplib.SMTP
+        if settings.security == "ssl":
+            connection = smtplib.SMTP_SSL(
+                settings.host,
+                settings.port,
+                local_hostname=local,
+                timeout=settings.timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            connection = smtplib.SMTP(
+                settings.host, settings.port, local_hostname=local, timeout=settings.timeout
+            )
+        try:
+            connection.ehlo()
+            if settings.security == "starttls":
+                if not connection.has_extn("starttls"):
+                    raise ProviderError(
+                        f"{self.where}: the server does not offer STARTTLS",
+                        hint=_SECURITY_HINT,
+                    )
+                connection.starttls(context=ssl.create_default_context())
+                connection.ehlo()
+            if settings.username:
+                if not connection.has_extn("auth"):
+                    raise self._no_auth(connection)
+                connection.login(settings.username, self._password or "")
+        except BaseException:
+            connection.close()
+            raise
         return connection
+
+    def _no_auth(self, connection: smtplib.SMTP) -> ProviderError:
+        if self.settings.security == "none" and connection.has_extn("starttls"):
+            return AuthenticationError(
+                f"{self.where}: the server offers AUTH only after STARTTLS, and "
+                "provider.smtp.security is none",
+                hint="set provider.smtp.security to starttls so the password travels encrypted",
+            )
+        return ProviderError(
+            f"{self.where}: the server does not offer AUTH",
+            hint="remove provider.smtp.username if the server takes mail without a login, "
+            "or check provider.smtp.security and port",
+        )
+
+
+_SECURITY_HINT = (
+    "check provider.smtp.security and port: ssl for TLS from the first byte (usually port "
+    "465), starttls for a plain connection that upgrades (usually port 587)"
+)
 
 
 def _text(reply: bytes | str) -> str:
