@@ -23,7 +23,14 @@ import orjson
 
 from .archive import Archive, atomic_write
 from .config import LoadedConfig, resolve_secret
-from .errors import ConfigError, ProviderError, SendError, StoreError, TransientProviderError
+from .errors import (
+    AuthenticationError,
+    ConfigError,
+    ProviderError,
+    SendError,
+    StoreError,
+    TransientProviderError,
+)
 from .message import build_mime
 from .models import ArchivedIssue, DeliveryResult, OutgoingIssue, Recipient, Subscriber
 from .providers import Provider, backoff_delays, get_provider, retry_delay
@@ -205,6 +212,8 @@ def send_issue(
         elif options.dry_run:
             _dry_run(store, issue, lists, outgoing, recipients_for, report)
         else:
+            if provider.name == "sendgrid":
+                _sync_suppressions(loaded, report)
             _send(
                 store,
                 issue,
@@ -222,6 +231,39 @@ def send_issue(
             return report
     _finish(report, started)
     return report
+
+
+def _sync_suppressions(loaded: LoadedConfig, report: SendReport) -> None:
+    """Bring in SendGrid's suppressions first, so the store's counts match what goes out.
+
+    Only a key SendGrid does not know at all (401) stops the send: the same key would be
+    refused for Mail Send. Any other failure leaves the send to go on with what the store
+    already knows, since SendGrid drops mail to the addresses it suppresses anyway; a key
+    limited to Mail Send (403 here) is a sound setup, not a reason to stop.
+    """
+    from .suppressions import PERMISSION, sync_since_last
+
+    try:
+        synced = sync_since_last(loaded)
+    except AuthenticationError as exc:
+        if exc.status != 403:
+            raise
+        report.notes.append(
+            f"SendGrid's suppression lists were not read ({exc.message}); give the key "
+            f"{PERMISSION} to keep the store in step with them"
+        )
+        return
+    except ProviderError as exc:
+        report.notes.append(
+            f"SendGrid's suppression lists were not read ({exc.message}); sending with what "
+            "the store knows, and SendGrid still drops mail to the addresses it suppresses"
+        )
+        return
+    since = f" since {synced.since:%Y-%m-%d %H:%M} UTC" if synced.since else ""
+    report.notes.append(
+        f"read SendGrid's suppression lists{since}: {synced.updated} subscriber(s) newly "
+        "marked bounced, complained or unsubscribed"
+    )
 
 
 def _finish(report: SendReport, started: float) -> None:

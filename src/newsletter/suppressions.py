@@ -19,31 +19,38 @@ A status only ever moves towards the stronger one (subscribed < unsubscribed < b
 complained), so a person who complained is never turned into "unsubscribed" by a later
 list, and running the sync twice records nothing new. Addresses SendGrid knows but the
 store does not are counted and left out: the store holds only people who subscribed.
+
+A sync that read every entry since the previous one (or all of them) records when it
+started in the store, so the next can ask only for entries created since then
+(``sync_since_last``, run before every SendGrid send), with a day's overlap for clocks
+that disagree: reading an entry twice changes nothing.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from .config import LoadedConfig, resolve_secret
-from .errors import AuthenticationError, ProviderError, TransientProviderError
+from .errors import ProviderError
 from .models import SubscriberStatus
-from .providers.sendgrid import _http_error
+from .providers.sendgrid import http_error
 from .store import Store, open_store
 
 SOURCE = "sendgrid-sync"
 PAGE_SIZE = 500
 """SendGrid's largest page for the suppression lists."""
 SKIPPED_KINDS = ("blocks",)
+PERMISSION = "Suppressions (read access)"
+"""The API key permission these endpoints need; Mail Send alone does not include it."""
+SYNCED_AT_SETTING = "suppressions:synced-at"
+"""When the last sync that left no gap started, in ISO 8601 UTC."""
+SYNC_OVERLAP = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,11 @@ def sync_suppressions(
     start_time = _epoch(since) if since is not None else None
     fetcher = _Fetcher(client, settings.host, settings.timeout, page_size, start_time)
     results = []
+    started = datetime.now(UTC)
     with open_store(loaded) as store:
+        previous = _synced_at(store)
+        # A sync from a later day than the last one leaves a gap: it must not move the mark.
+        leaves_no_gap = since is None or (previous is not None and _aware(since) <= previous)
         for kind in kinds:
             tally = _Tally()
             for record in fetcher.records(kind):
@@ -156,7 +167,35 @@ def sync_suppressions(
                     tally.unknown,
                 )
             )
+        if leaves_no_gap:
+            store.set_setting(SYNCED_AT_SETTING, started.isoformat(timespec="seconds"))
     return SyncReport(tuple(results), since=since)
+
+
+def last_synced(loaded: LoadedConfig) -> datetime | None:
+    """When the last sync that left no gap started; None if there has been none."""
+    with open_store(loaded) as store:
+        return _synced_at(store)
+
+
+def sync_since_last(
+    loaded: LoadedConfig, *, client: Any = None, overlap: timedelta = SYNC_OVERLAP
+) -> SyncReport:
+    """Read only what SendGrid added since the last sync (less ``overlap``); all on the first.
+
+    Raises as ``sync_suppressions`` does; the mark moves only when every list was read.
+    """
+    previous = last_synced(loaded)
+    since = previous - overlap if previous is not None else None
+    return sync_suppressions(loaded, since=since, client=client)
+
+
+def _synced_at(store: Store) -> datetime | None:
+    value = store.get_setting(SYNCED_AT_SETTING)
+    try:
+        return _aware(datetime.fromisoformat(value)) if value else None
+    except ValueError:
+        return None  # unreadable: the next sync reads everything and writes a good one
 
 
 def _apply(store: Store, kind: SuppressionKind, record: dict[str, Any], tally: _Tally) -> None:
@@ -190,11 +229,13 @@ def _detail(kind: SuppressionKind, record: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _epoch(moment: datetime) -> int:
+def _aware(moment: datetime) -> datetime:
     """A date without a zone is taken as UTC, as SendGrid's timestamps are."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _epoch(moment: datetime) -> int:
+    return int(_aware(moment).timestamp())
 
 
 @dataclass(frozen=True)
@@ -228,13 +269,11 @@ class _Fetcher:
         where = f"sendgrid {self.host} /v3/{'/'.join(kind.path)}"
         try:
             reply = endpoint.get(query_params=query, timeout=self.timeout)
-        except HTTPError as exc:
-            raise _refused(where, exc) from exc
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise TransientProviderError(
-                f"{where}: no answer ({type(exc).__name__}: {reason}); retry later"
-            ) from exc
+        except Exception as exc:
+            mapped = http_error(where, exc, permission=PERMISSION)
+            if mapped is None:
+                raise
+            raise mapped from exc
         try:
             page = json.loads(reply.body or b"[]")
         except ValueError as exc:
@@ -242,16 +281,3 @@ class _Fetcher:
         if not isinstance(page, list):
             raise ProviderError(f"{where}: expected a list of suppressions, got {page!r:.200}")
         return page
-
-
-def _refused(where: str, exc: HTTPError) -> ProviderError:
-    mapped = _http_error(where, exc)
-    if isinstance(mapped, AuthenticationError):
-        return AuthenticationError(
-            mapped.message,
-            status=mapped.status,
-            body=mapped.body,
-            hint="check the key in the environment variable named by provider.sendgrid.api_key "
-            "and that it may read suppressions (Suppressions: read access)",
-        )
-    return mapped

@@ -15,12 +15,14 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import pytest
+
+from servers.loopback import LoopbackHTTP
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared" / "sendgrid"
 SCHEMA_FILE = SCHEMA_DIR / "tsg_mail_v3.json"
@@ -71,24 +73,18 @@ class FakeSendGrid:
         self.requests: list[Recorded] = []
         self.replies: deque[Reply] = deque()
         self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._server = LoopbackHTTP(handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, then with 202 again."""
         self.replies.extend(replies)
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(
@@ -98,9 +94,7 @@ class FakeSendGrid:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def next_reply(self) -> Reply:
         return self.replies.popleft() if self.replies else Reply()
@@ -109,7 +103,7 @@ class FakeSendGrid:
         self._stop.wait(seconds)
 
 
-def _handler_for(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
+def handler_for(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 

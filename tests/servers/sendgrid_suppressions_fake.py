@@ -14,13 +14,15 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from servers.loopback import LoopbackHTTP
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared" / "sendgrid"
 SCHEMA_FILE = SCHEMA_DIR / "tsg_suppressions_v3.json"
@@ -62,17 +64,11 @@ class FakeSuppressions:
         self.served: list[Served] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._server = LoopbackHTTP(handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def add(self, kind: str, email: str, created: int = 1_764_000_000, **extra: Any) -> None:
         """Seed one entry of a suppression list, with SendGrid's usual fields filled in."""
@@ -94,7 +90,7 @@ class FakeSuppressions:
         return [served.path for served in self.served]
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(
@@ -104,9 +100,7 @@ class FakeSuppressions:
         tb: TracebackType | None,
     ) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def answer(self, path: str, query: dict[str, str], authorization: str) -> tuple[int, Any]:
         with self._lock:
@@ -146,7 +140,7 @@ class FakeSuppressions:
         return chosen[offset : offset + limit]
 
 
-def _handler_for(fake: FakeSuppressions) -> type[BaseHTTPRequestHandler]:
+def handler_for(fake: FakeSuppressions) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 

@@ -42,6 +42,7 @@ from .base import Checked, Provider
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_CATEGORIES = 10
 MAIL_SEND_PATH = "/v3/mail/send"
+MAIL_SEND_PERMISSION = "Mail Send"
 IDLE_RECONNECT_S = 15.0
 """A connection idle this long is replaced before use rather than found closed mid-send."""
 
@@ -191,15 +192,7 @@ class SendgridProvider(Provider):
         ]
 
     def map_error(self, exc: Exception) -> ProviderError | None:
-        where = f"sendgrid {self.settings.host}"
-        if isinstance(exc, HTTPError | _Refused):
-            return _http_error(where, exc)
-        if isinstance(exc, urllib.error.URLError | OSError | http.client.HTTPException):
-            reason = getattr(exc, "reason", None) or exc
-            return TransientProviderError(
-                f"{where}: no answer ({type(exc).__name__}: {reason}); retry later"
-            )
-        return None
+        return http_error(f"sendgrid {self.settings.host}", exc, permission=MAIL_SEND_PERMISSION)
 
     # --- the connection --------------------------------------------------------------------
 
@@ -302,7 +295,24 @@ def _categories(*names: str) -> list[str]:
     return unique[:MAX_CATEGORIES]
 
 
-def _http_error(where: str, exc: HTTPError | _Refused) -> ProviderError:
+def http_error(where: str, exc: Exception, *, permission: str) -> ProviderError | None:
+    """What a failed request to SendGrid means for us; None if ``exc`` is not about one.
+
+    ``where`` names the host (and endpoint) in the message; ``permission`` is the API key
+    permission the request needs, named in the hint when the key is refused, since a key
+    can be valid and still lack the one permission this request asks for.
+    """
+    if isinstance(exc, HTTPError | _Refused):
+        return _refused(where, exc, permission)
+    if isinstance(exc, urllib.error.URLError | OSError | http.client.HTTPException):
+        reason = getattr(exc, "reason", None) or exc
+        return TransientProviderError(
+            f"{where}: no answer ({type(exc).__name__}: {reason}); retry later"
+        )
+    return None
+
+
+def _refused(where: str, exc: HTTPError | _Refused, permission: str) -> ProviderError:
     status = int(exc.status_code)
     body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
     text = _error_text(body)
@@ -323,7 +333,7 @@ def _http_error(where: str, exc: HTTPError | _Refused) -> ProviderError:
             status=status,
             body=body,
             hint="check the key in the environment variable named by provider.sendgrid.api_key "
-            "and that it has the Mail Send permission",
+            f"and that it has the {permission} permission",
         )
     return ProviderError(
         f"{where}: the request was refused ({status}): {text}", status=status, body=body

@@ -433,6 +433,19 @@ class Store:
 
     # --- settings --------------------------------------------------------------------------
 
+    def get_setting(self, key: str) -> str | None:
+        """A value the tool keeps between runs (not configuration); None if never set."""
+        value = self.db.scalar("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
     def get_secret(self, name: str) -> str:
         """A random secret kept in the store, made on first use, so no credential is needed."""
         key = f"secret:{name}"
