@@ -15,22 +15,16 @@ from servers.smtp_sink import SmtpSink
 from servers.web_app import running_app
 
 
-def test_run_send_unsubscribe_and_the_next_run(sample_project: Path) -> None:
-    imported = run_cli(
-        ["subscribers", "import", str(sample_project.parent / "samples" / "subscribers.csv"),
-         "--config", str(sample_project), "--list", "members"]
-    )  # fmt: skip
-    assert imported.exit_code == 0, imported.output
-
+def test_run_send_unsubscribe_and_the_next_run(members_project: Path) -> None:
     with SmtpSink() as sink:
-        data = yaml.safe_load(sample_project.read_text(encoding="utf-8"))
+        data = yaml.safe_load(members_project.read_text(encoding="utf-8"))
         data["provider"] = {
             "type": "smtp",
             "smtp": {"host": sink.host, "port": sink.port, "security": "none"},
         }
-        sample_project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        members_project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
-        first = run_cli(["run", "--config", str(sample_project), "--now", "2026-11-24T08:03"])
+        first = run_cli(["run", "--config", str(members_project), "--now", "2026-11-24T08:03"])
         assert first.exit_code == 0, first.output
         assert "issue 001-2026-11-24 sent: 25 sent" in first.stdout
         first_round = sink.by_recipient()
@@ -41,10 +35,10 @@ def test_run_send_unsubscribe_and_the_next_run(sample_project: Path) -> None:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         link = message["List-Unsubscribe"].split(",")[0].strip().strip("<>")
         path = "/unsubscribe/" + link.rsplit("/unsubscribe/", 1)[1]
-        with running_app(sample_project) as web:
+        with running_app(members_project) as web:
             page = web.get(path)
             assert page.status_code == 200  # a GET only asks
-            with open_store(load_config(sample_project)) as store:
+            with open_store(load_config(members_project)) as store:
                 assert store.get("chloe.martin@example.net").status == "subscribed"
             clicked = web.post(
                 path,
@@ -52,13 +46,13 @@ def test_run_send_unsubscribe_and_the_next_run(sample_project: Path) -> None:
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
             assert clicked.status_code == 200
-        with open_store(load_config(sample_project)) as store:
+        with open_store(load_config(members_project)) as store:
             chloe = store.get("chloe.martin@example.net")
             assert chloe.status == "unsubscribed"
             assert store.events(chloe.id)[-1].source == "one-click"
 
         sink.received.clear()
-        second = run_cli(["run", "--config", str(sample_project), "--now", "2026-12-01T08:03"])
+        second = run_cli(["run", "--config", str(members_project), "--now", "2026-12-01T08:03"])
         assert second.exit_code == 0, second.output
         assert "issue 002-2026-12-01 sent: 24 sent" in second.stdout
         second_round = sink.by_recipient()

@@ -7,23 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import run_cli
 from newsletter.config import load_config
 from newsletter.send import SendOptions, send_issue
 
 TUESDAY = "2026-11-24T08:05"  # the schedule is "0 8 * * 2" in Europe/London
-
-
-@pytest.fixture
-def project(sample_project: Path) -> Path:
-    imported = run_cli(
-        ["subscribers", "import", str(sample_project.parent / "samples" / "subscribers.csv"),
-         "--config", str(sample_project), "--list", "members"]
-    )  # fmt: skip
-    assert imported.exit_code == 0, imported.output
-    return sample_project
 
 
 def run_at(config: Path, now: str) -> object:
@@ -39,79 +27,81 @@ def issue_folders(config: Path) -> list[str]:
     return sorted(p.name for p in issues.iterdir() if p.is_dir()) if issues.exists() else []
 
 
-def test_due_slot_is_built_and_sent_once(project: Path) -> None:
-    first = run_at(project, TUESDAY)
+def test_due_slot_is_built_and_sent_once(members_project: Path) -> None:
+    first = run_at(members_project, TUESDAY)
     assert first.exit_code == 0, first.output
     assert "built issue 1:" in first.stdout
     assert "issue 001-2026-11-24 sent: 25 sent, 0 failed" in first.stdout
-    assert eml_count(project) == 25
+    assert eml_count(members_project) == 25
 
-    again = run_at(project, "2026-11-24T08:20")
+    again = run_at(members_project, "2026-11-24T08:20")
     assert again.exit_code == 0
     assert "issue 001-2026-11-24 was already sent; nothing to do" in again.stdout
-    assert eml_count(project) == 25
-    assert issue_folders(project) == ["001-2026-11-24"]
+    assert eml_count(members_project) == 25
+    assert issue_folders(members_project) == ["001-2026-11-24"]
 
 
-def test_next_slot_builds_the_next_issue_then_nothing_new(project: Path) -> None:
-    assert run_at(project, TUESDAY).exit_code == 0
-    second = run_at(project, "2026-12-01T09:00")
+def test_next_slot_builds_the_next_issue_then_nothing_new(members_project: Path) -> None:
+    assert run_at(members_project, TUESDAY).exit_code == 0
+    second = run_at(members_project, "2026-12-01T09:00")
     assert second.exit_code == 0, second.output
     assert "issue 002-2026-12-01 sent: 25 sent" in second.stdout
-    third = run_at(project, "2026-12-08T08:01")
+    third = run_at(members_project, "2026-12-08T08:01")
     assert third.exit_code == 10
     assert "not enough new items" in third.stdout
-    assert issue_folders(project) == ["001-2026-11-24", "002-2026-12-01"]
-    assert eml_count(project) == 50
+    assert issue_folders(members_project) == ["001-2026-11-24", "002-2026-12-01"]
+    assert eml_count(members_project) == 50
 
 
-def test_missed_slots_produce_one_issue_for_the_latest(project: Path) -> None:
+def test_missed_slots_produce_one_issue_for_the_latest(members_project: Path) -> None:
     # The machine was off for three weeks: one issue, dated for the latest slot.
-    result = run_at(project, "2026-12-16T10:00")
+    result = run_at(members_project, "2026-12-16T10:00")
     assert result.exit_code == 0, result.output
-    assert issue_folders(project) == ["001-2026-12-15"]
+    assert issue_folders(members_project) == ["001-2026-12-15"]
 
 
-def test_an_issue_built_ahead_is_the_one_sent(project: Path) -> None:
-    built = run_cli(["build", "--config", str(project), "--date", "2026-11-23"])
+def test_an_issue_built_ahead_is_the_one_sent(members_project: Path) -> None:
+    built = run_cli(["build", "--config", str(members_project), "--date", "2026-11-23"])
     assert built.exit_code == 0
-    result = run_at(project, TUESDAY)
+    result = run_at(members_project, TUESDAY)
     assert "issue 001-2026-11-23 sent" in result.stdout
-    assert issue_folders(project) == ["001-2026-11-23"]
+    assert issue_folders(members_project) == ["001-2026-11-23"]
 
 
-def test_a_partly_sent_issue_is_resumed(project: Path) -> None:
-    assert run_cli(["build", "--config", str(project), "--date", "2026-11-24"]).exit_code == 0
-    send_issue(load_config(project), "latest", SendOptions(lists=("members",), limit=7))
-    result = run_at(project, TUESDAY)
+def test_a_partly_sent_issue_is_resumed(members_project: Path) -> None:
+    assert (
+        run_cli(["build", "--config", str(members_project), "--date", "2026-11-24"]).exit_code == 0
+    )
+    send_issue(load_config(members_project), "latest", SendOptions(lists=("members",), limit=7))
+    result = run_at(members_project, TUESDAY)
     assert "issue 001-2026-11-24 resumed and finished: 18 sent" in result.stdout
-    assert eml_count(project) == 25
+    assert eml_count(members_project) == 25
 
 
-def test_two_runs_at_once(project: Path) -> None:
+def test_two_runs_at_once(members_project: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path; from newsletter.lock import RunLock, "
          "default_lock_path; lock = RunLock(default_lock_path(Path(sys.argv[1]))).acquire(); "
-         "print('locked', flush=True); time.sleep(60)", str(project.parent)],
+         "print('locked', flush=True); time.sleep(60)", str(members_project.parent)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        result = run_at(project, TUESDAY)
+        result = run_at(members_project, TUESDAY)
         assert result.exit_code == 8
         assert f"pid {holder.pid}" in result.stderr
-        assert issue_folders(project) == []
+        assert issue_folders(members_project) == []
     finally:
         holder.kill()
         holder.wait()
     time.sleep(0.05)
-    after = run_at(project, TUESDAY)
+    after = run_at(members_project, TUESDAY)
     assert after.exit_code == 0, after.output
 
 
-def test_schedule_shows_upcoming_slots(project: Path) -> None:
-    result = run_cli(["schedule", "--config", str(project), "--count", "3"])
+def test_schedule_shows_upcoming_slots(members_project: Path) -> None:
+    result = run_cli(["schedule", "--config", str(members_project), "--count", "3"])
     assert result.exit_code == 0, result.output
     assert "schedule '0 8 * * 2' in Europe/London" in result.stdout
     lines = [line for line in result.stdout.splitlines() if "next:" in line]
@@ -119,15 +109,15 @@ def test_schedule_shows_upcoming_slots(project: Path) -> None:
     assert all(line.strip().startswith("next:        Tue") and "08:00" in line for line in lines)
 
 
-def test_invalid_cron_is_a_config_error(project: Path) -> None:
-    text = project.read_text().replace('cron: "0 8 * * 2"', 'cron: "0 25 * * 2"')
-    project.write_text(text)
-    result = run_at(project, TUESDAY)
+def test_invalid_cron_is_a_config_error(members_project: Path) -> None:
+    text = members_project.read_text().replace('cron: "0 8 * * 2"', 'cron: "0 25 * * 2"')
+    members_project.write_text(text)
+    result = run_at(members_project, TUESDAY)
     assert result.exit_code == 2
     assert "schedule.cron: '0 25 * * 2' is not a valid cron expression" in result.stderr
 
 
-def test_bad_now_is_a_usage_error(project: Path) -> None:
-    result = run_at(project, "next tuesday")
+def test_bad_now_is_a_usage_error(members_project: Path) -> None:
+    result = run_at(members_project, "next tuesday")
     assert result.exit_code == 2
     assert "is not a date and time" in result.output

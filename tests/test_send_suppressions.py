@@ -8,20 +8,17 @@ SendGrid's own API description.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from conftest import run_cli
+from conftest import ledger_counts, run_cli
 from newsletter.config import load_config
 from newsletter.models import SubscriberStatus
-from newsletter.store import Ledger, open_store
+from newsletter.store import open_store
 from servers.sendgrid_combined import FakeSendGridApi
-from servers.sendgrid_fake import validate_against_schema
-from servers.sendgrid_suppressions_fake import Failure, check_replies
+from servers.sendgrid_suppressions_fake import Failure
 
 ISSUE = "001-2026-11-24"
 SUBSCRIBERS = 25
@@ -38,28 +35,8 @@ LISTS_READ = {
 
 
 @pytest.fixture
-def sendgrid(sample_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendGridApi]:
-    built = run_cli(["build", "--config", str(sample_project), "--date", "2026-11-24"])
-    assert built.exit_code == 0, built.output
-    imported = run_cli(
-        [
-            "subscribers", "import", str(sample_project.parent / "samples" / "subscribers.csv"),
-            "--config", str(sample_project), "--list", "members",
-        ]
-    )  # fmt: skip
-    assert imported.exit_code == 0, imported.output
-    with FakeSendGridApi() as fake:
-        monkeypatch.setenv("SENDGRID_API_KEY", fake.api_key)
-        data = yaml.safe_load(sample_project.read_text(encoding="utf-8"))
-        data["provider"] = {
-            "type": "sendgrid",
-            "sendgrid": {"host": fake.url, "batch_size": 10, "timeout": 2.0},
-        }
-        sample_project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        yield fake
-        for request in fake.mail.requests:
-            validate_against_schema(request.body)
-        check_replies(fake.suppressions)
+def sendgrid(sendgrid_api: FakeSendGridApi) -> FakeSendGridApi:
+    return sendgrid_api
 
 
 def send(config: Path, *extra: str) -> Any:
@@ -77,22 +54,17 @@ def status_of(config: Path, email: str) -> SubscriberStatus:
         return found.status
 
 
-def ledger_counts(config: Path) -> dict[str, int]:
-    with open_store(load_config(config)) as store:
-        return Ledger(store).counts(ISSUE)
-
-
 def start_times(fake: FakeSendGridApi) -> set[str | None]:
     return {served.query.get("start_time") for served in fake.suppressions.served}
 
 
 def test_a_send_first_marks_suppressed_addresses_and_leaves_them_out(
-    sample_project: Path, sendgrid: FakeSendGridApi
+    built_project: Path, sendgrid: FakeSendGridApi
 ) -> None:
     sendgrid.suppressions.add("bounces", BOUNCED)
     sendgrid.suppressions.add("spam_reports", "stranger@example.net")
 
-    result = send(sample_project)
+    result = send(built_project)
 
     assert result.exit_code == 0, result.output
     assert "sent 24, failed 0" in result.stdout
@@ -100,31 +72,31 @@ def test_a_send_first_marks_suppressed_addresses_and_leaves_them_out(
         "note: read SendGrid's suppression lists: 1 subscriber(s) newly marked bounced, "
         "complained or unsubscribed" in result.stdout
     )
-    assert status_of(sample_project, BOUNCED) is SubscriberStatus.BOUNCED
+    assert status_of(built_project, BOUNCED) is SubscriberStatus.BOUNCED
     recipients = sent_to(sendgrid)
     assert len(recipients) == len(set(recipients)) == SUBSCRIBERS - 1
     assert BOUNCED not in recipients
     assert set(sendgrid.suppressions.paths()) == LISTS_READ
     assert start_times(sendgrid) == {None}  # the first sync reads everything
-    assert ledger_counts(sample_project)["sent"] == SUBSCRIBERS - 1
+    assert ledger_counts(built_project)["sent"] == SUBSCRIBERS - 1
 
 
 def test_the_next_send_asks_only_for_entries_since_the_last_sync_less_a_day(
-    sample_project: Path, sendgrid: FakeSendGridApi
+    built_project: Path, sendgrid: FakeSendGridApi
 ) -> None:
-    first = send(sample_project, "--limit", "10")
+    first = send(built_project, "--limit", "10")
     assert first.exit_code == 0, first.output
     assert "sent 10" in first.stdout
     assert start_times(sendgrid) == {None}
     sendgrid.suppressions.served.clear()
     sendgrid.suppressions.add("bounces", LATE_BOUNCE, created=int(time.time()))
 
-    second = send(sample_project)
+    second = send(built_project)
 
     assert second.exit_code == 0, second.output
     assert "sent 14" in second.stdout
     assert "1 subscriber(s) newly marked" in second.stdout
-    assert status_of(sample_project, LATE_BOUNCE) is SubscriberStatus.BOUNCED
+    assert status_of(built_project, LATE_BOUNCE) is SubscriberStatus.BOUNCED
     assert LATE_BOUNCE not in sent_to(sendgrid)
     asked = start_times(sendgrid)
     assert len(asked) == 1 and None not in asked
@@ -134,13 +106,13 @@ def test_the_next_send_asks_only_for_entries_since_the_last_sync_less_a_day(
 
 
 def test_the_sync_command_also_sets_where_the_next_send_starts(
-    sample_project: Path, sendgrid: FakeSendGridApi
+    built_project: Path, sendgrid: FakeSendGridApi
 ) -> None:
-    synced = run_cli(["suppressions", "sync", "--config", str(sample_project)])
+    synced = run_cli(["suppressions", "sync", "--config", str(built_project)])
     assert synced.exit_code == 0, synced.output
     sendgrid.suppressions.served.clear()
 
-    result = send(sample_project)
+    result = send(built_project)
 
     assert result.exit_code == 0, result.output
     assert "sent 25" in result.stdout
@@ -149,32 +121,32 @@ def test_the_sync_command_also_sets_where_the_next_send_starts(
 
 
 def test_a_sync_server_error_still_sends_with_a_note(
-    sample_project: Path, sendgrid: FakeSendGridApi
+    built_project: Path, sendgrid: FakeSendGridApi
 ) -> None:
     sendgrid.suppressions.add("bounces", BOUNCED)
     sendgrid.suppressions.fail(Failure(500, "try again later"))
 
-    result = send(sample_project)
+    result = send(built_project)
 
     assert result.exit_code == 0, result.output
     assert "sent 25, failed 0" in result.stdout
     assert "note: SendGrid's suppression lists were not read" in result.stdout
     assert "server error (500): try again later" in result.stdout
-    assert status_of(sample_project, BOUNCED) is SubscriberStatus.SUBSCRIBED
+    assert status_of(built_project, BOUNCED) is SubscriberStatus.SUBSCRIBED
     # The failed sync set no mark: the next send reads every list in full again.
     sendgrid.suppressions.served.clear()
-    again = send(sample_project)
+    again = send(built_project)
     assert again.exit_code == 0, again.output
     assert start_times(sendgrid) == {None}
-    assert status_of(sample_project, BOUNCED) is SubscriberStatus.BOUNCED
+    assert status_of(built_project, BOUNCED) is SubscriberStatus.BOUNCED
 
 
 def test_a_key_without_suppression_access_still_sends_with_a_note(
-    sample_project: Path, sendgrid: FakeSendGridApi
+    built_project: Path, sendgrid: FakeSendGridApi
 ) -> None:
     sendgrid.suppressions.fail(Failure(403, "access forbidden"))
 
-    result = send(sample_project)
+    result = send(built_project)
 
     assert result.exit_code == 0, result.output
     assert "sent 25, failed 0" in result.stdout
@@ -183,31 +155,31 @@ def test_a_key_without_suppression_access_still_sends_with_a_note(
 
 
 def test_a_refused_key_stops_before_anything_is_sent(
-    sample_project: Path, sendgrid: FakeSendGridApi, monkeypatch: pytest.MonkeyPatch
+    built_project: Path, sendgrid: FakeSendGridApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.revoked")
 
-    result = send(sample_project)
+    result = send(built_project)
 
     assert result.exit_code == 7
     assert "the API key was refused (401)" in result.stderr
     assert "authorization grant is invalid, expired, or revoked" in result.stderr
     assert sendgrid.mail.requests == []
-    assert sum(ledger_counts(sample_project).values()) == 0
-    assert not (sample_project.parent / "issues" / ISSUE / "send-report.json").exists()
+    assert sum(ledger_counts(built_project).values()) == 0
+    assert not (built_project.parent / "issues" / ISSUE / "send-report.json").exists()
 
 
 def test_dry_runs_and_test_sends_do_not_read_the_lists(
-    sample_project: Path, sendgrid: FakeSendGridApi
+    built_project: Path, sendgrid: FakeSendGridApi
 ) -> None:
     sendgrid.suppressions.add("bounces", BOUNCED)
 
-    dry = send(sample_project, "--dry-run")
-    test = send(sample_project, "--test-to", "editor@example.org")
+    dry = send(built_project, "--dry-run")
+    test = send(built_project, "--test-to", "editor@example.org")
 
     assert dry.exit_code == 0, dry.output
     assert "would send: 25" in dry.stdout
     assert test.exit_code == 0, test.output
     assert sent_to(sendgrid) == ["editor@example.org"]
     assert sendgrid.suppressions.served == []
-    assert status_of(sample_project, BOUNCED) is SubscriberStatus.SUBSCRIBED
+    assert status_of(built_project, BOUNCED) is SubscriberStatus.SUBSCRIBED
