@@ -168,9 +168,11 @@ class PostfixSink:
         command = [self.BINARY, "-c"]
         if os.geteuid() == 0:
             command += ["-u", "nobody"]
+        # A file, not a pipe: -c writes a running count, and a full pipe would stall it.
+        self.output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed by stop()
         self.process = subprocess.Popen(
             [*command, f"127.0.0.1:{self.port}", "256"],
-            stdout=subprocess.PIPE,
+            stdout=self.output,
             stderr=subprocess.DEVNULL,
             text=True,
         )
@@ -185,7 +187,10 @@ class PostfixSink:
 
     def stop(self) -> dict[str, Any]:
         self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=10)
+        self.process.wait(timeout=10)
+        self.output.seek(0)
+        out = self.output.read()
+        self.output.close()
         # -c prints a running count of messages, the last one is the total.
         counts = [int(word) for word in out.replace("\r", " ").split() if word.isdigit()]
         return {"recipients": counts[-1] if counts else None}

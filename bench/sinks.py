@@ -1,6 +1,7 @@
 """Loopback sinks for the sending benchmark, each run as its own process.
 
-    python bench/sinks.py http [--parse]    a Mail Send endpoint that answers 202
+    python bench/sinks.py http [--parse]    a Mail Send endpoint that answers 202 (and
+                                            empty suppression lists to GET requests)
     python bench/sinks.py smtp              an aiosmtpd server that accepts everything
 
 Each prints ``READY <port>`` once it listens and, on SIGTERM, one JSON line of what it
@@ -75,14 +76,23 @@ async def _serve_http_client(
                 recipients = len(json.loads(body)["personalizations"]) if body else 0
             else:
                 recipients = body.count(PERSONALIZATION_MARK)
-            stats.seen(recipients, len(body))
             close = headers.get("connection", "").lower() == "close"
+            if lines[0].startswith("GET "):
+                # The suppression lists (bounces, blocks, ...): empty, one page.
+                status, extra, reply = b"200 OK", b"Content-Type: application/json\r\n", b"[]"
+            else:
+                stats.seen(recipients, len(body))
+                message_id = f"X-Message-Id: bench-{stats.requests}\r\n".encode()
+                status, extra, reply = b"202 Accepted", message_id, b""
             writer.write(
-                b"HTTP/1.1 202 Accepted\r\n"
-                b"Content-Length: 0\r\n"
-                + f"X-Message-Id: bench-{stats.requests}\r\n".encode()
+                b"HTTP/1.1 "
+                + status
+                + b"\r\n"
+                + f"Content-Length: {len(reply)}\r\n".encode()
+                + extra
                 + (b"Connection: close\r\n" if close else b"")
                 + b"\r\n"
+                + reply
             )
             await writer.drain()
             if close:

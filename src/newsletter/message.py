@@ -95,6 +95,8 @@ class PreparedIssue:
         self._subject = _Filler(issue.subject)
         self._html = _Filler(self.html)
         self._text = _Filler(self.text)
+        self._html_qp = _EncodedBody(self.html)
+        self._text_qp = _EncodedBody(self.text)
         self.subject_fields = frozenset(merge.field_names_in(issue.subject))
         self.fields = self.subject_fields | merge.field_names_in(self.html + self.text)
         self.placeholders = frozenset(merge.placeholders_in(issue.subject + self.html + self.text))
@@ -140,7 +142,9 @@ class PreparedIssue:
     ) -> bytes:
         """The complete RFC 5322 message for one recipient, with CRLF line endings."""
         issue = self.issue
-        subject, html, text = self.personalise(values)
+        filled = {token: merge.value_for(token, values) for token in self.placeholders}
+        escaped = {token: html.escape(value, quote=True) for token, value in filled.items()}
+        subject = self._subject.fill(filled)
         boundary = f"=_nl_{secrets.token_hex(12)}"  # '=_' never occurs in quoted-printable
         lines = [
             self.from_header,
@@ -177,7 +181,7 @@ class PreparedIssue:
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode("ascii")
         tail = f"\r\n--{boundary}--\r\n".encode("ascii")
-        return head + _quoted_printable(text) + html_head + _quoted_printable(html) + tail
+        return head + self._text_qp.fill(filled) + html_head + self._html_qp.fill(escaped) + tail
 
 
 def personalise(issue: OutgoingIssue, recipient: Recipient) -> tuple[str, str, str]:
@@ -223,6 +227,36 @@ class _Filler:
         for index, token in self.slots:
             parts[index] = filled[token]
         return "".join(parts)
+
+
+class _EncodedBody:
+    """A body quoted-printable encoded once, except the lines that hold placeholders.
+
+    Encoding a 30 KB body took most of a message's time. Quoted-printable encodes each
+    line on its own, so the lines without placeholders are encoded once per issue and only
+    the few lines with a recipient's values are encoded per message: the same bytes as
+    encoding the whole filled body.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.pieces: list[bytes | _Filler] = []
+        constant: list[str] = []
+        for line in text.split("\n"):
+            if merge.PLACEHOLDER.search(line) is None:
+                constant.append(line)
+                continue
+            if constant:
+                self.pieces.append(_quoted_printable("\n".join(constant)))
+                constant = []
+            self.pieces.append(_Filler(line))
+        if constant:
+            self.pieces.append(_quoted_printable("\n".join(constant)))
+
+    def fill(self, filled: Mapping[str, str]) -> bytes:
+        return b"\r\n".join(
+            piece if isinstance(piece, bytes) else _quoted_printable(piece.fill(filled))
+            for piece in self.pieces
+        )
 
 
 def _normalise_newlines(text: str) -> str:
