@@ -214,8 +214,8 @@ def send_issue(
         else:
             if provider.name == "sendgrid":
                 _sync_suppressions(loaded, report)
-            _send(
-                store,
+            _Delivery(
+                Ledger(store),
                 issue,
                 lists,
                 outgoing,
@@ -225,9 +225,7 @@ def send_issue(
                 report,
                 progress,
                 sleep,
-                started,
-                archive,
-            )
+            ).run(started)
             return report
     _finish(report, started)
     return report
@@ -322,39 +320,62 @@ def _dry_run(
     report.sample = message.as_string()
 
 
-def _send(
-    store: Store,
-    issue: ArchivedIssue,
-    lists: Sequence[str],
-    outgoing: OutgoingIssue,
-    recipients_for: RecipientFactory,
-    provider: Provider,
-    options: SendOptions,
-    report: SendReport,
-    progress: ProgressCallback | None,
-    sleep: Callable[[float], None],
-    started: float,
-    archive: Archive,
-) -> None:
-    ledger = Ledger(store)
-    lock = ledger.acquire_lock(issue.slug)
-    if lock.replaced:
-        report.notes.append(f"took over the send lock left by {lock.replaced}")
-    report_path = Path(issue.path) / REPORT_NAME
-    try:
-        for name in lists:
-            ledger.queue_list(issue.slug, name)
-        counts = ledger.counts(issue.slug)
+@dataclass
+class _Delivery:
+    """One real send of one issue: what every step of it shares."""
+
+    ledger: Ledger
+    issue: ArchivedIssue
+    lists: Sequence[str]
+    outgoing: OutgoingIssue
+    recipients_for: RecipientFactory
+    provider: Provider
+    options: SendOptions
+    report: SendReport
+    progress: ProgressCallback | None
+    sleep: Callable[[float], None]
+
+    @property
+    def issue_id(self) -> str:
+        return self.issue.slug
+
+    def run(self, started: float) -> None:
+        """Under the issue's send lock: queue, settle what a crash left, deliver, report."""
+        lock = self.ledger.acquire_lock(self.issue_id)
+        if lock.replaced:
+            self.report.notes.append(f"took over the send lock left by {lock.replaced}")
+        try:
+            total = self._prepare()
+            self._deliver(total)
+            self.report.remaining = self.ledger.counts(self.issue_id).get("queued", 0)
+            self.report.status = "complete" if self.report.remaining == 0 else "partial"
+        except BaseException as exc:
+            self.report.status = "failed"
+            self.report.error = str(exc) or type(exc).__name__
+            raise
+        finally:
+            _finish(self.report, started)
+            try:
+                atomic_write(Path(self.issue.path) / REPORT_NAME, self.report.to_json())
+            finally:
+                self.ledger.release_lock(self.issue_id)
+
+    def _prepare(self) -> int:
+        """Queue the lists' members, apply the in-flight policy; how many this run sends."""
+        ledger, report, options = self.ledger, self.report, self.options
+        for name in self.lists:
+            ledger.queue_list(self.issue_id, name)
+        counts = ledger.counts(self.issue_id)
         if sum(counts.values()) == 0:
             raise SendError(
-                f"the list{'s' if len(lists) > 1 else ''} {', '.join(lists)} "
+                f"the list{'s' if len(self.lists) > 1 else ''} {', '.join(self.lists)} "
                 "has no subscribed members",
                 hint="add people with `newsletter subscribers import FILE.csv --list NAME`",
             )
         report.already_sent = counts.get("sent", 0)
         if counts.get("in_flight", 0):
             if options.resend_in_flight:
-                report.requeued_in_flight = ledger.requeue_in_flight(issue.slug)
+                report.requeued_in_flight = ledger.requeue_in_flight(self.issue_id)
                 report.notes.append(
                     f"re-sending {report.requeued_in_flight} recipients whose earlier "
                     "delivery was interrupted (--resend-in-flight)"
@@ -366,138 +387,84 @@ def _send(
                     "stopped; they may have received the issue and are not re-sent. "
                     "Use --resend-in-flight to send to them again"
                 )
-        report.skipped = ledger.skip_unsubscribed(issue.slug) + counts.get("skipped", 0)
-        total = ledger.counts(issue.slug).get("queued", 0)
-        if options.limit is not None:
-            total = min(total, options.limit)
-        _deliver(
-            ledger,
-            issue.slug,
-            lists,
-            outgoing,
-            recipients_for,
-            provider,
-            options,
-            report,
-            progress,
-            sleep,
-            total,
-        )
-        final = ledger.counts(issue.slug)
-        report.remaining = final.get("queued", 0)
-        report.status = "complete" if report.remaining == 0 else "partial"
-    except BaseException as exc:
-        report.status = "failed"
-        report.error = str(exc) or type(exc).__name__
-        raise
-    finally:
-        _finish(report, started)
-        try:
-            atomic_write(report_path, report.to_json())
-        finally:
-            ledger.release_lock(issue.slug)
+        report.skipped = ledger.skip_unsubscribed(self.issue_id) + counts.get("skipped", 0)
+        total = ledger.counts(self.issue_id).get("queued", 0)
+        return total if options.limit is None else min(total, options.limit)
 
-
-def _deliver(
-    ledger: Ledger,
-    issue_id: str,
-    lists: Sequence[str],
-    outgoing: OutgoingIssue,
-    recipients_for: RecipientFactory,
-    provider: Provider,
-    options: SendOptions,
-    report: SendReport,
-    progress: ProgressCallback | None,
-    sleep: Callable[[float], None],
-    total: int,
-) -> None:
-    done = 0
-    window_start = time.monotonic()
-    with provider:
-        size = provider.max_batch_size
+    def _deliver(self, total: int) -> None:
+        options = self.options
+        done = 0
+        window_start = time.monotonic()
+        size = self.provider.max_batch_size
         if options.rate:
             # Pacing per batch: keep each burst to about a second's worth of messages.
             size = max(1, min(size, int(options.rate)))
-        batches = ledger.pending_with_lists(issue_id, limit=options.limit, chunk=size)
-        for chunk in batches:
-            batch_id = uuid.uuid4().hex
-            claimed = set(ledger.claim(issue_id, (s.id for s, _ in chunk), batch_id))
-            recipients = [recipients_for(s, name) for s, name in chunk if s.id in claimed]
-            if not recipients:
-                continue
-            _send_batch(ledger, issue_id, provider, outgoing, recipients, options, report, sleep)
-            done += len(recipients)
-            ledger.heartbeat(issue_id)
-            if progress is not None:
-                progress(done, total)
-            if options.rate:
-                ahead = done / options.rate - (time.monotonic() - window_start)
-                if ahead > 0:
-                    sleep(ahead)
+        with self.provider:
+            batches = self.ledger.pending_with_lists(self.issue_id, limit=options.limit, chunk=size)
+            for chunk in batches:
+                batch_id = uuid.uuid4().hex
+                claimed = set(self.ledger.claim(self.issue_id, (s.id for s, _ in chunk), batch_id))
+                recipients = [self.recipients_for(s, n) for s, n in chunk if s.id in claimed]
+                if not recipients:
+                    continue
+                self._send_batch(recipients)
+                done += len(recipients)
+                self.ledger.heartbeat(self.issue_id)
+                if self.progress is not None:
+                    self.progress(done, total)
+                if options.rate:
+                    ahead = done / options.rate - (time.monotonic() - window_start)
+                    if ahead > 0:
+                        self.sleep(ahead)
 
+    def _send_batch(self, recipients: list[Recipient]) -> None:
+        """One batch with retries for passing failures, each outcome recorded as it is known.
 
-def _send_batch(
-    ledger: Ledger,
-    issue_id: str,
-    provider: Provider,
-    outgoing: OutgoingIssue,
-    recipients: list[Recipient],
-    options: SendOptions,
-    report: SendReport,
-    sleep: Callable[[float], None],
-) -> None:
-    """One batch with retries for passing failures, each outcome recorded as it is known.
+        A provider may settle part of a batch before failing (an SMTP server deferring one
+        recipient after accepting others): those results are recorded at once and only the
+        rest is retried, so nobody gets a second copy. What is left when the send has to
+        stop goes back to the queue: the provider refused it, so nobody in it got the issue.
+        """
+        options = self.options
+        emails = {r.subscriber_id: r.email for r in recipients}
+        left = recipients
+        delays = backoff_delays(options.max_attempts, options.backoff_base, options.backoff_cap)
+        while left:
+            try:
+                self._record(self.provider.send(self.outgoing, left), emails)
+                return
+            except ProviderError as exc:
+                if exc.results:
+                    self._record(exc.results, emails)
+                    settled = {result.subscriber_id for result in exc.results}
+                    left = [r for r in left if r.subscriber_id not in settled]
+                delay = next(delays, None) if isinstance(exc, TransientProviderError) else None
+                if delay is None:
+                    self.ledger.release(self.issue_id, [r.subscriber_id for r in left])
+                    if isinstance(exc, TransientProviderError):
+                        raise SendError(
+                            f"the provider kept failing after {options.max_attempts} "
+                            f"attempts: {exc}",
+                            hint="nothing unconfirmed was marked sent; run the same command "
+                            "again later to resume",
+                        ) from exc
+                    raise
+                self.report.retries += 1
+                self.sleep(retry_delay(delay, exc))  # type: ignore[arg-type]
 
-    A provider may settle part of a batch before failing (an SMTP server deferring one
-    recipient after accepting others): those results are recorded at once and only the
-    rest is retried, so nobody gets a second copy. What is left when the send has to stop
-    goes back to the queue: the provider refused it, so nobody in it was sent the issue.
-    """
-    emails = {r.subscriber_id: r.email for r in recipients}
-    left = recipients
-    delays = backoff_delays(options.max_attempts, options.backoff_base, options.backoff_cap)
-    while left:
-        try:
-            _record(ledger, issue_id, provider.send(outgoing, left), emails, report)
-            return
-        except ProviderError as exc:
-            if exc.results:
-                _record(ledger, issue_id, exc.results, emails, report)
-                settled = {result.subscriber_id for result in exc.results}
-                left = [r for r in left if r.subscriber_id not in settled]
-            delay = next(delays, None) if isinstance(exc, TransientProviderError) else None
-            if delay is None:
-                ledger.release(issue_id, [r.subscriber_id for r in left])
-                if isinstance(exc, TransientProviderError):
-                    raise SendError(
-                        f"the provider kept failing after {options.max_attempts} attempts: {exc}",
-                        hint="nothing unconfirmed was marked sent; run the same command "
-                        "again later to resume",
-                    ) from exc
-                raise
-            report.retries += 1
-            sleep(retry_delay(delay, exc))  # type: ignore[arg-type]
-
-
-def _record(
-    ledger: Ledger,
-    issue_id: str,
-    results: Iterable[DeliveryResult],
-    emails: dict[int, str],
-    report: SendReport,
-) -> None:
-    sent_by_id: dict[str | None, list[int]] = defaultdict(list)
-    failed: dict[int, str] = {}
-    for result in results:
-        if result.ok:
-            sent_by_id[result.provider_id].append(result.subscriber_id)
-        else:
-            failed[result.subscriber_id] = result.error or "refused"
-    for provider_id, ids in sent_by_id.items():
-        ledger.mark_sent(issue_id, ids, provider_id)
-    if failed:
-        ledger.mark_failed(issue_id, failed)
-    _count_parts(sum(len(v) for v in sent_by_id.values()), failed, emails, report)
+    def _record(self, results: Iterable[DeliveryResult], emails: dict[int, str]) -> None:
+        sent_by_id: dict[str | None, list[int]] = defaultdict(list)
+        failed: dict[int, str] = {}
+        for result in results:
+            if result.ok:
+                sent_by_id[result.provider_id].append(result.subscriber_id)
+            else:
+                failed[result.subscriber_id] = result.error or "refused"
+        for provider_id, ids in sent_by_id.items():
+            self.ledger.mark_sent(self.issue_id, ids, provider_id)
+        if failed:
+            self.ledger.mark_failed(self.issue_id, failed)
+        _count_parts(sum(len(v) for v in sent_by_id.values()), failed, emails, self.report)
 
 
 def _count(results: Iterable[DeliveryResult], emails: dict[int, str], report: SendReport) -> None:
