@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from newsletter.models import PostKind, RenderedIssue, Selection
+from newsletter.render import render_issue
 from newsletter.render.environment import wrap_text
-from test_render_html import META, SITE, VIEW_URL, make_post, make_selection, render
+from test_render_errors import VALID_MJML, templates
+from test_render_html import (
+    META,
+    SITE,
+    VIEW_URL,
+    loaded_config,
+    make_post,
+    make_selection,
+    render,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +94,17 @@ def test_text_is_not_html_escaped_and_has_no_template_syntax() -> None:
 def test_wrap_keeps_paragraphs_and_indents() -> None:
     wrapped = wrap_text("one two three four\n\nfive six", width=10, indent="  ")
     assert wrapped == "  one two\n  three\n  four\n\n  five six"
+
+
+def test_merge_fields_of_the_whole_issue_are_filled_when_rendering(tmp_path: Path) -> None:
+    text = "Read online: {{ merge('view_url') }}\nHi {{ merge('first_name', 'there') }}\n"
+    mjml = VALID_MJML.replace("</mj-body>", "<mj-section><mj-column><mj-text>"
+                              "<a href=\"{{ merge('view_url') }}\">web</a></mj-text></mj-column>"
+                              "</mj-section></mj-body>")  # fmt: skip
+    rendered = render_issue(
+        loaded_config(templates(tmp_path, mjml=mjml, text=text)), META, make_selection(), VIEW_URL
+    )
+    assert f"Read online: {VIEW_URL}\n" in rendered.text
+    assert "Hi %%first_name|there%%" in rendered.text
+    assert f'href="{VIEW_URL}"' in rendered.html
+    assert "%%view_url" not in rendered.html + rendered.text

@@ -32,8 +32,19 @@ MONTHS = (
 )  # fmt: skip
 
 
-def merge_field(name: str, fallback: str | None = None) -> Markup:
-    """A per-recipient placeholder; safe because its syntax never holds markup."""
+ISSUE_FIELDS = ("view_url",)
+"""Merge fields with one value for the whole issue: filled when the issue is rendered."""
+
+
+@jinja2.pass_context
+def merge_field(context: jinja2.runtime.Context, name: str, fallback: str | None = None) -> Markup:
+    """A per-recipient placeholder; safe because its syntax never holds markup.
+
+    A field that is the same for every recipient (the view-in-browser URL) is filled here,
+    so the sender has nothing to do for it.
+    """
+    if name in ISSUE_FIELDS and context.get(name):
+        return Markup.escape(str(context[name]))
     return Markup(placeholder(name, fallback))
 
 
