@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from conftest import run_cli
 from newsletter.config import load_config
@@ -121,3 +124,36 @@ def test_bad_now_is_a_usage_error(members_project: Path) -> None:
     result = run_at(members_project, "next tuesday")
     assert result.exit_code == 2
     assert "is not a date and time" in result.output
+
+
+def test_a_run_killed_mid_send_is_finished_by_the_next_run(
+    built_project: Path, sendgrid_api: Any
+) -> None:
+    from conftest import configure, ledger_counts
+    from servers.sendgrid_fake import Reply
+
+    configure(
+        built_project,
+        provider={"type": "sendgrid",
+                  "sendgrid": {"host": sendgrid_api.url, "batch_size": 10, "timeout": 60.0}},
+    )  # fmt: skip
+    sendgrid_api.mail.script(Reply(), Reply(delay=30))  # the second batch hangs
+    command = [sys.executable, "-m", "newsletter", "run", "--config", str(built_project),
+               "--now", TUESDAY]  # fmt: skip
+    process = subprocess.Popen(command, env=os.environ.copy())
+    deadline = time.monotonic() + 30
+    while len(sendgrid_api.mail.requests) < 2 and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    counts = ledger_counts(built_project)
+    assert (counts["sent"], counts["in_flight"], counts["queued"]) == (10, 10, 5)
+
+    sendgrid_api.mail.replies.clear()
+    again = run_at(built_project, "2026-11-24T08:20")
+    assert again.exit_code == 0, again.output
+    assert "issue 001-2026-11-24 resumed and finished: 5 sent" in again.stdout
+    assert "10 recipients were being sent when an earlier run stopped" in again.stdout
+    assert "took over the run lock" in again.stdout  # the killed run's lock file is reclaimed

@@ -141,7 +141,11 @@ def _run_locked(
         progress=progress,
         sleep=sleep,
     )
-    action = "resumed" if earlier is not None else "sent"
+    action = (
+        "resumed"
+        if earlier is not None or report.already_sent or report.in_flight_unresolved
+        else "sent"
+    )
     verb = "resumed and finished" if action == "resumed" else "sent"
     return RunOutcome(
         action,
