@@ -31,6 +31,8 @@ POLICY = email.policy.SMTP.clone(refold_source="none")
 ONE_CLICK = "List-Unsubscribe=One-Click"
 _MAX_PLAIN_HEADER = 78
 _WORD_BYTES = 42
+_LONG_LINE = 256
+"""Longer lines with placeholders are encoded in stretches (see ``_EncodedBody``)."""
 """Bytes per encoded word: 42 become 68 characters, so 'Subject: ' plus one fits in 78."""
 
 
@@ -97,10 +99,18 @@ class PreparedIssue:
         self._text = _Filler(self.text)
         self._html_qp = _EncodedBody(self.html)
         self._text_qp = _EncodedBody(self.text)
+        self._html_wire = _EncodedBody(self.html, dot_stuffed=True)
+        self._text_wire = _EncodedBody(self.text, dot_stuffed=True)
         self.subject_fields = frozenset(merge.field_names_in(issue.subject))
         self.fields = self.subject_fields | merge.field_names_in(self.html + self.text)
         self.placeholders = frozenset(merge.placeholders_in(issue.subject + self.html + self.text))
+        self._lookups = tuple(_lookup(token) for token in self.placeholders)
         self.from_header = _address_header("From", issue.from_name, issue.from_address)
+        # Headers that are the same for everyone are encoded once, not per message.
+        self._subject_header = (
+            None if self._subject.slots else _text_header("Subject", issue.subject)
+        )
+        self._list_id_header = _text_header("List-Id", issue.list_id)
 
     def values_for(self, recipient: Recipient) -> dict[str, str]:
         """The recipient's merge values, checked: every one text, none breaking a header."""
@@ -133,7 +143,7 @@ class PreparedIssue:
         return values
 
     def personalise(self, values: Mapping[str, str]) -> tuple[str, str, str]:
-        filled = {token: merge.value_for(token, values) for token in self.placeholders}
+        filled = self._filled(values)
         escaped = {token: html.escape(value, quote=True) for token, value in filled.items()}
         return self._subject.fill(filled), self._html.fill(escaped), self._text.fill(filled)
 
@@ -141,10 +151,39 @@ class PreparedIssue:
         self, recipient: Recipient, values: Mapping[str, str], *, message_id_domain: str
     ) -> bytes:
         """The complete RFC 5322 message for one recipient, with CRLF line endings."""
+        parts = self._compose(recipient, values, message_id_domain, self._text_qp, self._html_qp)
+        return b"".join(parts)
+
+    def render_for_smtp(
+        self, recipient: Recipient, values: Mapping[str, str], *, message_id_domain: str
+    ) -> bytes:
+        """What follows the server's 354 reply to DATA, up to and including the final '.'.
+
+        The same message as ``render``, dot-stuffed (RFC 5321 4.5.2) and terminated, so a
+        client can write it as it is: the constant parts were stuffed once per issue, and
+        only the recipient's values are looked at per message.
+        """
+        parts = self._compose(
+            recipient, values, message_id_domain, self._text_wire, self._html_wire
+        )
+        parts.append(b".\r\n")
+        return b"".join(parts)
+
+    def _filled(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Each placeholder's text for these values: the value, else its fallback, else ''."""
+        return {token: values.get(name) or fallback for token, name, fallback in self._lookups}
+
+    def _compose(
+        self,
+        recipient: Recipient,
+        values: Mapping[str, str],
+        message_id_domain: str,
+        text_body: _EncodedBody,
+        html_body: _EncodedBody,
+    ) -> list[bytes]:
         issue = self.issue
-        filled = {token: merge.value_for(token, values) for token in self.placeholders}
+        filled = self._filled(values)
         escaped = {token: html.escape(value, quote=True) for token, value in filled.items()}
-        subject = self._subject.fill(filled)
         boundary = f"=_nl_{secrets.token_hex(12)}"  # '=_' never occurs in quoted-printable
         lines = [
             self.from_header,
@@ -153,10 +192,10 @@ class PreparedIssue:
         if issue.reply_to:
             lines.append(f"Reply-To: {issue.reply_to}")
         lines += [
-            _text_header("Subject", subject),
+            self._subject_header or _text_header("Subject", self._subject.fill(filled)),
             f"Date: {formatdate(usegmt=True)}",
             f"Message-ID: {make_msgid(domain=message_id_domain)}",
-            _text_header("List-Id", issue.list_id),
+            self._list_id_header,
         ]
         unsubscribe = list_unsubscribe(issue, recipient)
         if unsubscribe:
@@ -174,14 +213,18 @@ class PreparedIssue:
             "",
             "",
         ]
-        head = "\r\n".join(lines).encode("utf-8")
-        html_head = (
-            f"\r\n--{boundary}\r\n"
-            'Content-Type: text/html; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        ).encode("ascii")
-        tail = f"\r\n--{boundary}--\r\n".encode("ascii")
-        return head + self._text_qp.fill(filled) + html_head + self._html_qp.fill(escaped) + tail
+        parts = ["\r\n".join(lines).encode("utf-8")]
+        text_body.fill_into(parts, filled)
+        parts.append(
+            (
+                f"\r\n--{boundary}\r\n"
+                'Content-Type: text/html; charset="utf-8"\r\n'
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            ).encode("ascii")
+        )
+        html_body.fill_into(parts, escaped)
+        parts.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
+        return parts
 
 
 def personalise(issue: OutgoingIssue, recipient: Recipient) -> tuple[str, str, str]:
@@ -230,33 +273,83 @@ class _Filler:
 
 
 class _EncodedBody:
-    """A body quoted-printable encoded once, except the lines that hold placeholders.
+    """A body quoted-printable encoded once per issue, except the recipient's values.
 
-    Encoding a 30 KB body took most of a message's time. Quoted-printable encodes each
-    line on its own, so the lines without placeholders are encoded once per issue and only
-    the few lines with a recipient's values are encoded per message: the same bytes as
-    encoding the whole filled body.
+    Encoding a 30 KB body took most of a message's time, and inlined HTML puts whole
+    sections (9 KB) on one line with a placeholder in it. So every line, and within a line
+    every stretch of text between placeholders of a long line, is encoded once; per
+    message only the values are encoded, and the stretches are joined by soft line breaks
+    ('=' at the end of a line, RFC 2045 6.7): a decoder gives exactly the filled body back.
+    A short line is filled and encoded whole, as cheap and still readable in the raw text.
+
+    ``dot_stuffed`` makes the bytes ready for SMTP DATA: every line that starts with '.'
+    gets a second one (RFC 5321 4.5.2), the constant stretches once per issue and the
+    values per message, since a value may itself start a line with a dot.
     """
 
-    def __init__(self, text: str) -> None:
-        self.pieces: list[bytes | _Filler] = []
-        constant: list[str] = []
-        for line in text.split("\n"):
-            if merge.PLACEHOLDER.search(line) is None:
-                constant.append(line)
-                continue
-            if constant:
-                self.pieces.append(_quoted_printable("\n".join(constant)))
-                constant = []
-            self.pieces.append(_Filler(line))
-        if constant:
-            self.pieces.append(_quoted_printable("\n".join(constant)))
+    def __init__(self, text: str, *, dot_stuffed: bool = False) -> None:
+        self.dot_stuffed = dot_stuffed
+        self.pieces: list[bytes | str] = []
+        """Encoded bytes, and the text with placeholders (str) to fill and encode between."""
+        self._fillers: dict[str, _Filler] = {}
+        for number, line in enumerate(text.split("\n")):
+            if number:
+                self._add(b"\r\n")
+            stretches = (
+                [part for part in _split_at_placeholders(line) if part]
+                if len(line) > _LONG_LINE
+                else [line]  # encoded whole per message: cheap, and reads as it did
+            )
+            for index, stretch in enumerate(stretches):
+                if index:
+                    self._add(b"=\r\n")
+                if merge.PLACEHOLDER.search(stretch):
+                    self.pieces.append(stretch)
+                    self._fillers.setdefault(stretch, _Filler(stretch))
+                else:
+                    self._add(self._encode(stretch))
 
-    def fill(self, filled: Mapping[str, str]) -> bytes:
-        return b"\r\n".join(
-            piece if isinstance(piece, bytes) else _quoted_printable(piece.fill(filled))
+    def _add(self, encoded: bytes) -> None:
+        if self.pieces and isinstance(self.pieces[-1], bytes):
+            self.pieces[-1] += encoded
+        else:
+            self.pieces.append(encoded)
+
+    def _encode(self, stretch: str) -> bytes:
+        """One stretch that starts a line of the output, encoded (and stuffed if asked)."""
+        encoded = _quoted_printable(stretch)
+        return _dot_stuffed(encoded) if self.dot_stuffed else encoded
+
+    def fill_into(self, parts: list[bytes], filled: Mapping[str, str]) -> None:
+        encode, fillers = self._encode, self._fillers
+        parts.extend(
+            piece if isinstance(piece, bytes) else encode(fillers[piece].fill(filled))
             for piece in self.pieces
         )
+
+
+def _split_at_placeholders(line: str) -> list[str]:
+    """The line's text and its placeholders, in order: 'Dear %%name%%,' -> 3 parts."""
+    parts, end = [], 0
+    for match in merge.PLACEHOLDER.finditer(line):
+        parts += [line[end : match.start()], match.group(0)]
+        end = match.end()
+    parts.append(line[end:])
+    return parts
+
+
+def _dot_stuffed(encoded: bytes) -> bytes:
+    """RFC 5321 4.5.2 transparency for bytes that start a line: a leading '.' is doubled."""
+    if b"\n." in encoded:
+        encoded = encoded.replace(b"\n.", b"\n..")
+    return b"." + encoded if encoded.startswith(b".") else encoded
+
+
+def _lookup(token: str) -> tuple[str, str, str]:
+    """(token, field name, fallback): a placeholder parsed once instead of per message."""
+    match = merge.PLACEHOLDER.fullmatch(token)
+    assert match is not None
+    return token, match.group(1), match.group(2) or ""
 
 
 def _normalise_newlines(text: str) -> str:

@@ -17,7 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import SmtpSettings, resolve_secret
-from ..errors import AuthenticationError, ProviderError, TransientProviderError
+from ..errors import (
+    AuthenticationError,
+    NewsletterError,
+    ProviderError,
+    TransientProviderError,
+)
 from ..message import PreparedIssue
 from ..models import DeliveryResult, Recipient
 from .base import Checked, Provider
@@ -113,10 +118,22 @@ class SmtpProvider(Provider):
     def _deliver_chunk(self, work: _Work, chunk: Checked) -> _ChunkOutcome:
         outcome = _ChunkOutcome([], [])
         connection = self._acquire()
+        envelope_from = f"MAIL FROM:<{work.prepared.issue.from_address}>\r\n".encode()
         try:
             for recipient, values in chunk:
-                data = work.prepared.render(recipient, values, message_id_domain=work.domain)
-                connection = self._deliver_one(connection, work, recipient, data, outcome)
+                try:
+                    data = work.prepared.render_for_smtp(
+                        recipient, values, message_id_domain=work.domain
+                    )
+                    commands = (envelope_from, f"RCPT TO:<{recipient.email}>\r\n".encode())
+                except (NewsletterError, UnicodeEncodeError) as exc:
+                    # Only this recipient's data is unusable (an address we cannot write).
+                    error = str(exc)
+                    outcome.results.append(
+                        DeliveryResult(recipient.subscriber_id, ok=False, error=error)
+                    )
+                    continue
+                connection = self._deliver_one(connection, work, recipient, commands, data, outcome)
         finally:
             if connection.sock is not None:  # closed ones are not worth keeping
                 self._idle.put(connection)
@@ -127,14 +144,14 @@ class SmtpProvider(Provider):
         connection: smtplib.SMTP,
         work: _Work,
         recipient: Recipient,
+        commands: tuple[bytes, bytes],
         data: bytes,
         outcome: _ChunkOutcome,
     ) -> smtplib.SMTP:
-        sender = work.prepared.issue.from_address
         for attempt in (1, 2):
             try:
-                connection.sendmail(sender, [recipient.email], data)
-            except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                refusal = _transaction(connection, commands, data)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 connection.close()
                 if attempt == 2:
                     raise TransientProviderError(
@@ -143,37 +160,40 @@ class SmtpProvider(Provider):
                     ) from exc
                 connection = self._connect()
                 continue
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, reply = exc.recipients.get(recipient.email, (550, b"refused"))
-                self._record_refusal(outcome, recipient, code, reply)
-            except (smtplib.SMTPDataError, smtplib.SMTPResponseException) as exc:
-                if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code == 530:
-                    # RFC 3207 and 4954: the server wants TLS or a login before any mail.
-                    raise AuthenticationError(
-                        f"{self.where}: the server takes mail only after STARTTLS or a login: "
-                        f"530 {_text(exc.smtp_error)}",
-                        status=530,
-                        body=_text(exc.smtp_error),
-                        hint="set provider.smtp.security to starttls (or ssl), and "
-                        "provider.smtp.username and password if the server wants a login",
-                    ) from exc
-                if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
-                    raise ProviderError(
-                        f"{self.where}: the server refuses the sender {sender}: "
-                        f"{exc.smtp_code} {_text(exc.smtp_error)}; check newsletter.sender",
-                        status=exc.smtp_code,
-                        body=_text(exc.smtp_error),
-                    ) from exc
-                self._record_refusal(outcome, recipient, exc.smtp_code, exc.smtp_error)
-            else:
+            if refusal is None:
                 outcome.results.append(DeliveryResult(recipient.subscriber_id, ok=True))
+            else:
+                self._refused(outcome, recipient, work.prepared.issue.from_address, *refusal)
             break
         return connection
 
-    @staticmethod
-    def _record_refusal(
-        outcome: _ChunkOutcome, recipient: Recipient, code: int, reply: bytes | str
+    def _refused(
+        self,
+        outcome: _ChunkOutcome,
+        recipient: Recipient,
+        sender: str,
+        step: str,
+        code: int,
+        reply: bytes,
     ) -> None:
+        """A refusal of one message: the recipient's alone, unless the sender is refused."""
+        if step == "MAIL" and code == 530:
+            # RFC 3207 and 4954: the server wants TLS or a login before any mail.
+            raise AuthenticationError(
+                f"{self.where}: the server takes mail only after STARTTLS or a login: "
+                f"530 {_text(reply)}",
+                status=530,
+                body=_text(reply),
+                hint="set provider.smtp.security to starttls (or ssl), and "
+                "provider.smtp.username and password if the server wants a login",
+            )
+        if step == "MAIL" and code >= 500:
+            raise ProviderError(
+                f"{self.where}: the server refuses the sender {sender}: "
+                f"{code} {_text(reply)}; check newsletter.sender",
+                status=code,
+                body=_text(reply),
+            )
         text = f"{code} {_text(reply)}"
         if 400 <= code < 500:
             outcome.deferred.append(f"{recipient.email}: {text}")
@@ -277,6 +297,50 @@ class SmtpProvider(Provider):
             hint="remove provider.smtp.username if the server takes mail without a login, "
             "or check provider.smtp.security and port",
         )
+
+
+def _transaction(
+    connection: smtplib.SMTP, commands: tuple[bytes, bytes], data: bytes
+) -> tuple[str, int, bytes] | None:
+    """One message: MAIL, RCPT, DATA, then the dot-stuffed ``data``.
+
+    With PIPELINING (RFC 2920) the three commands go out in one write and their replies
+    are read together, one round trip instead of three; without it, lock-step. Returns
+    None when the server took the message, else the step it refused and its reply.
+    """
+    steps = ("MAIL", "RCPT", "DATA")
+    if connection.has_extn("pipelining"):
+        connection.send(b"".join(commands) + b"DATA\r\n")
+        replies = [connection.getreply() for _ in steps]
+    else:
+        replies = []
+        for command in (*commands, b"DATA\r\n"):
+            connection.send(command)
+            replies.append(connection.getreply())
+            if replies[-1][0] >= 400:
+                break
+    refusal = next(
+        (
+            (step, code, text)
+            for step, (code, text) in zip(steps, replies, strict=False)
+            if code >= 400
+        ),
+        None,
+    )
+    if refusal is None:
+        if replies[-1][0] != 354:
+            return ("DATA", *replies[-1])
+        connection.send(data)
+        code, text = connection.getreply()
+        return None if code == 250 else ("DATA", code, text)
+    if len(replies) == 3 and replies[2][0] == 354:
+        # A server that said yes to DATA after refusing the recipient: an empty message
+        # ends the transaction, and the RSET below throws it away.
+        connection.send(b".\r\n")
+        connection.getreply()
+    if refusal[0] != "MAIL" or len(replies) > 1:
+        connection.rset()
+    return refusal
 
 
 _SECURITY_HINT = (
