@@ -118,21 +118,77 @@ class _CountingHandler:
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # aiosmtpd reads commands from a stream, so pipelined ones work; it just never says so.
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.stats.seen(len(envelope.rcpt_tos), len(envelope.original_content or b""))
         return "250 OK"
 
 
-async def _smtp() -> Stats:
-    from aiosmtpd.smtp import SMTP
+def _bulk_data_smtp() -> type:
+    """aiosmtpd's server, reading a message's data in one piece instead of line by line.
 
+    Stock aiosmtpd awaits every line of DATA (500 lines in a 39 KB message): that, not
+    the sender, was the limit of the benchmark. Here the data is read up to the
+    terminating dot at once and un-stuffed with one replace; the rest of the protocol is
+    aiosmtpd's own. The stream's line limit is raised to the largest message it takes.
+    """
+    from aiosmtpd.smtp import SMTP, syntax
+
+    class BulkDataSMTP(SMTP):  # type: ignore[misc]
+        line_length_limit = 2**22
+
+        @syntax("DATA")
+        async def smtp_DATA(self, arg: str) -> None:
+            if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+                return
+            if not self.envelope.rcpt_tos:
+                await self.push("503 Error: need RCPT command")
+                return
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            data = await self._read_data()
+            self.envelope.content = self.envelope.original_content = data
+            status = await self._call_handler_hook("DATA")
+            self._set_post_data_state()
+            await self.push(status)
+
+        async def _read_data(self) -> bytes:
+            """Up to the line that is a lone dot, un-stuffed (RFC 5321 4.5.2)."""
+            pieces: list[bytes] = []
+            while True:
+                # Every piece ends with '.' CRLF; the end is the one where that dot starts
+                # a line (a stuffed '..' line or 'end.' CRLF ends a piece too, not the data).
+                piece = await self._reader.readuntil(b".\r\n")
+                at_line_start = (
+                    piece.endswith(b"\r\n.\r\n")
+                    if len(piece) > 3
+                    else not pieces or pieces[-1].endswith(b"\r\n")
+                )
+                pieces.append(piece)
+                if at_line_start:
+                    break
+            data = b"".join(pieces)[:-3]
+            if data.startswith(b"."):
+                data = data[1:]
+            return data.replace(b"\r\n..", b"\r\n.")
+
+    return BulkDataSMTP
+
+
+async def _smtp() -> Stats:
     stats = Stats()
     handler = _CountingHandler(stats)
     loop = asyncio.get_running_loop()
+    server_class = _bulk_data_smtp()
 
-    def factory() -> SMTP:
+    def factory() -> Any:
         stats.connections += 1
-        return SMTP(handler, hostname="sink.localhost", data_size_limit=0)
+        return server_class(handler, hostname="sink.localhost", data_size_limit=0)
 
     server = await loop.create_server(factory, "127.0.0.1", 0)
     await _run_until_terminated(server.sockets[0].getsockname()[1])
