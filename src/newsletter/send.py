@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,13 +35,16 @@ from .errors import (
 from .message import build_mime
 from .models import ArchivedIssue, DeliveryResult, OutgoingIssue, Recipient, Subscriber
 from .providers import Provider, backoff_delays, get_provider, retry_delay
+from .providers.base import BatchOutcome, PreparedBatch, RecipientRow
 from .store import Ledger, Store
+from .store.ledger import ClaimedBatch, PendingPage
 from .tokens import TokenSigner
 
 REPORT_NAME = "send-report.json"
 TEST_PREFIX = "[TEST] "
 MAX_REPORTED_FAILURES = 100
 SECRET_SETTING = "unsubscribe-secret"
+NO_ATTRIBUTES = ("{}", "")
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,26 @@ class RecipientFactory:
             merge_values=dict(subscriber.attributes),
             unsubscribe_url=f"{self.base}/{token}",
         )
+
+    def rows(self, page: PendingPage) -> list[RecipientRow]:
+        """A ledger page as recipient rows: the same values as ``__call__``, as tuples."""
+        rows = page.rows
+        names = {row[4] for row in rows}
+        if len(names) == 1:
+            tokens = self.signer.make_many([(row[0], row[1]) for row in rows], names.pop())
+        else:
+            tokens = [self.signer.make(row[0], row[1], row[4]) for row in rows]
+        base, loads = self.base + "/", orjson.loads
+        return [
+            (
+                row[0],
+                row[1],
+                row[2],
+                loads(row[3]) if row[3] not in NO_ATTRIBUTES else {},
+                base + token,
+            )
+            for row, token in zip(rows, tokens, strict=True)
+        ]
 
 
 def _now() -> str:
@@ -392,6 +416,9 @@ class _Delivery:
         return total if options.limit is None else min(total, options.limit)
 
     def _deliver(self, total: int) -> None:
+        if self.provider.prepares_ahead:
+            self._deliver_ahead(total)
+            return
         options = self.options
         done = 0
         window_start = time.monotonic()
@@ -416,6 +443,95 @@ class _Delivery:
                     ahead = done / options.rate - (time.monotonic() - window_start)
                     if ahead > 0:
                         self.sleep(ahead)
+
+    def _deliver_ahead(self, total: int) -> None:
+        """Build batch N+1's request while batch N is claimed, posted and recorded.
+
+        Building is Python work; the ledger's commits and the request wait on the disk and
+        the network with the GIL released, so one thread posts while this one builds. Only
+        the posting thread touches the ledger's states, one batch at a time: batch N+1 is
+        claimed (committed in flight) after batch N's answer is recorded and right before
+        it is posted, so a send killed at any point leaves only a posted batch in flight.
+        """
+        options = self.options
+        size = self._batch_size()
+        done = 0
+        window_start = time.monotonic()
+        pages = self.ledger.pending_pages(self.issue_id, limit=options.limit, chunk=size)
+        with self.provider, ThreadPoolExecutor(1, thread_name_prefix="send") as poster:
+            posting: Future[int] | None = None
+            try:
+                for page in pages:
+                    rows = self.recipients_for.rows(page)
+                    batch = self.provider.prepare_rows(self.outgoing, rows)
+                    if posting is not None:
+                        done += posting.result()
+                        posting = None
+                        self._after_batch(done, total, window_start)
+                    posting = poster.submit(self._post_ahead, page, rows, batch)
+                if posting is not None:
+                    done += posting.result()
+                    posting = None
+                    self._after_batch(done, total, window_start)
+            finally:
+                if posting is not None:
+                    # Stopped while building: the batch on its way still gets recorded.
+                    posting.exception()
+
+    def _batch_size(self) -> int:
+        size = self.provider.max_batch_size
+        if self.options.rate:
+            # Pacing per batch: keep each burst to about a second's worth of messages.
+            size = max(1, min(size, int(self.options.rate)))
+        return size
+
+    def _after_batch(self, done: int, total: int, window_start: float) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+        if self.options.rate:
+            ahead = done / self.options.rate - (time.monotonic() - window_start)
+            if ahead > 0:
+                self.sleep(ahead)
+
+    def _post_ahead(self, page: PendingPage, rows: list[RecipientRow], batch: PreparedBatch) -> int:
+        """Claim, post and record one prepared batch; how many recipients it settled."""
+        claimed = self.ledger.claim_batch(self.issue_id, page, heartbeat=True)
+        if not claimed.subscriber_ids:
+            return 0
+        if claimed.subscriber_ids != batch.subscriber_ids:
+            # A row changed since it was read: post exactly what was claimed.
+            keep = set(claimed.subscriber_ids)
+            rows = [row for row in rows if row[0] in keep]
+            batch = self.provider.prepare_rows(self.outgoing, rows)
+        outcome = self._post_with_retries(batch, claimed)
+        failed = {**batch.rejected, **outcome.failed}
+        self.ledger.settle_batch(claimed, outcome.provider_id, failed)
+        emails = {row[0]: row[1] for row in rows} if failed else {}
+        _count_parts(len(batch.subscriber_ids) - len(failed), failed, emails, self.report)
+        return len(batch.subscriber_ids)
+
+    def _post_with_retries(self, batch: PreparedBatch, claimed: ClaimedBatch) -> BatchOutcome:
+        """A provider that prepares ahead takes or refuses a request whole: it is retried
+        whole, and released whole when the send has to stop."""
+        options = self.options
+        delays = backoff_delays(options.max_attempts, options.backoff_base, options.backoff_cap)
+        while True:
+            try:
+                return self.provider.deliver(batch)
+            except ProviderError as exc:
+                delay = next(delays, None) if isinstance(exc, TransientProviderError) else None
+                if delay is None:
+                    self.ledger.release(self.issue_id, claimed.subscriber_ids)
+                    if isinstance(exc, TransientProviderError):
+                        raise SendError(
+                            f"the provider kept failing after {options.max_attempts} "
+                            f"attempts: {exc}",
+                            hint="nothing unconfirmed was marked sent; run the same command "
+                            "again later to resume",
+                        ) from exc
+                    raise
+                self.report.retries += 1
+                self.sleep(retry_delay(delay, exc))
 
     def _send_batch(self, recipients: list[Recipient]) -> None:
         """One batch with retries for passing failures, each outcome recorded as it is known.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -22,12 +23,39 @@ from ..models import DeliveryResult, OutgoingIssue, Recipient
 Checked = list[tuple[Recipient, dict[str, str]]]
 """Recipients that passed the checks, each with their merge values."""
 
+RecipientRow = tuple[int, str, str, dict[str, Any], str]
+"""A recipient as a plain tuple (id, address, name, merge values, unsubscribe URL): a big
+send makes a million, and a tuple costs a fraction of a ``Recipient``."""
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch checked and turned into the provider's request, not yet posted."""
+
+    payload: Any
+    """None when every recipient was refused before posting."""
+    subscriber_ids: list[int]
+    """Every recipient handed in, in order."""
+    rejected: dict[int, str]
+    """Refused before posting (a line break in a header, an address twice): id -> why."""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """A posted batch's answer in bulk: everyone not in ``failed`` was accepted."""
+
+    provider_id: str | None
+    failed: dict[int, str]
+
 
 class Provider(ABC):
     """A way of delivering messages; one instance is opened once and sends many batches."""
 
     name: ClassVar[str]
     max_batch_size: int = 100
+    prepares_ahead: ClassVar[bool] = False
+    """True if the provider offers ``prepare_rows`` and ``deliver``: the sender then builds
+    the next request while the current one is on its way."""
 
     def __init__(self, *, message_id_domain: str | None = None) -> None:
         self.message_id_domain = message_id_domain
@@ -63,11 +91,7 @@ class Provider(ABC):
         Raises AuthenticationError, TransientProviderError (worth retrying the batch) or
         ProviderError (stop the send); per-recipient refusals come back as results.
         """
-        if len(recipients) > self.max_batch_size:
-            raise SendError(
-                f"{self.name}: a batch of {len(recipients)} recipients is more than this "
-                f"provider takes at once ({self.max_batch_size}); split it"
-            )
+        self.check_size(len(recipients))
         if not self._opened:
             self.open()
         prepared = self._prepare(issue)
@@ -87,6 +111,21 @@ class Provider(ABC):
             for result in self.parse_results(payload, reply):
                 results[result.subscriber_id] = result
         return [results[recipient.subscriber_id] for recipient in recipients]
+
+    def prepare_rows(self, issue: OutgoingIssue, rows: Sequence[RecipientRow]) -> PreparedBatch:
+        """Check a batch and build its request without sending it (``prepares_ahead``)."""
+        raise NotImplementedError(f"{self.name} sends whole batches with send()")
+
+    def deliver(self, batch: PreparedBatch) -> BatchOutcome:
+        """Post a prepared batch; raises like ``send``."""
+        raise NotImplementedError(f"{self.name} sends whole batches with send()")
+
+    def check_size(self, count: int) -> None:
+        if count > self.max_batch_size:
+            raise SendError(
+                f"{self.name}: a batch of {count} recipients is more than this "
+                f"provider takes at once ({self.max_batch_size}); split it"
+            )
 
     def validate(
         self, prepared: PreparedIssue, recipients: Sequence[Recipient]

@@ -115,6 +115,49 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "send ledger clustered by issue and subscriber; batches numbered per issue",
+        (
+            # A million-recipient send changes every row twice. Clustered on its key, with
+            # no second index keyed on the state, a change rewrites one row in place; the
+            # batch's time and provider id live once in send_batches instead of per row.
+            """CREATE TABLE send_batches (
+                issue_id TEXT NOT NULL,
+                batch_no INTEGER NOT NULL,
+                label TEXT NOT NULL,
+                provider_id TEXT,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                PRIMARY KEY (issue_id, batch_no)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE send_ledger_v2 (
+                issue_id TEXT NOT NULL,
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                list_name TEXT NOT NULL,
+                state TEXT NOT NULL
+                    CHECK (state IN ('queued', 'in_flight', 'sent', 'failed', 'skipped')),
+                batch_no INTEGER,
+                provider_id TEXT,
+                error TEXT,
+                updated_at TEXT,
+                PRIMARY KEY (issue_id, subscriber_id)
+            ) WITHOUT ROWID""",
+            """INSERT INTO send_batches (issue_id, batch_no, label, started_at, finished_at)
+                SELECT issue_id,
+                    ROW_NUMBER() OVER (PARTITION BY issue_id ORDER BY MIN(updated_at), batch_id),
+                    batch_id, MIN(updated_at), MAX(updated_at)
+                FROM send_ledger WHERE batch_id IS NOT NULL GROUP BY issue_id, batch_id""",
+            """INSERT INTO send_ledger_v2 (issue_id, subscriber_id, list_name, state, batch_no,
+                    provider_id, error, updated_at)
+                SELECT l.issue_id, l.subscriber_id, l.list_name, l.state, b.batch_no,
+                    l.provider_id, l.error, l.updated_at
+                FROM send_ledger l LEFT JOIN send_batches b
+                    ON b.issue_id = l.issue_id AND b.label = l.batch_id""",
+            "DROP TABLE send_ledger",
+            "ALTER TABLE send_ledger_v2 RENAME TO send_ledger",
+        ),
+    ),
 )
 
 

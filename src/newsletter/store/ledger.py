@@ -49,6 +49,25 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class PendingPage:
+    """Queued recipients of one stretch of subscriber ids, read for one batch."""
+
+    rows: list[tuple[int, str, str, str, str, str]]
+    """Subscriber id, address, name, attributes (JSON), list name, status: still subscribed."""
+    held: list[int]
+    """Queued ids in the same stretch whose subscriber left: a batch must not claim them."""
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    """Recipients marked in flight together, numbered per issue, in subscriber id order."""
+
+    issue_id: str
+    batch_no: int
+    subscriber_ids: list[int]
+
+
+@dataclass(frozen=True)
 class SendLock:
     issue_id: str
     owner: str
@@ -134,22 +153,111 @@ class Ledger:
         """Mark queued recipients in_flight for one batch; returns the ids actually claimed.
 
         Only ``queued`` rows are claimed, so a recipient already sent (or claimed by another
-        batch) is never handed to the provider twice. One statement per thousand ids: a
-        million-recipient send spends its time sending, not in round trips to SQLite.
+        batch) is never handed to the provider twice. ``batch_id`` is the batch's label in
+        ``entries``. One statement per thousand ids.
         """
         claimed: list[int] = []
         now = utc_now()
         with self.db.transaction():
+            batch_no = self._new_batch(issue_id, batch_id, now)
             for part in _chunks(subscriber_ids):
                 rows = self.db.all(
-                    "UPDATE send_ledger SET state = 'in_flight', batch_id = ?, error = NULL, "
-                    "updated_at = ? WHERE issue_id = ? AND state = 'queued' "
+                    "UPDATE send_ledger SET state = 'in_flight', batch_no = ?, error = NULL, "
+                    "updated_at = NULL WHERE issue_id = ? AND state = 'queued' "
                     f"AND subscriber_id IN ({_marks(len(part))}) RETURNING subscriber_id",
-                    (batch_id, now, issue_id, *part),
+                    (batch_no, issue_id, *part),
                 )
                 claimed.extend(row[0] for row in rows)
         claimed.sort()
         return claimed
+
+    def claim_batch(
+        self, issue_id: str, page: PendingPage, *, heartbeat: bool = False
+    ) -> ClaimedBatch:
+        """Mark one page's recipients in_flight in one range statement; commits before returning.
+
+        The page was read in id order under the send lock, so the queued rows between its
+        first and last id are its rows and its ``held`` ones: one ``BETWEEN`` claims them
+        without a list of a thousand ids. The claimed ids are read back, so a row that
+        changed since the page was read (a subscriber deleted) is never posted unclaimed.
+        With ``heartbeat`` the send lock is checked in the same transaction, first.
+        """
+        ids = [row[0] for row in page.rows]
+        first, last = ids[0], ids[-1]
+        held = [sid for sid in page.held if first < sid < last]
+        sql = (
+            "UPDATE send_ledger SET state = 'in_flight', batch_no = ?, error = NULL, "
+            "updated_at = NULL WHERE issue_id = ? AND subscriber_id BETWEEN ? AND ? "
+            "AND state = 'queued'"
+        )
+        if held:
+            sql += f" AND subscriber_id NOT IN ({_marks(len(held))})"
+        now = utc_now()
+        with self.db.transaction():
+            if heartbeat:
+                self.heartbeat(issue_id)
+            batch_no = self._new_batch(issue_id, None, now)
+            self.db.execute(sql, (batch_no, issue_id, first, last, *held))
+            claimed = [
+                row[0]
+                for row in self.db.all(
+                    "SELECT subscriber_id FROM send_ledger WHERE issue_id = ? "
+                    "AND subscriber_id BETWEEN ? AND ? AND batch_no = ? ORDER BY subscriber_id",
+                    (issue_id, first, last, batch_no),
+                )
+            ]
+        return ClaimedBatch(issue_id, batch_no, claimed)
+
+    def settle_batch(
+        self,
+        batch: ClaimedBatch,
+        provider_id: str | None,
+        failed: Mapping[int, str] | None = None,
+    ) -> int:
+        """The provider's answer for a whole batch: ``failed`` refused, the rest sent.
+
+        One range statement marks the batch sent; its provider id and time are written
+        once, on the batch. Returns how many were marked sent.
+        """
+        now = utc_now()
+        ids = batch.subscriber_ids
+        with self.db.transaction():
+            if failed:
+                self.db.executemany(
+                    "UPDATE send_ledger SET state = 'failed', error = ?, updated_at = ? "
+                    "WHERE issue_id = ? AND subscriber_id = ? AND batch_no = ? "
+                    "AND state = 'in_flight'",
+                    [
+                        (str(error), now, batch.issue_id, int(sid), batch.batch_no)
+                        for sid, error in failed.items()
+                    ],
+                )
+            sent = self.db.execute(
+                "UPDATE send_ledger SET state = 'sent', error = NULL, provider_id = NULL "
+                "WHERE issue_id = ? AND subscriber_id BETWEEN ? AND ? AND batch_no = ? "
+                "AND state = 'in_flight'",
+                (batch.issue_id, ids[0], ids[-1], batch.batch_no),
+            )
+            self.db.execute(
+                "UPDATE send_batches SET provider_id = ?, finished_at = ? "
+                "WHERE issue_id = ? AND batch_no = ?",
+                (provider_id, now, batch.issue_id, batch.batch_no),
+            )
+        return sent
+
+    def _new_batch(self, issue_id: str, label: str | None, now: str) -> int:
+        """The next batch number of an issue, recorded with its start time."""
+        batch_no = int(
+            self.db.scalar(
+                "SELECT COALESCE(MAX(batch_no), 0) + 1 FROM send_batches WHERE issue_id = ?",
+                (issue_id,),
+            )
+        )
+        self.db.execute(
+            "INSERT INTO send_batches (issue_id, batch_no, label, started_at) VALUES (?, ?, ?, ?)",
+            (issue_id, batch_no, label or str(batch_no), now),
+        )
+        return batch_no
 
     def mark_sent(
         self, issue_id: str, subscriber_ids: Iterable[int], provider_id: str | None = None
@@ -229,12 +337,47 @@ class Ledger:
         for rows in self.db.pages(sql, (issue_id,), chunk=chunk, limit=limit):
             yield [(subscriber_from_row(row), row[5]) for row in rows]
 
+    def pending_pages(
+        self, issue_id: str, *, limit: int | None = None, chunk: int = CHUNK
+    ) -> Iterator[PendingPage]:
+        """Queued recipients as plain rows, up to ``chunk`` still subscribed per page.
+
+        Plain tuples, not ``Subscriber`` objects: a big send reads a million of them. The
+        queued ones who left are returned too (``held``), so ``claim_batch`` can leave
+        them out of its range. Reads by keyset; no cursor stays open between pages.
+        """
+        sql = (
+            "SELECT l.subscriber_id, s.email, s.name, s.attributes, l.list_name, s.status "
+            "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
+            "WHERE l.issue_id = ? AND l.state = 'queued' AND l.subscriber_id > ? "
+            "ORDER BY l.subscriber_id LIMIT ?"
+        )
+        last, left = 0, limit
+        while left is None or left > 0:
+            size = chunk if left is None else min(chunk, left)
+            rows = self.db.all(sql, (issue_id, last, size))
+            if not rows:
+                return
+            sendable = [row for row in rows if row[5] == "subscribed"]
+            if sendable:
+                held = (
+                    []
+                    if len(sendable) == len(rows)
+                    else [row[0] for row in rows if row[5] != "subscribed"]
+                )
+                yield PendingPage(sendable, held)
+            if len(rows) < size:
+                return
+            last = rows[-1][0]
+            if left is not None:
+                left -= len(sendable)
+
     def release(self, issue_id: str, subscriber_ids: Iterable[int]) -> int:
         """Put claimed recipients back in the queue: the provider refused their whole batch."""
         now = utc_now()
         with self.db.transaction():
             return self.db.executemany(
-                "UPDATE send_ledger SET state = 'queued', batch_id = NULL, updated_at = ? "
+                "UPDATE send_ledger SET state = 'queued', batch_no = NULL, updated_at = ? "
                 "WHERE issue_id = ? AND subscriber_id = ? AND state = 'in_flight'",
                 [(now, issue_id, int(sid)) for sid in subscriber_ids],
             )
@@ -257,10 +400,15 @@ class Ledger:
         )
 
     def entries(self, issue_id: str, state: LedgerState | str | None = None) -> list[LedgerEntry]:
+        # A batch's provider id and times are kept once, on the batch.
         sql = (
-            "SELECT l.issue_id, l.subscriber_id, s.email, l.list_name, l.state, l.batch_id, "
-            "l.provider_id, l.error, l.updated_at FROM send_ledger l "
-            "JOIN subscribers s ON s.id = l.subscriber_id WHERE l.issue_id = ?"
+            "SELECT l.issue_id, l.subscriber_id, s.email, l.list_name, l.state, b.label, "
+            "COALESCE(l.provider_id, CASE WHEN l.state = 'sent' THEN b.provider_id END), "
+            "l.error, COALESCE(l.updated_at, CASE WHEN l.state = 'in_flight' THEN b.started_at "
+            "ELSE COALESCE(b.finished_at, b.started_at) END) FROM send_ledger l "
+            "JOIN subscribers s ON s.id = l.subscriber_id "
+            "LEFT JOIN send_batches b ON b.issue_id = l.issue_id AND b.batch_no = l.batch_no "
+            "WHERE l.issue_id = ?"
         )
         params: tuple[str, ...] = (issue_id,)
         if state is not None:
