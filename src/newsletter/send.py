@@ -422,15 +422,12 @@ class _Delivery:
         if self.provider.prepares_ahead:
             self._deliver_ahead(total)
             return
-        options = self.options
         done = 0
         window_start = time.monotonic()
-        size = self.provider.max_batch_size
-        if options.rate:
-            # Pacing per batch: keep each burst to about a second's worth of messages.
-            size = max(1, min(size, int(options.rate)))
         with self.provider:
-            batches = self.ledger.pending_with_lists(self.issue_id, limit=options.limit, chunk=size)
+            batches = self.ledger.pending_with_lists(
+                self.issue_id, limit=self.options.limit, chunk=self._batch_size()
+            )
             for chunk in batches:
                 batch_id = uuid.uuid4().hex
                 claimed = set(self.ledger.claim(self.issue_id, (s.id for s, _ in chunk), batch_id))
@@ -440,12 +437,7 @@ class _Delivery:
                 self._send_batch(recipients)
                 done += len(recipients)
                 self.ledger.heartbeat(self.issue_id)
-                if self.progress is not None:
-                    self.progress(done, total)
-                if options.rate:
-                    ahead = done / options.rate - (time.monotonic() - window_start)
-                    if ahead > 0:
-                        self.sleep(ahead)
+                self._after_batch(done, total, window_start)
 
     def _deliver_ahead(self, total: int) -> None:
         """Build batch N+1's request while batch N is claimed, posted and recorded.
