@@ -159,23 +159,21 @@ def _bulk_data_smtp() -> type:
 
         async def _read_data(self) -> bytes:
             """Up to the line that is a lone dot, un-stuffed (RFC 5321 4.5.2)."""
-            pieces: list[bytes] = []
-            while True:
-                # Every piece ends with '.' CRLF; the end is the one where that dot starts
-                # a line (a stuffed '..' line or 'end.' CRLF ends a piece too, not the data).
-                piece = await self._reader.readuntil(b".\r\n")
-                at_line_start = (
-                    piece.endswith(b"\r\n.\r\n")
-                    if len(piece) > 3
-                    else not pieces or pieces[-1].endswith(b"\r\n")
-                )
-                pieces.append(piece)
-                if at_line_start:
-                    break
-            data = b"".join(pieces)[:-3]
+            reader = self._reader
+            data = await reader.readexactly(3)  # the shortest data is the end line alone
+            if data == b".\r\n":
+                return b""
+            if b"\n" in data or data.endswith(b"\r"):
+                # A first line of at most one character: the end may overlap what was read,
+                # so go on line by line until the data ends with a lone dot line.
+                while not (b"\r\n" + data).endswith(b"\r\n.\r\n"):
+                    data += await reader.readuntil(b"\r\n")
+            else:
+                data += await reader.readuntil(b"\r\n.\r\n")
+            data = data[:-3]
             if data.startswith(b"."):
                 data = data[1:]
-            return data.replace(b"\r\n..", b"\r\n.")
+            return data.replace(b"\r\n..", b"\r\n.") if b"\r\n.." in data else data
 
     return BulkDataSMTP
 
