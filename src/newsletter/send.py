@@ -165,23 +165,18 @@ class RecipientFactory:
 
     def rows(self, page: PendingPage) -> list[RecipientRow]:
         """A ledger page as recipient rows: the same values as ``__call__``, as tuples."""
-        rows = page.rows
-        names = {row[4] for row in rows}
-        if len(names) == 1:
-            tokens = self.signer.make_many([(row[0], row[1]) for row in rows], names.pop())
+        ids, emails, names, attributes, list_names, _ = zip(*page.rows, strict=True)
+        base = self.base + "/"
+        if len(set(list_names)) == 1:
+            urls = self.signer.make_many(ids, emails, list_names[0], prefix=base)
         else:
-            tokens = [self.signer.make(row[0], row[1], row[4]) for row in rows]
-        base, loads = self.base + "/", orjson.loads
-        return [
-            (
-                row[0],
-                row[1],
-                row[2],
-                loads(row[3]) if row[3] not in NO_ATTRIBUTES else {},
-                base + token,
-            )
-            for row, token in zip(rows, tokens, strict=True)
-        ]
+            urls = [
+                base + self.signer.make(sid, email, name)
+                for sid, email, name in zip(ids, emails, list_names, strict=True)
+            ]
+        loads = orjson.loads
+        values = [loads(raw) if raw not in NO_ATTRIBUTES else {} for raw in attributes]
+        return list(zip(ids, emails, names, values, urls, strict=True))
 
 
 def _now() -> str:
