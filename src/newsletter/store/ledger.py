@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from ..errors import SendInProgressError
 from ..models import Subscriber
 from .db import parse_time, utc_now
@@ -198,14 +200,15 @@ class Ledger:
                 self.heartbeat(issue_id)
             batch_no = self._new_batch(issue_id, None, now)
             self.db.execute(sql, (batch_no, issue_id, first, last, *held))
-            claimed = [
-                row[0]
-                for row in self.db.all(
-                    "SELECT subscriber_id FROM send_ledger WHERE issue_id = ? "
-                    "AND subscriber_id BETWEEN ? AND ? AND batch_no = ? ORDER BY subscriber_id",
-                    (issue_id, first, last, batch_no),
-                )
-            ]
+            # One row, not a thousand: each row read hands the GIL over and back, and the
+            # thread that builds the next batch holds it meanwhile.
+            listed = self.db.scalar(
+                "SELECT group_concat(subscriber_id) FROM (SELECT subscriber_id FROM send_ledger "
+                "WHERE issue_id = ? AND subscriber_id BETWEEN ? AND ? AND batch_no = ? "
+                "ORDER BY subscriber_id)",
+                (issue_id, first, last, batch_no),
+            )
+        claimed = list(map(int, listed.split(","))) if listed else []
         return ClaimedBatch(issue_id, batch_no, claimed)
 
     def settle_batch(
@@ -346,16 +349,19 @@ class Ledger:
         queued ones who left are returned too (``held``), so ``claim_batch`` can leave
         them out of its range. Reads by keyset; no cursor stays open between pages.
         """
+        # A page comes back as one JSON value in one row: a row at a time, each read hands
+        # the GIL to the thread posting the last batch and waits to get it back.
         sql = (
-            "SELECT l.subscriber_id, s.email, s.name, s.attributes, l.list_name, s.status "
-            "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
+            "SELECT json_group_array(json_array(subscriber_id, email, name, attributes, "
+            "list_name, status)) FROM (SELECT l.subscriber_id, s.email, s.name, s.attributes, "
+            "l.list_name, s.status FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
             "WHERE l.issue_id = ? AND l.state = 'queued' AND l.subscriber_id > ? "
-            "ORDER BY l.subscriber_id LIMIT ?"
+            "ORDER BY l.subscriber_id LIMIT ?)"
         )
         last, left = 0, limit
         while left is None or left > 0:
             size = chunk if left is None else min(chunk, left)
-            rows = self.db.all(sql, (issue_id, last, size))
+            rows = list(map(tuple, orjson.loads(self.db.scalar(sql, (issue_id, last, size)))))
             if not rows:
                 return
             sendable = [row for row in rows if row[5] == "subscribed"]
