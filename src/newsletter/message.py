@@ -1,10 +1,12 @@
 """One recipient's e-mail: merge fields filled, list headers set, serialised for the wire.
 
 An issue is prepared once (``PreparedIssue``) and then personalised per recipient, because
-a send can reach a million people: the per-recipient work is a string substitution and
-two quoted-printable encodings, done with C helpers. The bytes are composed directly rather
-than through ``EmailMessage``: the standard policy is ten times slower here and folds a
-long ``List-Unsubscribe`` URL into encoded words that mail clients no longer recognise.
+a send can reach a million people: per recipient, only the headers and the values put into
+the bodies are encoded (with C helpers), and for SMTP the bodies are already dot-stuffed
+(``render_for_smtp``), so the client writes them unscanned. The bytes are composed
+directly rather than through ``EmailMessage``: the standard policy is ten times slower
+here and folds a long ``List-Unsubscribe`` URL into encoded words that mail clients no
+longer recognise.
 ``build_mime`` parses those same bytes for callers that want a message object.
 """
 
