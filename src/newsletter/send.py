@@ -9,13 +9,15 @@ than a gap the operator can close with ``--resend-in-flight``).
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -437,46 +439,101 @@ class _Delivery:
                 self._after_batch(done, total, window_start)
 
     def _deliver_ahead(self, total: int) -> None:
-        """Build batch N+1's request while batch N is claimed, posted and recorded.
+        """Build the next batches' requests while the posting thread claims, posts, records.
 
         Building is Python work; the ledger's commits and the request wait on the disk and
-        the network with the GIL released, so one thread posts while this one builds. Only
-        the posting thread touches the ledger's states, one batch at a time: batch N+1 is
-        claimed (committed in flight) after batch N's answer is recorded and right before
-        it is posted, so a send killed at any point leaves only a posted batch in flight.
+        the network with the GIL released, so one thread posts while this one builds, up
+        to one batch ahead. Only the posting thread touches the ledger's states, one batch
+        at a time: batch N+1 is claimed (committed in flight) in the commit that records
+        batch N's answer, right before it is posted, so a send killed at any point leaves
+        at most the one batch on its way in flight.
         """
-        options = self.options
-        size = self._batch_size()
-        done = 0
-        window_start = time.monotonic()
-        pages = self.ledger.pending_pages(self.issue_id, limit=options.limit, chunk=size)
+        pages = self.ledger.pending_pages(
+            self.issue_id, limit=self.options.limit, chunk=self._batch_size()
+        )
+        handoff: queue.Queue[_Ready | None] = queue.Queue(maxsize=1)
+        stop = threading.Event()
         switch = sys.getswitchinterval()
         # The posting thread takes the GIL back after each commit and send; at the default
         # 5 ms it would wait most of a batch's building time for it, every time.
         sys.setswitchinterval(GIL_SWITCH_S)
         with (
             _restored_switch(switch),
+            closing(pages),
             self.provider,
             ThreadPoolExecutor(1, thread_name_prefix="send") as poster,
         ):
-            posting: Future[int] | None = None
+            posting = poster.submit(self._post_ahead, handoff, stop, total)
             try:
                 for page in pages:
                     rows = self.recipients_for.rows(page)
+                    ready = _Ready(page, rows, self.provider.prepare_rows(self.outgoing, rows))
+                    if not _hand_over(handoff, ready, posting):
+                        break
+                else:
+                    _hand_over(handoff, None, posting)
+            except BaseException:
+                # Stopped while building: the batch on its way still gets recorded, the
+                # ones not yet claimed are left queued.
+                stop.set()
+                _drain(handoff)
+                _hand_over(handoff, None, posting)
+                posting.exception()
+                raise
+            posting.result()
+
+    def _post_ahead(
+        self, handoff: queue.Queue[_Ready | None], stop: threading.Event, total: int
+    ) -> None:
+        """The posting thread: claim, post and record each prepared batch in turn."""
+        ledger = self.ledger
+        done = 0
+        window_start = time.monotonic()
+        ready = handoff.get()
+        if ready is None or stop.is_set():
+            return
+        claimed = ledger.claim_batch(self.issue_id, ready.page, heartbeat=True)
+        while True:
+            batch, rows = ready.batch, ready.rows
+            outcome = None
+            if claimed.subscriber_ids:
+                if claimed.subscriber_ids != batch.subscriber_ids:
+                    # A row changed since it was read: post exactly what was claimed.
+                    keep = set(claimed.subscriber_ids)
+                    rows = [row for row in rows if row[0] in keep]
                     batch = self.provider.prepare_rows(self.outgoing, rows)
-                    if posting is not None:
-                        done += posting.result()
-                        posting = None
-                        self._after_batch(done, total, window_start)
-                    posting = poster.submit(self._post_ahead, page, rows, batch)
-                if posting is not None:
-                    done += posting.result()
-                    posting = None
+                outcome = self._post_with_retries(batch, claimed)
+                failed = {**batch.rejected, **outcome.failed}
+                if self.options.rate:
+                    # Paced: the answer is recorded before the pause, not after it.
+                    ledger.settle_batch(claimed, outcome.provider_id, failed)
+                    outcome = None
+                    done += self._counted(batch, rows, failed)
                     self._after_batch(done, total, window_start)
-            finally:
-                if posting is not None:
-                    # Stopped while building: the batch on its way still gets recorded.
-                    posting.exception()
+            ready = handoff.get()
+            if ready is None or stop.is_set():
+                if outcome is not None:
+                    ledger.settle_batch(claimed, outcome.provider_id, failed)
+                    done += self._counted(batch, rows, failed)
+                    self._after_batch(done, total, window_start)
+                return
+            if outcome is None:
+                claimed = ledger.claim_batch(self.issue_id, ready.page, heartbeat=True)
+                continue
+            _, next_claimed = ledger.settle_and_claim(
+                claimed, outcome.provider_id, failed, ready.page
+            )
+            claimed = next_claimed
+            done += self._counted(batch, rows, failed)
+            self._after_batch(done, total, window_start)
+
+    def _counted(
+        self, batch: PreparedBatch, rows: list[RecipientRow], failed: dict[int, str]
+    ) -> int:
+        """Count a settled batch in the report; how many recipients it settled."""
+        emails = {row[0]: row[1] for row in rows} if failed else {}
+        _count_parts(len(batch.subscriber_ids) - len(failed), failed, emails, self.report)
+        return len(batch.subscriber_ids)
 
     def _batch_size(self) -> int:
         size = self.provider.max_batch_size
@@ -492,23 +549,6 @@ class _Delivery:
             ahead = done / self.options.rate - (time.monotonic() - window_start)
             if ahead > 0:
                 self.sleep(ahead)
-
-    def _post_ahead(self, page: PendingPage, rows: list[RecipientRow], batch: PreparedBatch) -> int:
-        """Claim, post and record one prepared batch; how many recipients it settled."""
-        claimed = self.ledger.claim_batch(self.issue_id, page, heartbeat=True)
-        if not claimed.subscriber_ids:
-            return 0
-        if claimed.subscriber_ids != batch.subscriber_ids:
-            # A row changed since it was read: post exactly what was claimed.
-            keep = set(claimed.subscriber_ids)
-            rows = [row for row in rows if row[0] in keep]
-            batch = self.provider.prepare_rows(self.outgoing, rows)
-        outcome = self._post_with_retries(batch, claimed)
-        failed = {**batch.rejected, **outcome.failed}
-        self.ledger.settle_batch(claimed, outcome.provider_id, failed)
-        emails = {row[0]: row[1] for row in rows} if failed else {}
-        _count_parts(len(batch.subscriber_ids) - len(failed), failed, emails, self.report)
-        return len(batch.subscriber_ids)
 
     def _post_with_retries(self, batch: PreparedBatch, claimed: ClaimedBatch) -> BatchOutcome:
         """A provider that prepares ahead takes or refuses a request whole: it is retried
@@ -581,6 +621,33 @@ class _Delivery:
         if failed:
             self.ledger.mark_failed(self.issue_id, failed)
         _count_parts(sum(len(v) for v in sent_by_id.values()), failed, emails, self.report)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A page read and its request built, waiting for the posting thread."""
+
+    page: PendingPage
+    rows: list[RecipientRow]
+    batch: PreparedBatch
+
+
+def _hand_over(
+    handoff: queue.Queue[_Ready | None], ready: _Ready | None, posting: Future[None]
+) -> bool:
+    """Queue the next batch for the posting thread; False if that thread has stopped."""
+    while not posting.done():
+        try:
+            handoff.put(ready, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(handoff: queue.Queue[_Ready | None]) -> None:
+    with suppress(queue.Empty):
+        handoff.get_nowait()
 
 
 @contextmanager

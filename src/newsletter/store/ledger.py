@@ -248,6 +248,33 @@ class Ledger:
             )
         return sent
 
+    def settle_and_claim(
+        self,
+        batch: ClaimedBatch,
+        provider_id: str | None,
+        failed: Mapping[int, str] | None,
+        page: PendingPage,
+    ) -> tuple[int, ClaimedBatch]:
+        """Record one batch's answer and claim the next page, with one commit.
+
+        A commit waits for the disk; one per batch instead of two. The next batch is in
+        flight only once this one is settled, so at most one batch's fate is ever unknown.
+        The send lock is checked in the same transaction; when it was lost, the answer is
+        still recorded (it is true whoever holds the lock) and nothing more is claimed.
+        """
+        lost: SendInProgressError | None = None
+        with self.db.transaction():
+            sent = self.settle_batch(batch, provider_id, failed)
+            try:
+                self.heartbeat(batch.issue_id)
+            except SendInProgressError as exc:
+                lost = exc
+            else:
+                claimed = self.claim_batch(batch.issue_id, page)
+        if lost is not None:
+            raise lost
+        return sent, claimed
+
     def _new_batch(self, issue_id: str, label: str | None, now: str) -> int:
         """The next batch number of an issue, recorded with its start time."""
         batch_no = int(
