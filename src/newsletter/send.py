@@ -559,19 +559,7 @@ class _Delivery:
             try:
                 return self.provider.deliver(batch)
             except ProviderError as exc:
-                delay = next(delays, None) if isinstance(exc, TransientProviderError) else None
-                if delay is None:
-                    self.ledger.release(self.issue_id, claimed.subscriber_ids)
-                    if isinstance(exc, TransientProviderError):
-                        raise SendError(
-                            f"the provider kept failing after {options.max_attempts} "
-                            f"attempts: {exc}",
-                            hint="nothing unconfirmed was marked sent; run the same command "
-                            "again later to resume",
-                        ) from exc
-                    raise
-                self.report.retries += 1
-                self.sleep(retry_delay(delay, exc))
+                self._wait_or_stop(exc, delays, claimed.subscriber_ids)
 
     def _send_batch(self, recipients: list[Recipient]) -> None:
         """One batch with retries for passing failures, each outcome recorded as it is known.
@@ -594,19 +582,25 @@ class _Delivery:
                     self._record(exc.results, emails)
                     settled = {result.subscriber_id for result in exc.results}
                     left = [r for r in left if r.subscriber_id not in settled]
-                delay = next(delays, None) if isinstance(exc, TransientProviderError) else None
-                if delay is None:
-                    self.ledger.release(self.issue_id, [r.subscriber_id for r in left])
-                    if isinstance(exc, TransientProviderError):
-                        raise SendError(
-                            f"the provider kept failing after {options.max_attempts} "
-                            f"attempts: {exc}",
-                            hint="nothing unconfirmed was marked sent; run the same command "
-                            "again later to resume",
-                        ) from exc
-                    raise
-                self.report.retries += 1
-                self.sleep(retry_delay(delay, exc))  # type: ignore[arg-type]
+                self._wait_or_stop(exc, delays, [r.subscriber_id for r in left])
+
+    def _wait_or_stop(
+        self, exc: ProviderError, delays: Iterator[float], unsent: Sequence[int]
+    ) -> None:
+        """After a refused request: wait before the caller retries, or, for a hard refusal
+        or once the retries are spent, put ``unsent`` back in the queue and stop."""
+        delay = next(delays, None) if isinstance(exc, TransientProviderError) else None
+        if delay is None:
+            self.ledger.release(self.issue_id, unsent)
+            if isinstance(exc, TransientProviderError):
+                raise SendError(
+                    f"the provider kept failing after {self.options.max_attempts} attempts: {exc}",
+                    hint="nothing unconfirmed was marked sent; run the same command again "
+                    "later to resume",
+                ) from exc
+            raise exc
+        self.report.retries += 1
+        self.sleep(retry_delay(delay, exc))  # type: ignore[arg-type]
 
     def _record(self, results: Iterable[DeliveryResult], emails: dict[int, str]) -> None:
         sent_by_id: dict[str | None, list[int]] = defaultdict(list)
