@@ -220,6 +220,8 @@ def child_send(config_path: str) -> None:
                 "failed": report.failed,
                 "status": report.status,
                 "vm_hwm_kb": _vm_hwm_kb(),
+                # The builder process, when the send forked one (0 otherwise).
+                "builder_hwm_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
             }
         ),
         flush=True,
@@ -270,7 +272,8 @@ def run_series(
         samples.append(result)
         print(
             f"  {label}: {result['seconds']:.2f} s, {count / result['seconds']:,.0f}/s, "
-            f"peak RSS {result['vm_hwm_kb'] / 1024:.0f} MB",
+            f"peak RSS {result['vm_hwm_kb'] / 1024:.0f} MB, "
+            f"builder {result.get('builder_hwm_kb', 0) / 1024:.0f} MB",
             flush=True,
         )
     seconds = statistics.median(s["seconds"] for s in samples)
@@ -281,6 +284,7 @@ def run_series(
         "per_s": round(count / seconds, 1),
         "peak_rss_mb": round(statistics.median(s["vm_hwm_kb"] for s in samples) / 1024, 1),
         "max_peak_rss_mb": round(max(s["vm_hwm_kb"] for s in samples) / 1024, 1),
+        "builder_peak_rss_mb": round(max(s.get("builder_hwm_kb", 0) for s in samples) / 1024, 1),
         "runs": samples,
     }
 

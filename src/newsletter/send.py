@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from .archive import Archive, atomic_write
+from .builder import Builder, can_fork
 from .config import LoadedConfig, resolve_secret
 from .errors import (
     AuthenticationError,
@@ -41,7 +42,7 @@ from .models import ArchivedIssue, DeliveryResult, OutgoingIssue, Recipient, Sub
 from .providers import Provider, backoff_delays, get_provider, retry_delay
 from .providers.base import BatchOutcome, PreparedBatch, RecipientRow
 from .store import Ledger, Store
-from .store.ledger import ClaimedBatch, PendingPage
+from .store.ledger import ClaimedBatch, PageSpan, PendingPage
 from .tokens import TokenSigner
 
 REPORT_NAME = "send-report.json"
@@ -50,6 +51,8 @@ MAX_REPORTED_FAILURES = 100
 SECRET_SETTING = "unsubscribe-secret"
 NO_ATTRIBUTES = ("{}", "")
 GIL_SWITCH_S = 0.00005
+BUILD_APART_FROM = 10
+"""Batches from which a send's requests are built in a second process by default."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class SendOptions:
     max_attempts: int = 6
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
+    build_apart: bool | None = None
+    """Build a SendGrid send's requests in a second process; None decides by its size."""
 
 
 @dataclass
@@ -371,6 +376,8 @@ class _Delivery:
         try:
             total = self._prepare()
             self._deliver(total)
+            # Whoever left during the send was not claimed: they are skipped, not waiting.
+            self.report.skipped += self.ledger.skip_unsubscribed(self.issue_id)
             self.report.remaining = self.ledger.counts(self.issue_id).get("queued", 0)
             self.report.status = "complete" if self.report.remaining == 0 else "partial"
         except BaseException as exc:
@@ -387,9 +394,11 @@ class _Delivery:
     def _prepare(self) -> int:
         """Queue the lists' members, apply the in-flight policy; how many this run sends."""
         ledger, report, options = self.ledger, self.report, self.options
-        for name in self.lists:
-            ledger.queue_list(self.issue_id, name)
+        # Counted before queuing, when a first send has nothing to count: under the send
+        # lock only queuing adds rows, all of them queued.
         counts = ledger.counts(self.issue_id)
+        for name in self.lists:
+            counts["queued"] += ledger.queue_list(self.issue_id, name)
         if sum(counts.values()) == 0:
             raise SendError(
                 f"the list{'s' if len(self.lists) > 1 else ''} {', '.join(self.lists)} "
@@ -448,9 +457,6 @@ class _Delivery:
         batch N's answer, right before it is posted, so a send killed at any point leaves
         at most the one batch on its way in flight.
         """
-        pages = self.ledger.pending_pages(
-            self.issue_id, limit=self.options.limit, chunk=self._batch_size()
-        )
         handoff: queue.Queue[_Ready | None] = queue.Queue(maxsize=1)
         stop = threading.Event()
         switch = sys.getswitchinterval()
@@ -459,15 +465,14 @@ class _Delivery:
         sys.setswitchinterval(GIL_SWITCH_S)
         with (
             _restored_switch(switch),
-            closing(pages),
             self.provider,
+            # Forked before the posting thread starts: a fork copies only the thread forking.
+            self._ready_batches(total) as batches,
             ThreadPoolExecutor(1, thread_name_prefix="send") as poster,
         ):
             posting = poster.submit(self._post_ahead, handoff, stop, total)
             try:
-                for page in pages:
-                    rows = self.recipients_for.rows(page)
-                    ready = _Ready(page, rows, self.provider.prepare_rows(self.outgoing, rows))
+                for ready in batches:
                     if not _hand_over(handoff, ready, posting):
                         break
                 else:
@@ -482,6 +487,47 @@ class _Delivery:
                 raise
             posting.result()
 
+    @contextmanager
+    def _ready_batches(self, total: int) -> Iterator[Iterator[_Ready]]:
+        """The batches to post, built here or, for a big send, in a builder process."""
+        chunk = self._batch_size()
+        if self._builds_apart(total, chunk):
+            with Builder(
+                self.ledger.db.path,
+                self.issue_id,
+                limit=self.options.limit,
+                chunk=chunk,
+                rows_of=self.recipients_for.rows,
+                prepare=self._prepare_rows,
+            ) as builder:
+                yield (
+                    _Ready(
+                        built.span,
+                        built.batch,
+                        _RowsLater(built.page, self.recipients_for),
+                        posted,
+                    )
+                    for built, posted in builder
+                )
+            return
+        pages = self.ledger.pending_pages(self.issue_id, limit=self.options.limit, chunk=chunk)
+        with closing(pages):
+            yield (self._built_here(page) for page in pages)
+
+    def _builds_apart(self, total: int, chunk: int) -> bool:
+        if not (self.provider.prepares_apart and can_fork()):
+            return False
+        if self.options.build_apart is not None:
+            return self.options.build_apart
+        return total >= BUILD_APART_FROM * chunk
+
+    def _built_here(self, page: PendingPage) -> _Ready:
+        rows = self.recipients_for.rows(page)
+        return _Ready(page.span, self._prepare_rows(rows), _given(rows))
+
+    def _prepare_rows(self, rows: list[RecipientRow]) -> PreparedBatch:
+        return self.provider.prepare_rows(self.outgoing, rows)
+
     def _post_ahead(
         self, handoff: queue.Queue[_Ready | None], stop: threading.Event, total: int
     ) -> None:
@@ -492,7 +538,7 @@ class _Delivery:
         ready = handoff.get()
         if ready is None or stop.is_set():
             return
-        claimed = ledger.claim_batch(self.issue_id, ready.page, heartbeat=True)
+        claimed = ledger.claim_batch(self.issue_id, ready.span, heartbeat=True)
         while True:
             batch, rows = ready.batch, ready.rows
             outcome = None
@@ -500,8 +546,9 @@ class _Delivery:
                 if claimed.subscriber_ids != batch.subscriber_ids:
                     # A row changed since it was read: post exactly what was claimed.
                     keep = set(claimed.subscriber_ids)
-                    rows = [row for row in rows if row[0] in keep]
-                    batch = self.provider.prepare_rows(self.outgoing, rows)
+                    kept = [row for row in rows() if row[0] in keep]
+                    rows = _given(kept)
+                    batch = self._prepare_rows(kept)
                 outcome = self._post_with_retries(batch, claimed)
                 failed = {**batch.rejected, **outcome.failed}
                 if self.options.rate:
@@ -510,6 +557,7 @@ class _Delivery:
                     outcome = None
                     done += self._counted(batch, rows, failed)
                     self._after_batch(done, total, window_start)
+            ready.posted()
             ready = handoff.get()
             if ready is None or stop.is_set():
                 if outcome is not None:
@@ -518,20 +566,23 @@ class _Delivery:
                     self._after_batch(done, total, window_start)
                 return
             if outcome is None:
-                claimed = ledger.claim_batch(self.issue_id, ready.page, heartbeat=True)
+                claimed = ledger.claim_batch(self.issue_id, ready.span, heartbeat=True)
                 continue
             _, next_claimed = ledger.settle_and_claim(
-                claimed, outcome.provider_id, failed, ready.page
+                claimed, outcome.provider_id, failed, ready.span
             )
             claimed = next_claimed
             done += self._counted(batch, rows, failed)
             self._after_batch(done, total, window_start)
 
     def _counted(
-        self, batch: PreparedBatch, rows: list[RecipientRow], failed: dict[int, str]
+        self,
+        batch: PreparedBatch,
+        rows: Callable[[], list[RecipientRow]],
+        failed: dict[int, str],
     ) -> int:
         """Count a settled batch in the report; how many recipients it settled."""
-        emails = {row[0]: row[1] for row in rows} if failed else {}
+        emails = {row[0]: row[1] for row in rows()} if failed else {}
         _count_parts(len(batch.subscriber_ids) - len(failed), failed, emails, self.report)
         return len(batch.subscriber_ids)
 
@@ -621,9 +672,27 @@ class _Delivery:
 class _Ready:
     """A page read and its request built, waiting for the posting thread."""
 
-    page: PendingPage
-    rows: list[RecipientRow]
+    span: PageSpan
     batch: PreparedBatch
+    rows: Callable[[], list[RecipientRow]]
+    """The batch's recipient rows, for a rebuild or the report of a failure."""
+    posted: Callable[[], None] = lambda: None
+    """Called once its request is posted (or will not be): its body's memory may go."""
+
+
+def _given(rows: list[RecipientRow]) -> Callable[[], list[RecipientRow]]:
+    return lambda: rows
+
+
+@dataclass(frozen=True)
+class _RowsLater:
+    """Rows built in the builder process, made again here only if they are needed."""
+
+    page: Callable[[], PendingPage]
+    recipients_for: RecipientFactory
+
+    def __call__(self) -> list[RecipientRow]:
+        return self.recipients_for.rows(self.page())
 
 
 def _hand_over(

@@ -56,6 +56,9 @@ class Provider(ABC):
     prepares_ahead: ClassVar[bool] = False
     """True if the provider offers ``prepare_rows`` and ``deliver``: the sender then builds
     the next request while the current one is on its way."""
+    prepares_apart: ClassVar[bool] = False
+    """True if ``prepare_rows`` may run in a forked process and its ``PreparedBatch``
+    pickles: a big send then builds its requests there, on a core of its own."""
 
     def __init__(self, *, message_id_domain: str | None = None) -> None:
         self.message_id_domain = message_id_domain

@@ -138,6 +138,7 @@ class _Refused(Exception):
 class SendgridProvider(Provider):
     name = "sendgrid"
     prepares_ahead = True
+    prepares_apart = True
 
     def __init__(self, settings: SendgridSettings, *, message_id_domain: str | None = None) -> None:
         super().__init__(message_id_domain=message_id_domain)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -58,6 +59,19 @@ class PendingPage:
     """Subscriber id, address, name, attributes (JSON), list name, status: still subscribed."""
     held: list[int]
     """Queued ids in the same stretch whose subscriber left: a batch must not claim them."""
+
+    @property
+    def span(self) -> PageSpan:
+        return PageSpan(self.rows[0][0], self.rows[-1][0], self.held)
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """What a claim needs of a page: its first and last id, and the ids it leaves out."""
+
+    first: int
+    last: int
+    held: list[int]
 
 
 @dataclass(frozen=True)
@@ -174,7 +188,7 @@ class Ledger:
         return claimed
 
     def claim_batch(
-        self, issue_id: str, page: PendingPage, *, heartbeat: bool = False
+        self, issue_id: str, page: PendingPage | PageSpan, *, heartbeat: bool = False
     ) -> ClaimedBatch:
         """Mark one page's recipients in_flight in one range statement; commits before returning.
 
@@ -182,15 +196,19 @@ class Ledger:
         first and last id are its rows and its ``held`` ones: one ``BETWEEN`` claims them
         without a list of a thousand ids. The claimed ids are read back, so a row that
         changed since the page was read (a subscriber deleted) is never posted unclaimed.
-        With ``heartbeat`` the send lock is checked in the same transaction, first.
+        Whoever left the list since the page was read is not claimed either: the page may
+        have been read well before (by a builder running ahead), and a claim is the last
+        word on who is sent. With ``heartbeat`` the send lock is checked in the same
+        transaction, first.
         """
-        ids = [row[0] for row in page.rows]
-        first, last = ids[0], ids[-1]
-        held = [sid for sid in page.held if first < sid < last]
+        span = page.span if isinstance(page, PendingPage) else page
+        first, last = span.first, span.last
+        held = [sid for sid in span.held if first < sid < last]
         sql = (
             "UPDATE send_ledger SET state = 'in_flight', batch_no = ?, error = NULL, "
             "updated_at = NULL WHERE issue_id = ? AND subscriber_id BETWEEN ? AND ? "
-            "AND state = 'queued'"
+            "AND state = 'queued' AND subscriber_id NOT IN (SELECT id FROM subscribers "
+            "WHERE id BETWEEN ? AND ? AND status <> 'subscribed')"
         )
         if held:
             sql += f" AND subscriber_id NOT IN ({_marks(len(held))})"
@@ -199,7 +217,7 @@ class Ledger:
             if heartbeat:
                 self.heartbeat(issue_id)
             batch_no = self._new_batch(issue_id, None, now)
-            self.db.execute(sql, (batch_no, issue_id, first, last, *held))
+            self.db.execute(sql, (batch_no, issue_id, first, last, first, last, *held))
             # One row, not a thousand: each row read hands the GIL over and back, and the
             # thread that builds the next batch holds it meanwhile.
             listed = self.db.scalar(
@@ -253,7 +271,7 @@ class Ledger:
         batch: ClaimedBatch,
         provider_id: str | None,
         failed: Mapping[int, str] | None,
-        page: PendingPage,
+        page: PendingPage | PageSpan,
     ) -> tuple[int, ClaimedBatch]:
         """Record one batch's answer and claim the next page, with one commit.
 
@@ -376,34 +394,7 @@ class Ledger:
         queued ones who left are returned too (``held``), so ``claim_batch`` can leave
         them out of its range. Reads by keyset; no cursor stays open between pages.
         """
-        # A page comes back as one JSON value in one row: a row at a time, each read hands
-        # the GIL to the thread posting the last batch and waits to get it back.
-        sql = (
-            "SELECT json_group_array(json_array(subscriber_id, email, name, attributes, "
-            "list_name, status)) FROM (SELECT l.subscriber_id, s.email, s.name, s.attributes, "
-            "l.list_name, s.status FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
-            "WHERE l.issue_id = ? AND l.state = 'queued' AND l.subscriber_id > ? "
-            "ORDER BY l.subscriber_id LIMIT ?)"
-        )
-        last, left = 0, limit
-        while left is None or left > 0:
-            size = chunk if left is None else min(chunk, left)
-            rows = list(map(tuple, orjson.loads(self.db.scalar(sql, (issue_id, last, size)))))
-            if not rows:
-                return
-            sendable = [row for row in rows if row[5] == "subscribed"]
-            if sendable:
-                held = (
-                    []
-                    if len(sendable) == len(rows)
-                    else [row[0] for row in rows if row[5] != "subscribed"]
-                )
-                yield PendingPage(sendable, held)
-            if len(rows) < size:
-                return
-            last = rows[-1][0]
-            if left is not None:
-                left -= len(sendable)
+        return read_pending_pages(self.db.scalar, issue_id, limit=limit, chunk=chunk)
 
     def release(self, issue_id: str, subscriber_ids: Iterable[int]) -> int:
         """Put claimed recipients back in the queue: the provider refused their whole batch."""
@@ -548,3 +539,42 @@ class Ledger:
             (issue_id,),
         )
         return SendLock(*row) if row else None
+
+
+def read_pending_pages(
+    scalar: Callable[[str, Sequence[Any]], Any],
+    issue_id: str,
+    *,
+    limit: int | None = None,
+    chunk: int = CHUNK,
+) -> Iterator[PendingPage]:
+    """``Ledger.pending_pages`` over any connection's ``scalar``: a builder in another
+    process reads the same pages through a read-only connection of its own."""
+    # A page comes back as one JSON value in one row: a row at a time, each read hands
+    # the GIL to the thread posting the last batch and waits to get it back.
+    sql = (
+        "SELECT json_group_array(json_array(subscriber_id, email, name, attributes, "
+        "list_name, status)) FROM (SELECT l.subscriber_id, s.email, s.name, s.attributes, "
+        "l.list_name, s.status FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
+        "WHERE l.issue_id = ? AND l.state = 'queued' AND l.subscriber_id > ? "
+        "ORDER BY l.subscriber_id LIMIT ?)"
+    )
+    last, left = 0, limit
+    while left is None or left > 0:
+        size = chunk if left is None else min(chunk, left)
+        rows = list(map(tuple, orjson.loads(scalar(sql, (issue_id, last, size)))))
+        if not rows:
+            return
+        sendable = [row for row in rows if row[5] == "subscribed"]
+        if sendable:
+            held = (
+                []
+                if len(sendable) == len(rows)
+                else [row[0] for row in rows if row[5] != "subscribed"]
+            )
+            yield PendingPage(sendable, held)
+        if len(rows) < size:
+            return
+        last = rows[-1][0]
+        if left is not None:
+            left -= len(sendable)
