@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import mmap
 import multiprocessing
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -40,6 +41,9 @@ from .store.ledger import PageSpan, PendingPage, read_pending_pages
 SLOTS = 4
 SLOT_BYTES = 4 << 20
 """Room for a body of 1,000 personalizations several times over; a bigger one is piped."""
+
+ORPHAN_CHECK_S = 0.5
+"""How often a builder waiting for a free slot checks that the sender is still there."""
 
 RowsOf = Callable[[PendingPage], list[RecipientRow]]
 PrepareRows = Callable[[list[RecipientRow]], PreparedBatch]
@@ -88,7 +92,9 @@ class Builder:
     ) -> None:
         context = multiprocessing.get_context("fork")
         self._reader, writer = context.Pipe(duplex=False)
-        self._slots = _Slots(mmap.mmap(-1, SLOTS * SLOT_BYTES), context.Semaphore(SLOTS))
+        self._slots = _Slots(
+            mmap.mmap(-1, SLOTS * SLOT_BYTES), context.Semaphore(SLOTS), os.getpid()
+        )
         self._process = context.Process(
             target=_build,
             args=(self._reader, writer, Path(store_path).resolve(), issue_id, limit, chunk),
@@ -151,6 +157,8 @@ class _Slots:
 
     memory: mmap.mmap
     free: Any
+    sender: int
+    """The sending process's id: a builder whose parent it no longer is was orphaned."""
 
     def write(self, batch: PreparedBatch, taken: int) -> tuple[PreparedBatch, int]:
         """The batch without its body, which now waits in the slot; its size, or -1 if it
@@ -159,7 +167,9 @@ class _Slots:
         size = sum(map(len, parts))
         if size > SLOT_BYTES:
             return batch, -1
-        self.free.acquire()
+        while not self.free.acquire(timeout=ORPHAN_CHECK_S):
+            if os.getppid() != self.sender:
+                raise BrokenPipeError("the sender is gone")  # killed: nobody frees a slot
         at = taken % SLOTS * SLOT_BYTES
         for part in parts:
             self.memory[at : at + len(part)] = part

@@ -455,7 +455,9 @@ class _Delivery:
         to one batch ahead. Only the posting thread touches the ledger's states, one batch
         at a time: batch N+1 is claimed (committed in flight) in the commit that records
         batch N's answer, right before it is posted, so a send killed at any point leaves
-        at most the one batch on its way in flight.
+        at most the one batch on its way in flight. A big send builds in a forked process
+        instead (``builder``), with a GIL and a core of its own; this thread then only
+        hands its batches on.
         """
         handoff: queue.Queue[_Ready | None] = queue.Queue(maxsize=1)
         stop = threading.Event()
