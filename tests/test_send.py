@@ -96,6 +96,16 @@ def test_smtp_send_delivers_personalised_messages(smtp_project: tuple[Path, Smtp
     assert "sent 0" in rerun.stdout
     assert len(sink.received) == SUBSCRIBERS - 1
 
+    # Once the mailbox exists, --retry-failed sends to them alone.
+    sink.refuse.clear()
+    retried = send(config, "--retry-failed")
+    assert retried.exit_code == 0, retried.output
+    assert "sent 1, failed 0" in retried.stdout
+    assert "trying again 1 recipients the provider refused earlier" in retried.stdout
+    assert len(sink.received) == SUBSCRIBERS
+    assert "noah.kowalski@example.com" in sink.by_recipient()
+    assert ledger_counts(config)["sent"] == SUBSCRIBERS
+
 
 def test_test_send_leaves_the_ledger_alone(smtp_project: tuple[Path, SmtpSink]) -> None:
     config, sink = smtp_project

@@ -64,6 +64,8 @@ class SendOptions:
     rate: float | None = None
     """Messages per second at most; None sends as fast as the provider takes them."""
     resend_in_flight: bool = False
+    retry_failed: bool = False
+    """Send again to recipients the provider refused last time (after fixing the cause)."""
     max_attempts: int = 6
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
@@ -89,6 +91,7 @@ class SendReport:
     already_sent: int = 0
     in_flight_unresolved: int = 0
     requeued_in_flight: int = 0
+    requeued_failed: int = 0
     remaining: int = 0
     retries: int = 0
     rate_per_s: float = 0.0
@@ -420,10 +423,21 @@ class _Delivery:
                     "stopped; they may have received the issue and are not re-sent. "
                     "Use --resend-in-flight to send to them again"
                 )
+        if options.retry_failed and counts.get("failed", 0):
+            report.requeued_failed = ledger.requeue_failed(self.issue_id)
+            report.notes.append(
+                f"trying again {report.requeued_failed} recipients the provider refused "
+                "earlier (--retry-failed)"
+            )
         skipped_now = ledger.skip_unsubscribed(self.issue_id)
         report.skipped = skipped_now + counts.get("skipped", 0)
         # Under the send lock nothing else moves a row: no need to count them all again.
-        total = counts.get("queued", 0) + report.requeued_in_flight - skipped_now
+        total = (
+            counts.get("queued", 0)
+            + report.requeued_in_flight
+            + report.requeued_failed
+            - skipped_now
+        )
         return total if options.limit is None else min(total, options.limit)
 
     def _deliver(self, total: int) -> None:

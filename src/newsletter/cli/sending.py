@@ -73,6 +73,11 @@ def _progress_bar(enabled: bool) -> Iterator[object]:
     help="Also send to recipients whose delivery an earlier run left unfinished "
     "(they may get the issue twice).",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also send again to recipients the provider refused on an earlier run.",
+)
 @handle_errors
 def send(
     config_path: Path | None,
@@ -83,6 +88,7 @@ def send(
     limit: int | None,
     rate: float | None,
     resend_in_flight: bool,
+    retry_failed: bool,
 ) -> None:
     """Send ISSUE (a number, folder name or 'latest') to the subscribers of its lists.
 
@@ -100,6 +106,7 @@ def send(
         limit=limit,
         rate=rate,
         resend_in_flight=resend_in_flight,
+        retry_failed=retry_failed,
     )
     show_bar = sys.stderr.isatty() and not dry_run and not options.test_to
     with _progress_bar(show_bar) as bar:
