@@ -102,15 +102,7 @@ class Provider(ABC):
         results = {result.subscriber_id: result for result in rejected}
         if checked:
             payload = self.build_payload(prepared, checked)
-            try:
-                reply = self.post(payload)
-            except NewsletterError:
-                raise
-            except Exception as exc:
-                mapped = self.map_error(exc)
-                if mapped is None:
-                    raise
-                raise mapped from exc
+            reply = self.post_mapped(payload)
             for result in self.parse_results(payload, reply):
                 results[result.subscriber_id] = result
         return [results[recipient.subscriber_id] for recipient in recipients]
@@ -129,6 +121,18 @@ class Provider(ABC):
                 f"{self.name}: a batch of {count} recipients is more than this "
                 f"provider takes at once ({self.max_batch_size}); split it"
             )
+
+    def post_mapped(self, payload: Any) -> Any:
+        """``post``, with the provider's own failures turned into our errors."""
+        try:
+            return self.post(payload)
+        except NewsletterError:
+            raise
+        except Exception as exc:
+            mapped = self.map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def validate(
         self, prepared: PreparedIssue, recipients: Sequence[Recipient]

@@ -303,16 +303,7 @@ class SendgridProvider(Provider):
     def deliver(self, batch: PreparedBatch) -> BatchOutcome:
         if batch.payload is None:
             return BatchOutcome(None, {})
-        try:
-            reply = self.post(batch.payload)
-        except NewsletterError:
-            raise
-        except Exception as exc:
-            mapped = self.map_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        return BatchOutcome(reply, {})
+        return BatchOutcome(self.post_mapped(batch.payload), {})
 
     # --- hooks ---------------------------------------------------------------------------
 
