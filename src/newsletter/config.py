@@ -222,6 +222,10 @@ class SmtpSettings(_Model):
     username: str | None = None
     password: str | None = None
     connections: int = Field(default=4, ge=1, le=64)
+    """Connections used at once, each delivering its own batch."""
+    batch_size: int = Field(default=25, ge=1, le=1000)
+    """Messages per batch on one connection: a stop can leave at most one batch per
+    connection with an unknown outcome, so smaller batches mean fewer unconfirmed."""
     timeout: float = Field(default=30.0, gt=0)
 
     _password = field_validator("password")(_check_secret)
@@ -234,6 +238,8 @@ class SendgridSettings(_Model):
     asm_group_id: int | None = None
     categories: list[str] = ["newsletter"]
     batch_size: int = Field(default=1000, ge=1, le=1000)
+    connections: int = Field(default=1, ge=1, le=16)
+    """Requests in flight at once, each built and posted by a worker process of its own."""
     timeout: float = Field(default=30.0, gt=0)
 
     _api_key = field_validator("api_key")(_check_secret)
@@ -245,6 +251,17 @@ class ProviderSettings(_Model):
     outbox: OutboxSettings = OutboxSettings()
     smtp: SmtpSettings = SmtpSettings()
     sendgrid: SendgridSettings = SendgridSettings()
+
+
+class SendingSettings(_Model):
+    """How a send retries recipients that were certainly not delivered."""
+
+    max_attempts: int = Field(default=6, ge=1, le=100)
+    """Attempts per recipient in one run, and batches failed in a row before a send stops."""
+    retry_base: float = Field(default=1.0, ge=0)
+    """Seconds before the first retry; doubled each time, with full jitter."""
+    retry_cap: float = Field(default=60.0, ge=0)
+    """The longest wait between two attempts, unless the provider asks for longer."""
 
 
 class UnsubscribeSettings(_Model):
@@ -299,6 +316,7 @@ class Config(_Model):
     store: StoreSettings = StoreSettings()
     lists: list[ListSettings] = []
     provider: ProviderSettings = ProviderSettings()
+    sending: SendingSettings = SendingSettings()
     unsubscribe: UnsubscribeSettings = UnsubscribeSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()

@@ -6,8 +6,6 @@ catch ``ValueError`` or ``OSError`` keep working.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class NewsletterError(Exception):
     """Root of every error the tool reports to a user.
@@ -116,16 +114,21 @@ class ProviderError(SendError):
         super().__init__(message, hint=hint)
         self.status = status
         self.body = body
-        self.results: list[Any] | None = None
-        """Per-recipient results the provider settled before failing (partly sent batches)."""
 
 
 class TransientProviderError(ProviderError):
-    """Worth retrying later: rate limits, 5xx, timeouts, dropped connections."""
+    """Certainly not delivered, and worth trying again later: a rate limit, a 5xx answer, a
+    refused connection, a request that was not fully written."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+
+class DeliveryUnknownError(ProviderError):
+    """The request (or an SMTP message's final ".") went out and no answer came back: the
+    provider may have taken it. Never retried without being asked, since that may send a
+    second copy."""
 
 
 class AuthenticationError(ProviderError, PermissionError):

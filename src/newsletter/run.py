@@ -17,12 +17,14 @@ from datetime import UTC, date, datetime
 from .archive import Archive
 from .build import BuildResult, build_issue
 from .config import LoadedConfig
+from .dispatch import ProgressCallback
 from .errors import NothingNewError
 from .lock import LockHolder, RunLock, default_lock_path
 from .models import ArchivedIssue
 from .providers import Provider
 from .schedule import Schedule, Slot, parse_schedule
-from .send import ProgressCallback, SendOptions, SendReport, read_report, send_issue
+from .send import SendOptions, SendReport, send_issue
+from .store import Ledger, open_store
 
 NOTHING_NEW_STATUS = NothingNewError.exit_code
 
@@ -41,7 +43,9 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return NOTHING_NEW_STATUS if self.action == "nothing-new" else 0
+        if self.action == "nothing-new":
+            return NOTHING_NEW_STATUS
+        return self.report.exit_status if self.report is not None else 0
 
 
 def schedule_of(loaded: LoadedConfig) -> Schedule:
@@ -119,12 +123,9 @@ def _run_locked(
         issue = built.archived
         assert issue is not None  # not a dry run
 
-    earlier = read_report(issue)
-    if (
-        earlier is not None
-        and earlier.get("mode") == "send"
-        and earlier.get("status") == "complete"
-    ):
+    with open_store(loaded) as store:
+        earlier = Ledger(store).find_send(issue.slug)
+    if earlier is not None and earlier.completed_at is not None:
         return RunOutcome(
             "already-sent",
             f"slot {slot}: issue {issue.slug} was already sent; nothing to do",
@@ -141,16 +142,15 @@ def _run_locked(
         progress=progress,
         sleep=sleep,
     )
-    action = (
-        "resumed"
-        if earlier is not None or report.already_sent or report.in_flight_unresolved
-        else "sent"
-    )
+    action = "resumed" if earlier is not None else "sent"
     verb = "resumed and finished" if action == "resumed" else "sent"
+    if report.status not in ("complete", "unconfirmed"):
+        verb = "resumed" if action == "resumed" else "sent in part"
     return RunOutcome(
         action,
         f"slot {slot}: issue {issue.slug} {verb}: {report.sent} sent, "
-        f"{report.failed} failed, {report.already_sent} sent earlier",
+        f"{report.refused} refused, {report.unconfirmed} unconfirmed, "
+        f"{report.already_sent} sent earlier",
         slot=slot,
         issue=issue,
         built=built,

@@ -28,18 +28,15 @@ that disagree: reading an entry twice changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sendgrid import SendGridAPIClient
-
 from .config import LoadedConfig, resolve_secret
 from .errors import ProviderError
 from .models import SubscriberStatus
-from .providers.sendgrid import http_error
+from .providers.sendgrid_api import SendgridApi
 from .store import Store, open_store
 
 SOURCE = "sendgrid-sync"
@@ -131,8 +128,8 @@ def sync_suppressions(
 ) -> SyncReport:
     """Read SendGrid's suppression lists (entries created at or after ``since``) into the store.
 
-    ``client`` is a ``SendGridAPIClient``; without one it is made from provider.sendgrid, and
-    a missing API key raises ConfigError before any request. Raises AuthenticationError for a
+    ``client`` is a ``SendgridApi``; without one it is made from provider.sendgrid, and a
+    missing API key raises ConfigError before any request. Raises AuthenticationError for a
     refused key and TransientProviderError for rate limits, 5xx answers and timeouts; lists
     already read stay applied, and running again is safe.
     """
@@ -141,12 +138,12 @@ def sync_suppressions(
         raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}, got {page_size}")
     if client is None:
         api_key = resolve_secret(settings.api_key, field="provider.sendgrid.api_key")
-        client = SendGridAPIClient(api_key, host=settings.host)
+        client = SendgridApi(settings.host, api_key, timeout=settings.timeout)
     kinds = list(KINDS)
     if settings.asm_group_id is not None:
         kinds.append(asm_group_kind(settings.asm_group_id))
     start_time = _epoch(since) if since is not None else None
-    fetcher = _Fetcher(client, settings.host, settings.timeout, page_size, start_time)
+    fetcher = _Fetcher(client, page_size, start_time)
     results = []
     started = datetime.now(UTC)
     with open_store(loaded) as store:
@@ -240,9 +237,7 @@ def _epoch(moment: datetime) -> int:
 
 @dataclass(frozen=True)
 class _Fetcher:
-    client: Any
-    host: str
-    timeout: float
+    client: SendgridApi
     page_size: int
     start_time: int | None
 
@@ -263,21 +258,13 @@ class _Fetcher:
             offset += len(page)
 
     def _get(self, kind: SuppressionKind, query: dict[str, Any] | None) -> list[Any]:
-        endpoint = self.client.client
-        for segment in kind.path:
-            endpoint = endpoint._(segment)
-        where = f"sendgrid {self.host} /v3/{'/'.join(kind.path)}"
-        try:
-            reply = endpoint.get(query_params=query, timeout=self.timeout)
-        except Exception as exc:
-            mapped = http_error(where, exc, permission=PERMISSION)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        try:
-            page = json.loads(reply.body or b"[]")
-        except ValueError as exc:
-            raise ProviderError(f"{where}: the answer is not JSON ({exc})") from exc
+        path = "/v3/" + "/".join(kind.path)
+        page = self.client.get_json(path, query, permission=PERMISSION)
+        if page is None:
+            return []
         if not isinstance(page, list):
-            raise ProviderError(f"{where}: expected a list of suppressions, got {page!r:.200}")
+            raise ProviderError(
+                f"sendgrid {self.client.host}{path}: expected a list of suppressions, "
+                f"got {page!r:.200}"
+            )
         return page

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from newsletter.models import OutgoingIssue, Recipient
-from newsletter.tokens import make_token
+from collections.abc import Sequence
+
+from newsletter.message import PreparedIssue
+from newsletter.models import Delivery, OutgoingIssue, Outcome, RecipientRow
+from newsletter.providers import Provider
+from newsletter.tokens import TokenSigner
 
 SECRET = "test-secret-for-unsubscribe-links"
 LIST = "members"
+BASE = "https://leading-together.example.org/unsubscribe/"
 
 
 def sample_issue(**changes: object) -> OutgoingIssue:
@@ -28,22 +33,33 @@ def sample_issue(**changes: object) -> OutgoingIssue:
         "list_id": "Leading Together <members.leading-together.example.org>",
         "unsubscribe_mailto": "unsubscribe@leading-together.example.org",
         "categories": ("weekly",),
+        "unsubscribe_base": BASE,
     }
     fields.update(changes)
     return OutgoingIssue(**fields)  # type: ignore[arg-type]
 
 
-def recipient(subscriber_id: int, email: str, name: str = "", **merge: str) -> Recipient:
-    token = make_token(SECRET, subscriber_id, email, LIST)
-    url = f"https://leading-together.example.org/unsubscribe?t={token}"
-    return Recipient(
-        subscriber_id=subscriber_id,
-        email=email,
-        name=name,
-        merge_values=dict(merge),
-        unsubscribe_url=url,
-    )
+def row(subscriber_id: int, email: str, name: str = "", **merge: str) -> RecipientRow:
+    """One recipient as the send loop hands them to a provider, with a genuine token."""
+    token = TokenSigner(SECRET).make(subscriber_id, email, LIST)
+    return (subscriber_id, email, name, dict(merge), token)
 
 
-def many(count: int) -> list[Recipient]:
-    return [recipient(n, f"reader{n}@example.com", f"Reader {n}") for n in range(1, count + 1)]
+def url_of(recipient: RecipientRow) -> str:
+    return BASE + recipient[4]
+
+
+def many(count: int) -> list[RecipientRow]:
+    return [row(n, f"reader{n}@example.com", f"Reader {n}") for n in range(1, count + 1)]
+
+
+def deliver(
+    provider: Provider, rows: Sequence[RecipientRow], issue: OutgoingIssue | None = None
+) -> Delivery:
+    """One batch through a provider, as a worker of the send loop delivers it."""
+    return provider.deliver(PreparedIssue(issue or sample_issue()), rows)
+
+
+def outcomes(delivery: Delivery) -> dict[int, Outcome]:
+    """Each recipient's outcome, by subscriber id."""
+    return {sid: delivery.outcome_of(sid)[0] for sid in delivery.subscriber_ids}

@@ -3,7 +3,8 @@
 Exit statuses (documented in the README):
   0 success; 1 unexpected failure; 2 invalid configuration or usage; 3 a source or item
   failed; 4 a template failed; 5 the archive cannot be written; 6 the subscriber store;
-  7 a send failed; 8 another send or run holds the lock; 10 nothing new to send.
+  7 a send failed or left recipients to retry; 8 another send or run holds the lock;
+  10 nothing new to send; 11 sent, but some recipients' outcome is unconfirmed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("compose", "preview"),
     "subscribers": ("subscribers", "subscribers"),
     "send": ("sending", "send"),
+    "report": ("reporting", "report"),
     "unsubscribe": ("sending", "unsubscribe"),
     "run": ("scheduling", "run"),
     "schedule": ("scheduling", "schedule"),

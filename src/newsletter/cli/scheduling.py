@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from .common import config_option, handle_errors, load
-from .sending import print_report
+from .sending import print_report, stop_on_sigterm
 
 
 def _parse_now(value: str | None, zone: ZoneInfo) -> datetime | None:
@@ -39,13 +39,15 @@ def run(config_path: Path | None, now_text: str | None) -> None:
 
     Meant for cron, systemd timers and CI schedules: call it every few minutes. Exit
     status 0 when done or nothing is due, 10 when an issue is due but no new content
-    qualifies, 8 when another run holds the lock.
+    qualifies, 8 when another run holds the lock, 11 when the send completed with some
+    recipients unconfirmed, 7 when it stopped or left recipients for the next run.
     """
     from ..run import run_due, schedule_of
 
     loaded = load(config_path)
     schedule = schedule_of(loaded)
-    outcome = run_due(loaded, now=_parse_now(now_text, schedule.zone))
+    with stop_on_sigterm():
+        outcome = run_due(loaded, now=_parse_now(now_text, schedule.zone))
     if outcome.took_over_from is not None:
         click.echo(f"note: took over the run lock left by {outcome.took_over_from}")
     if outcome.built is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,15 +71,23 @@ def _progress_bar(enabled: bool) -> Iterator[object]:
     "--rate", type=click.FloatRange(min=0.01), help="At most this many messages per second."
 )
 @click.option(
-    "--resend-in-flight",
+    "--resend-unconfirmed",
     is_flag=True,
-    help="Also send to recipients whose delivery an earlier run left unfinished "
-    "(they may get the issue twice).",
+    help="Also send to recipients whose outcome is unknown (their request went out and no "
+    "answer came): they may get the issue twice.",
 )
 @click.option(
-    "--retry-failed",
+    "--older-than",
+    metavar="DURATION",
+    callback=lambda ctx, param, value: parse_duration(value) if value else None,
+    help="With --resend-unconfirmed: only those unconfirmed for at least this long "
+    "(e.g. 2h, 30m, 1d), so webhook events still on their way can settle the rest.",
+)
+@click.option(
+    "--retry-refused",
     is_flag=True,
-    help="Also send again to recipients the provider refused on an earlier run.",
+    help="Also send again to recipients the provider refused on an earlier run "
+    "(once the cause is fixed).",
 )
 @handle_errors
 def send(
@@ -87,17 +98,23 @@ def send(
     test_to: str | None,
     limit: int | None,
     rate: float | None,
-    resend_in_flight: bool,
-    retry_failed: bool,
+    resend_unconfirmed: bool,
+    older_than: timedelta | None,
+    retry_refused: bool,
 ) -> None:
     """Send ISSUE (a number, folder name or 'latest') to the subscribers of its lists.
 
     Safe to run again: recipients already sent are never sent again, so a rerun after a
-    crash or an outage resumes where the send stopped. The report is printed and saved
-    as send-report.json in the issue folder.
+    crash or an outage resumes where the send stopped. Recipients whose outcome is unknown
+    (the request went out, no answer came) are unconfirmed and not re-sent unless asked.
+
+    Exit status: 0 complete; 11 complete but some recipients unconfirmed (see
+    `newsletter report`); 7 stopped, or some recipients still to retry (run again).
     """
     from ..send import SendOptions, send_issue
 
+    if older_than is not None and not resend_unconfirmed:
+        raise click.UsageError("--older-than goes with --resend-unconfirmed")
     loaded = load(config_path)
     options = SendOptions(
         lists=lists,
@@ -105,16 +122,17 @@ def send(
         test_to=_addresses(test_to),
         limit=limit,
         rate=rate,
-        resend_in_flight=resend_in_flight,
-        retry_failed=retry_failed,
+        resend_unconfirmed=resend_unconfirmed,
+        older_than=older_than,
+        retry_refused=retry_refused,
     )
     show_bar = sys.stderr.isatty() and not dry_run and not options.test_to
-    with _progress_bar(show_bar) as bar:
+    with _progress_bar(show_bar) as bar, stop_on_sigterm():
         callback = None
         if bar is not None:
             task = bar.add_task("sending", total=None)  # type: ignore[attr-defined]
 
-            def callback(done: int, total: int) -> None:
+            def callback(done: int, total: int | None) -> None:
                 bar.update(task, completed=done, total=total)  # type: ignore[attr-defined]
 
         report = send_issue(loaded, issue, options, progress=callback)
@@ -122,15 +140,45 @@ def send(
     if report.mode == "dry-run":
         click.echo(f"dry run of issue {report.issue_id} to {', '.join(report.lists)}:")
         click.echo(f"  would send: {report.remaining}   already sent: {report.already_sent}")
-        if report.in_flight_unresolved:
-            click.echo(f"  left in flight by an earlier run: {report.in_flight_unresolved}")
+        if report.totals.get("unconfirmed"):
+            click.echo(f"  unconfirmed from earlier runs: {report.totals['unconfirmed']}")
         click.echo("  sample message (first recipient):")
         for line in (report.sample or "").splitlines()[:60]:
             click.echo(f"    {line}")
         return
     print_report(loaded, report)
-    if report.failed:
-        sys.exit(7)
+    sys.exit(report.exit_status)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '30m', '2h', '1d' (or a sum such as '1h30m') as a timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    parts = re.fullmatch(r"(?:\d+[smhd])+", text.strip().lower())
+    if not parts:
+        raise click.BadParameter(f"expected a duration such as 30m, 2h or 1d, got {text!r}")
+    seconds = sum(
+        int(number) * units[unit] for number, unit in re.findall(r"(\d+)([smhd])", text.lower())
+    )
+    return timedelta(seconds=seconds)
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """A timer or systemd stops a send with SIGTERM: stop it as Ctrl-C would, so claimed
+    batches go back to the queue and the ones out are recorded."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave the default
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def print_report(loaded: LoadedConfig, report: SendReport) -> None:
@@ -141,22 +189,35 @@ def print_report(loaded: LoadedConfig, report: SendReport) -> None:
             f"through {report.provider}"
         )
     else:
+        status = {
+            "complete": "complete",
+            "unconfirmed": "complete, with unconfirmed recipients",
+            "partial": "partial (--limit)",
+            "incomplete": "incomplete: some recipients wait for another run",
+        }.get(report.status, report.status)
         click.echo(
-            f"issue {report.issue_id} to {', '.join(report.lists)} via {report.provider}: "
-            f"{report.status}"
+            f"issue {report.issue_id} to {', '.join(report.lists)} via {report.provider}: {status}"
         )
         click.echo(
-            f"  sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
+            f"  sent {report.sent}, refused {report.refused}, unconfirmed {report.unconfirmed}, "
             f"already sent before {report.already_sent}, remaining {report.remaining}"
         )
+        totals = report.totals
+        if totals:
+            click.echo(
+                "  in all: "
+                + ", ".join(f"{state} {count}" for state, count in totals.items() if count)
+            )
         click.echo(
             f"  {report.duration_s:.1f} s, {report.rate_per_s:.0f} messages/s, "
-            f"{report.retries} retries"
+            f"{report.deferred} attempt(s) not delivered and retried"
         )
     for note in report.notes:
         click.echo(f"  note: {note}")
-    for failure in report.failures[:20]:
-        click.echo(f"  failed: {failure['email']}: {failure['error']}", err=True)
+    for failure in report.refusals[:20]:
+        click.echo(f"  refused: {failure['email']}: {failure['error']}", err=True)
+    for item in report.unconfirmed_list[:20]:
+        click.echo(f"  unconfirmed: {item['email']}: {item['error']}", err=True)
     if report.provider == "outbox" and report.sent:
         outbox = loaded.resolve(loaded.settings.provider.outbox.directory) / report.issue_id
         click.echo(f"  messages written to {outbox}/")

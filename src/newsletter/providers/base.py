@@ -1,71 +1,65 @@
-"""What every provider shares: the order of a send, and how a retry waits.
+"""What every provider shares: the fixed order of a delivery, and what its outcomes mean.
 
-The base fixes the order (check recipients -> build the provider's payload -> post it ->
-read per-recipient results -> translate the provider's failures into our errors), so a
-provider only supplies the hooks. A recipient whose data cannot be sent (a line break in
-a header, a merge value that is not text, an address twice in one batch) fails alone,
-with a result that says why; it never stops the rest of the send.
+A provider delivers one batch at a time, always in the same order (check each recipient
+-> build the provider's request -> say it is going out -> post it -> read per-recipient
+outcomes); a provider supplies the hooks and nothing else. Its failures are mapped to our
+exceptions, and the base turns those into outcomes for the batch's recipients:
+
+- ``TransientProviderError``: certainly not delivered, worth retrying (429, 5xx, a refused
+  connection, a request not fully written);
+- ``DeliveryUnknownError``: the request went out and no answer came;
+- any other ``ProviderError`` (a refused key or sender, a request the provider cannot
+  take): not delivered, and the send stops, since retrying cannot mend it.
+
+A provider returns outcomes; the send loop decides what follows (retry, wait, stop).
 """
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from ..errors import NewsletterError, ProviderError, SendError, TransientProviderError
+from .. import addresses
+from ..errors import (
+    DeliveryUnknownError,
+    NewsletterError,
+    ProviderError,
+    SendError,
+    TransientProviderError,
+)
 from ..message import PreparedIssue
-from ..models import DeliveryResult, OutgoingIssue, Recipient
+from ..models import Delivery, Outcome, Recipient, RecipientRow
 
-Checked = list[tuple[Recipient, dict[str, str]]]
-"""Recipients that passed the checks, each with their merge values."""
+GoingOut = Callable[[], bool]
+"""Called right before a request goes out; False means it must not (the send stopped)."""
 
-RecipientRow = tuple[int, str, str, dict[str, Any], str]
-"""A recipient as a plain tuple (id, address, name, merge values, unsubscribe URL): a big
-send makes a million, and a tuple costs a fraction of a ``Recipient``."""
+NOT_POSTED = "not posted: the send stopped before this batch went out"
 
 
-@dataclass(frozen=True)
-class PreparedBatch:
-    """A batch checked and turned into the provider's request, not yet posted."""
-
-    payload: Any
-    """None when every recipient was refused before posting."""
-    subscriber_ids: list[int]
-    """Every recipient handed in, in order."""
-    rejected: dict[int, str]
-    """Refused before posting (a line break in a header, an address twice): id -> why."""
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """A posted batch's answer in bulk: everyone not in ``failed`` was accepted."""
-
-    provider_id: str | None
-    failed: dict[int, str]
+def _always() -> bool:
+    return True
 
 
 class Provider(ABC):
-    """A way of delivering messages; one instance is opened once and sends many batches."""
+    """A way of delivering messages. One instance is one connection (or outbox writer):
+    it is opened once and delivers many batches, one at a time."""
 
     name: ClassVar[str]
     max_batch_size: int = 100
-    prepares_ahead: ClassVar[bool] = False
-    """True if the provider offers ``prepare_rows`` and ``deliver``: the sender then builds
-    the next request while the current one is on its way."""
-    prepares_apart: ClassVar[bool] = False
-    """True if ``prepare_rows`` may run in a forked process and its ``PreparedBatch``
-    pickles: a big send then builds its requests there, on a core of its own."""
+    workers: int = 1
+    """Batches delivered at once, each by its own instance (SMTP connections, say)."""
+    in_processes: ClassVar[bool] = False
+    """Deliveries are mostly CPU work (building big requests): run workers as processes,
+    each with a core of its own, instead of threads."""
 
     def __init__(self, *, message_id_domain: str | None = None) -> None:
         self.message_id_domain = message_id_domain
-        self._prepared: PreparedIssue | None = None
         self._opened = False
 
-    # --- lifecycle: connections are made once and reused across batches -------------------
+    # --- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> None:
         """Resolve credentials and connect; errors here come before anything is sent."""
@@ -86,34 +80,32 @@ class Provider(ABC):
     ) -> None:
         self.close()
 
-    # --- the fixed order of a send ------------------------------------------------------
+    # --- the fixed order of a delivery -----------------------------------------------------
 
-    def send(self, issue: OutgoingIssue, recipients: Sequence[Recipient]) -> list[DeliveryResult]:
-        """Deliver one batch; a result per recipient, in the order given.
-
-        Raises AuthenticationError, TransientProviderError (worth retrying the batch) or
-        ProviderError (stop the send); per-recipient refusals come back as results.
-        """
-        self.check_size(len(recipients))
+    def deliver(
+        self,
+        issue: PreparedIssue,
+        rows: Sequence[RecipientRow],
+        going_out: GoingOut = _always,
+    ) -> Delivery:
+        """Deliver one batch; an outcome for every recipient in ``rows``."""
+        self.check_size(len(rows))
         if not self._opened:
             self.open()
-        prepared = self._prepare(issue)
-        checked, rejected = self.validate(prepared, recipients)
-        results = {result.subscriber_id: result for result in rejected}
-        if checked:
-            payload = self.build_payload(prepared, checked)
-            reply = self.post_mapped(payload)
-            for result in self.parse_results(payload, reply):
-                results[result.subscriber_id] = result
-        return [results[recipient.subscriber_id] for recipient in recipients]
-
-    def prepare_rows(self, issue: OutgoingIssue, rows: Sequence[RecipientRow]) -> PreparedBatch:
-        """Check a batch and build its request without sending it (``prepares_ahead``)."""
-        raise NotImplementedError(f"{self.name} sends whole batches with send()")
-
-    def deliver(self, batch: PreparedBatch) -> BatchOutcome:
-        """Post a prepared batch; raises like ``send``."""
-        raise NotImplementedError(f"{self.name} sends whole batches with send()")
+        ids = [row[0] for row in rows]
+        refused = self.refusals(issue, rows)
+        sendable = [row for row in rows if row[0] not in refused] if refused else rows
+        if not sendable:
+            return Delivery.of_all(ids, Outcome.REFUSED).with_refused(refused, ids)
+        payload = self.build_payload(issue, sendable)
+        posted = [row[0] for row in sendable]
+        if not going_out():
+            return Delivery.of_all(ids, Outcome.NOT_DELIVERED, NOT_POSTED)
+        try:
+            delivery = self.post(payload, posted)
+        except ProviderError as exc:
+            delivery = failure(posted, exc)
+        return delivery.with_refused(refused, ids)
 
     def check_size(self, count: int) -> None:
         if count > self.max_batch_size:
@@ -122,74 +114,60 @@ class Provider(ABC):
                 f"provider takes at once ({self.max_batch_size}); split it"
             )
 
-    def post_mapped(self, payload: Any) -> Any:
-        """``post``, with the provider's own failures turned into our errors."""
-        try:
-            return self.post(payload)
-        except NewsletterError:
-            raise
-        except Exception as exc:
-            mapped = self.map_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+    def refusals(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> dict[int, str]:
+        """Recipients this transport cannot carry, each with why: they fail alone.
 
-    def validate(
-        self, prepared: PreparedIssue, recipients: Sequence[Recipient]
-    ) -> tuple[Checked, list[DeliveryResult]]:
-        checked: Checked = []
-        rejected: list[DeliveryResult] = []
+        The same checks as an import's (``addresses``), then the issue's own: an address
+        twice in one batch, a merge value that is not text or would break the subject.
+        """
+        refused = addresses.refusals([(row[0], row[1], row[2]) for row in rows])
         seen: set[str] = set()
-        for recipient in recipients:
-            address = recipient.email.lower()
-            if address in seen:
-                rejected.append(
-                    DeliveryResult(
-                        recipient.subscriber_id,
-                        ok=False,
-                        error=f"{recipient.email} appears twice in one batch; sent once only",
-                    )
-                )
+        for sid, email, name, values, token in rows:
+            if sid in refused:
                 continue
-            seen.add(address)
-            try:
-                values = prepared.values_for(recipient)
-            except NewsletterError as exc:
-                rejected.append(DeliveryResult(recipient.subscriber_id, ok=False, error=str(exc)))
+            key = email.lower()
+            if key in seen:
+                refused[sid] = f"{email} appears twice in one batch; sent once only"
                 continue
-            checked.append((recipient, values))
-        return checked, rejected
+            seen.add(key)
+            if values and not issue.fields.isdisjoint(values):
+                try:
+                    issue.values_for(Recipient(sid, email, name, values, token))
+                except NewsletterError as exc:
+                    refused[sid] = exc.message
+        return refused
 
-    def domain_for(self, issue: OutgoingIssue) -> str:
+    def domain_for(self, issue: PreparedIssue) -> str:
         """Message-IDs name the sender's domain unless told otherwise."""
-        return self.message_id_domain or issue.from_address.rpartition("@")[2]
+        return self.message_id_domain or issue.issue.from_address.rpartition("@")[2]
 
-    def _prepare(self, issue: OutgoingIssue) -> PreparedIssue:
-        # A send hands the same issue with every batch; prepare it once.
-        if self._prepared is None or self._prepared.issue is not issue:
-            self._prepared = PreparedIssue(issue)
-        return self._prepared
-
-    # --- hooks ---------------------------------------------------------------------------
+    # --- hooks -----------------------------------------------------------------------------
 
     @abstractmethod
-    def build_payload(self, prepared: PreparedIssue, checked: Checked) -> Any:
-        """The provider's request for these recipients."""
+    def build_payload(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> Any:
+        """The provider's request for these recipients (all of them checked)."""
 
     @abstractmethod
-    def post(self, payload: Any) -> Any:
-        """Hand the payload to the provider and return its reply."""
+    def post(self, payload: Any, subscriber_ids: Sequence[int]) -> Delivery:
+        """Hand the payload to the provider; the outcome of each recipient in it.
 
-    @abstractmethod
-    def parse_results(self, payload: Any, reply: Any) -> list[DeliveryResult]:
-        """A result for every recipient of the payload."""
-
-    def map_error(self, exc: Exception) -> ProviderError | None:
-        """Our error for a failure of ``post``, or None to let it through unchanged."""
-        return None
+        Raises a ``ProviderError`` (see the module docstring) when the whole request
+        failed, after mapping the provider's own exceptions.
+        """
 
 
-# --- retry policy: the sender waits, the provider only says whether waiting helps ----------
+def failure(subscriber_ids: Sequence[int], exc: ProviderError) -> Delivery:
+    """What a failed request means for every recipient in it."""
+    if isinstance(exc, DeliveryUnknownError):
+        return Delivery.of_all(subscriber_ids, Outcome.UNKNOWN, exc.message)
+    if isinstance(exc, TransientProviderError):
+        return Delivery.of_all(
+            subscriber_ids, Outcome.NOT_DELIVERED, exc.message, retry_after=exc.retry_after
+        )
+    return Delivery.of_all(subscriber_ids, Outcome.NOT_DELIVERED, exc.message, halt=exc)
+
+
+# --- retry policy: the send loop waits, the provider only says how long it was asked to -------
 
 
 def backoff_delays(
@@ -200,15 +178,15 @@ def backoff_delays(
 ) -> Iterator[float]:
     """Waits before attempts 2..max_attempts: exponential with full jitter.
 
-    Full jitter spreads out the retries of many workers hit by the same outage.
+    Full jitter spreads out the retries of many senders hit by the same outage.
     """
     draw = rng or random.Random()
     for attempt in range(max_attempts - 1):
         yield draw.uniform(0.0, min(cap, base * 2**attempt))
 
 
-def retry_delay(planned: float, error: TransientProviderError, cap: float = 3600.0) -> float:
+def retry_delay(planned: float, retry_after: float | None, cap: float = 3600.0) -> float:
     """The wait before the next attempt: never sooner than the provider asked for."""
-    if error.retry_after is None:
+    if retry_after is None:
         return planned
-    return min(cap, max(planned, error.retry_after))
+    return min(cap, max(planned, retry_after))

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ProviderError
 from ..message import PreparedIssue
-from ..models import DeliveryResult
-from .base import Checked, Provider
+from ..models import Delivery, Outcome, Recipient, RecipientRow
+from .base import Provider
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 
@@ -33,41 +34,35 @@ class OutboxProvider(Provider):
         self.directory = Path(directory)
 
     def build_payload(
-        self, prepared: PreparedIssue, checked: Checked
+        self, issue: PreparedIssue, rows: Sequence[RecipientRow]
     ) -> list[tuple[int, Path, bytes]]:
-        folder = self.directory / safe_name(prepared.issue.issue_id)
-        domain = self.domain_for(prepared.issue)
-        return [
-            (
-                recipient.subscriber_id,
-                folder / f"{recipient.subscriber_id}-{safe_name(recipient.email)}.eml",
-                prepared.render(recipient, values, message_id_domain=domain),
-            )
-            for recipient, values in checked
-        ]
+        folder = self.directory / safe_name(issue.issue.issue_id)
+        domain = self.domain_for(issue)
+        payload = []
+        for sid, email, name, values, token in rows:
+            recipient = Recipient(sid, email, name, values, issue.issue.unsubscribe_url(token))
+            data = issue.render(recipient, issue.values_for(recipient), message_id_domain=domain)
+            payload.append((sid, folder / f"{sid}-{safe_name(email)}.eml", data))
+        return payload
 
-    def post(self, payload: list[tuple[int, Path, bytes]]) -> list[tuple[int, Path]]:
-        written = []
-        for subscriber_id, path, data in payload:
+    def post(
+        self, payload: list[tuple[int, Path, bytes]], subscriber_ids: Sequence[int]
+    ) -> Delivery:
+        """Each message written whole (or not at all); a write that fails stops the send,
+        since the next ones would fail the same way (a full disk, a missing folder)."""
+        for index, (_, path, data) in enumerate(payload):
             try:
                 _write_atomically(path, data)
             except OSError as exc:
-                raise ProviderError(
+                stop = ProviderError(
                     f"outbox: cannot write {path}: {exc.strerror or exc}; "
                     "check provider.outbox.directory and its permissions"
-                ) from exc
-            written.append((subscriber_id, path))
-        return written
-
-    def parse_results(
-        self, payload: list[tuple[int, Path, bytes]], reply: list[tuple[int, Path]]
-    ) -> list[DeliveryResult]:
-        return [
-            DeliveryResult(
-                subscriber_id, ok=True, provider_id=path.relative_to(self.directory).as_posix()
-            )
-            for subscriber_id, path in reply
-        ]
+                )
+                written = {sid: (Outcome.ACCEPTED, "") for sid, _, _ in payload[:index]}
+                return Delivery(
+                    tuple(subscriber_ids), Outcome.NOT_DELIVERED, stop.message, written, halt=stop
+                )
+        return Delivery.of_all(subscriber_ids, Outcome.ACCEPTED, provider_id=self.name)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

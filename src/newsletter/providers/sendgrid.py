@@ -1,66 +1,54 @@
 """Delivery through SendGrid's v3 Mail Send API: one request carries up to 1,000 recipients.
 
-The issue's bodies go once per request with their placeholders intact; each recipient is a
-personalization with its own substitutions, list headers and ``custom_args`` (issue and
-subscriber ids, so SendGrid's events can be matched back to the send ledger). SendGrid
-substitutes the same value into every part, so the HTML part carries its own copy of each
-placeholder (``%%html:name%%``) whose value is HTML-escaped: a subscriber's name can never
-become markup.
+The issue's bodies go once per request; each recipient is a personalization with their
+address, their own substitutions and the one header that must be theirs
+(``List-Unsubscribe``: SendGrid does not substitute into headers), tagged with our
+subscriber id in ``custom_args``; the issue id is the request's first category. SendGrid's
+events carry both, so the Event Webhook can settle a recipient whose outcome we did not
+learn. (SendGrid's schema types a message-level ``custom_args`` as a string, so the issue
+id does not go there.)
 
-The request body is serialised with orjson around a prebuilt constant part. The official
-client supplies the endpoint and its headers (key, user agent); the request itself goes
-over one kept-alive connection, because the client opens a new connection for every
-request (a TLS handshake each time against the real API) and formats the whole body into
-a debug log line whether or not anyone logs it: at a million recipients those two cost
-more than building the bodies.
+Everything the same for every recipient is said once per request: the list headers, the
+unsubscribe link's base (the body carries the base and a short key that
+SendGrid replaces with the recipient's token). Short substitution keys stand in for the
+issue's merge fields. A request costs under 400 bytes per recipient.
+
+SendGrid substitutes the same value into every part, so when a value in a batch holds
+HTML's special characters the HTML part uses keys of its own whose values are escaped: a
+subscriber's name can never become markup. A display name SendGrid could mis-read (a
+comma or a semicolon, say) is quoted, and one no header can carry is left out, so a name
+can never fail a request.
 """
 
 from __future__ import annotations
 
 import html
-import http.client
 import re
-import socket
-import ssl
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
-from operator import methodcaller
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
-from python_http_client.exceptions import HTTPError
-from sendgrid import SendGridAPIClient
 
-from .. import merge
+from .. import addresses, merge
 from ..config import SendgridSettings, resolve_secret
-from ..errors import AuthenticationError, NewsletterError, ProviderError, TransientProviderError
+from ..errors import ProviderError
 from ..message import ONE_CLICK, PreparedIssue
-from ..models import DeliveryResult, OutgoingIssue, Recipient
-from .base import BatchOutcome, Checked, PreparedBatch, Provider, RecipientRow
+from ..models import Delivery, Outcome, RecipientRow
+from .base import Provider
+from .sendgrid_api import MAIL_SEND_PATH, SendgridApi, error_list
 
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_CATEGORIES = 10
-MAIL_SEND_PATH = "/v3/mail/send"
 MAIL_SEND_PERMISSION = "Mail Send"
-IDLE_RECONNECT_S = 15.0
-"""A connection idle this long is replaced before use rather than found closed mid-send."""
-_UNSAFE = re.compile(r'["\\\x00-\x1f]')
-"""What JSON would escape, CR and LF among it: text without any goes into a body as is."""
-_HTML_SPECIALS = "&<>\"'"
-"""What ``html.escape`` changes: a batch whose values hold none of it needs no escaping."""
-_JSON_UNSAFE_BYTES = bytes(0 if byte < 0x20 or byte in b'"\\' else 1 for byte in range(256))
-"""``_UNSAFE`` as a byte table: 0 for what JSON would escape."""
-_NO_WORDS = ("",)
-_ROWS_PER_PART = 64
-"""Personalizations per part of a request body: some 60 KB, see ``_Request``."""
-_BODY_HEAD = b'{"personalizations":['
-
-_IS_HTTPS = methodcaller("startswith", "https://")
+_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
+"""What a JSON string would escape: text without any goes into a body as it is."""
+_HTML_SPECIALS = re.compile(r"[&<>\"']")
+_NAME_NEEDS_CARE = re.compile(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f-\x9f]')
+"""What may make SendGrid mis-read a display name, or cannot go in a header at all."""
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\b")
+_STANDARD = ("email", "name", "first_name")
+_TOKEN_FIELD = "unsubscribe_url"
 
 
 def _json(text: str) -> str:
@@ -68,374 +56,138 @@ def _json(text: str) -> str:
     return orjson.dumps(text).decode()[1:-1]
 
 
-def html_key(placeholder: str) -> str:
-    """The HTML part's name for a placeholder; never a substring of the plain one or back."""
-    return "%%html:" + placeholder[2:]
-
-
-@dataclass(frozen=True)
-class _Request:
-    """A request body in parts of a few dozen personalizations, sent one after another.
-
-    Each part stays below the allocator's threshold for a fresh memory mapping: a
-    megabyte body joined in one piece (and copied once more to encode it) is paged in
-    anew for every batch, which cost more than building it.
-    """
-
-    parts: tuple[bytes, ...]
-    subscriber_ids: tuple[int, ...]
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.parts)
-
-    @property
-    def size(self) -> int:
-        return sum(map(len, self.parts))
-
-
 @dataclass(frozen=True)
 class _Field:
-    """One placeholder as the substitutions need it: key, merge field name and fallback."""
+    """One merge field of the issue and the substitution keys that stand for it."""
 
-    key: str
     name: str
     fallback: str
-
-    @property
-    def json_prefix(self) -> str:
-        return '"' + _json(self.key) + '":"'
+    key: str
+    """Its key in the subject and the text part (and the HTML, when nothing needs escaping)."""
+    html_key: str
+    """Its key in the HTML part when the batch's values need escaping."""
 
 
 @dataclass(frozen=True)
 class _Shared:
-    """The parts of a request that are the same for every batch of an issue."""
+    """What every request of an issue shares: the message, serialised, in two forms."""
 
-    json_tail: bytes
-    """The serialised message-level fields, without the opening brace."""
-    plain_fields: tuple[_Field, ...]
-    html_fields: tuple[_Field, ...]
-    custom_head: str
-    """A personalization's JSON from after ``to`` up to its subscriber id."""
-    slots: tuple[tuple[str, str, bool, str], ...]
-    """Per substitution: JSON up to its value, field name, HTML-escaped, fallback as JSON."""
-    mailto_json: str
-    """What follows the URL in List-Unsubscribe, as JSON text ('' without a mailto)."""
-    mailto_only: str
-    """The headers member when there is no URL, as JSON ('' without a mailto)."""
+    tail: bytes
+    """The message-level members after the personalizations, HTML keyed as the text."""
+    tail_escaped: bytes
+    """The same with the HTML part's own keys, for batches whose values need escaping."""
+    fields: tuple[_Field, ...]
+    token_key: str
+    """The key of the recipient's unsubscribe token, or '' when the issue has no link."""
+    unsubscribe_head: str
+    """A personalization's headers up to the token, as JSON text ('' without a link)."""
+    unsubscribe_tail: str
+    """What follows the token in the headers ('' without a link)."""
 
 
-class _Refused(Exception):
-    """An error status read from our connection; the same fields as the client's HTTPError."""
+@dataclass(frozen=True)
+class SendgridPayload:
+    """One Mail Send request: its body and whose personalization is at each index."""
 
-    def __init__(self, status: int, body: bytes, headers: Any) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status_code = status
-        self.body = body
-        self.headers = headers
+    body: bytes
+    subscriber_ids: tuple[int, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """The request as SendGrid would read it (for a debug dump and for tests)."""
+        return orjson.loads(self.body)  # type: ignore[no-any-return]
 
 
 class SendgridProvider(Provider):
     name = "sendgrid"
-    prepares_ahead = True
-    prepares_apart = True
+    in_processes = True
 
     def __init__(self, settings: SendgridSettings, *, message_id_domain: str | None = None) -> None:
         super().__init__(message_id_domain=message_id_domain)
         self.settings = settings
         self.max_batch_size = settings.batch_size
-        self._client: SendGridAPIClient | None = None
-        self._headers: dict[str, str] = {}
-        self._connection: http.client.HTTPConnection | None = None
-        self._path = MAIL_SEND_PATH
-        self._last_used = 0.0
+        self.workers = settings.connections
+        self._api_key = ""
+        self._api: SendgridApi | None = None
         self._shared: tuple[PreparedIssue, _Shared] | None = None
 
     def open(self) -> None:
+        """Resolve the key; a missing one fails here, before anything is sent. The
+        connection itself is made by the first request (in the worker that makes it)."""
         if self._opened:
             return
-        api_key = resolve_secret(self.settings.api_key, field="provider.sendgrid.api_key")
-        self._client = SendGridAPIClient(api_key, host=self.settings.host)
-        self._headers = {
-            **self._client.client.request_headers,
-            "Content-Type": JSON_CONTENT_TYPE,
-            "Connection": "keep-alive",
-        }
+        self._api_key = resolve_secret(self.settings.api_key, field="provider.sendgrid.api_key")
         super().open()
 
     def close(self) -> None:
-        self._disconnect()
-        self._client = None
+        if self._api is not None:
+            self._api.close()
+            self._api = None
         super().close()
-
-    # --- a batch in two steps, so the next is built while the last is on its way ---------
-
-    def send(self, issue: OutgoingIssue, recipients: Sequence[Recipient]) -> list[DeliveryResult]:
-        batch = self.prepare_rows(
-            issue,
-            [
-                (r.subscriber_id, r.email, r.name, r.merge_values, r.unsubscribe_url)
-                for r in recipients
-            ],
-        )
-        outcome = self.deliver(batch)
-        failed = {**batch.rejected, **outcome.failed}
-        return [
-            DeliveryResult(sid, ok=False, error=failed[sid])
-            if sid in failed
-            else DeliveryResult(sid, ok=True, provider_id=outcome.provider_id)
-            for sid in batch.subscriber_ids
-        ]
-
-    def prepare_rows(self, issue: OutgoingIssue, rows: Sequence[RecipientRow]) -> PreparedBatch:
-        """The checks of ``validate`` and the request of ``build_payload``, a batch at a time:
-        a million recipients make this the hot loop of a send.
-
-        A row whose texts hold nothing JSON must escape, and whose own merge values play
-        no part in the issue, is one ``str.format`` of a template made once per shape
-        (name or none, https or not); any other row takes the exact path (``values_for``
-        and a serialised dict), so both give the same request. In the common batch (every
-        row of one shape, nothing to escape, no address twice) the templates are filled by
-        one ``map`` with no Python code per recipient.
-        """
-        self.check_size(len(rows))
-        if not self._opened:
-            self.open()
-        prepared = self._prepare(issue)
-        shared = self._shared_for(prepared)
-        if not rows:
-            return PreparedBatch(None, [], {})
-        ids, emails, names, values, urls = zip(*rows, strict=True)
-        firsts = [(name.split(None, 1) or _NO_WORDS)[0] for name in names]
-        texts = "".join(emails) + "".join(names) + "".join(urls)
-        clean = _json_safe(texts)
-        escaping = any(map(texts.__contains__, _HTML_SPECIALS))
-        fields = prepared.fields
-        plain = not any(value and not fields.isdisjoint(value) for value in values)
-        shape = _shape(emails[0], names[0], firsts[0], urls[0])
-        if (
-            clean
-            and plain
-            and not escaping
-            and _all_of_shape(shape, emails, names, firsts, urls)
-            and len(set(map(str.lower, emails))) == len(emails)
-        ):
-            layout = _layout(shared, shape, escaping=False)
-            columns = (emails, names, tuple(map(str, ids)), firsts, urls)
-            parts = [
-                _fill(layout, [column[start : start + _ROWS_PER_PART] for column in columns])
-                for start in range(0, len(ids), _ROWS_PER_PART)
-            ]
-            return self._batch(shared, parts, ids, list(ids), {})
-        return self._prepare_one_by_one(prepared, shared, rows, firsts, clean, escaping)
-
-    def _prepare_one_by_one(
-        self,
-        prepared: PreparedIssue,
-        shared: _Shared,
-        rows: Sequence[RecipientRow],
-        firsts: list[str],
-        clean: bool,
-        escaping: bool,
-    ) -> PreparedBatch:
-        """A batch with something out of the ordinary: each row on its own template or the
-        exact path, duplicates and rows that cannot be sent refused one by one."""
-        fields = prepared.fields
-        pieces: list[str] = []
-        posted: list[int] = []
-        rejected: dict[int, str] = {}
-        seen: set[str] = set()
-        fills: dict[tuple[bool, bool, bool, str], Any] = {}
-        escape = html.escape
-        for (sid, email, name, values, url), first in zip(rows, firsts, strict=True):
-            address = email.lower()
-            if address in seen:
-                rejected[sid] = f"{email} appears twice in one batch; sent once only"
-                continue
-            seen.add(address)
-            if (values and not fields.isdisjoint(values)) or not (
-                clean or _UNSAFE.search(email + name + url) is None
-            ):
-                recipient = Recipient(sid, email, name, values, url)
-                try:
-                    checked = prepared.values_for(recipient)
-                except NewsletterError as exc:
-                    rejected[sid] = str(exc)
-                    continue
-                one = self._personalization(prepared, shared, recipient, checked)
-                pieces.append(orjson.dumps(one).decode())
-                posted.append(sid)
-                continue
-            shape = _shape(email, name, first, url)
-            fill = fills.get(shape)
-            if fill is None:
-                fill = fills[shape] = _format(_layout(shared, shape, escaping=escaping))
-            if escaping:
-                pieces.append(
-                    fill(email, name, sid, first, url, escape(email), escape(name),
-                         escape(first), escape(url))
-                )  # fmt: skip
-            else:
-                pieces.append(fill(email, name, sid, first, url))
-            posted.append(sid)
-        parts = [
-            "," + ",".join(pieces[start : start + _ROWS_PER_PART])
-            for start in range(0, len(pieces), _ROWS_PER_PART)
-        ]
-        return self._batch(shared, parts, tuple(posted), [row[0] for row in rows], rejected)
-
-    @staticmethod
-    def _batch(
-        shared: _Shared,
-        parts: list[str],
-        posted: tuple[int, ...],
-        ids: list[int],
-        rejected: dict[int, str],
-    ) -> PreparedBatch:
-        """The request from its personalizations in parts, each part starting with a comma."""
-        payload = None
-        if parts:
-            parts[0] = parts[0][1:]
-            encoded = (_BODY_HEAD, *(part.encode() for part in parts), b"],", shared.json_tail)
-            payload = _Request(parts=encoded, subscriber_ids=posted)
-        return PreparedBatch(payload, ids, rejected)
-
-    def deliver(self, batch: PreparedBatch) -> BatchOutcome:
-        if batch.payload is None:
-            return BatchOutcome(None, {})
-        return BatchOutcome(self.post_mapped(batch.payload), {})
 
     # --- hooks ---------------------------------------------------------------------------
 
-    def build_payload(self, prepared: PreparedIssue, checked: Checked) -> _Request:
-        shared = self._shared_for(prepared)
-        personalizations = [
-            self._personalization(prepared, shared, recipient, values)
-            for recipient, values in checked
-        ]
-        body = b'{"personalizations":' + orjson.dumps(personalizations) + b"," + shared.json_tail
-        return _Request(
-            parts=(body,),
-            subscriber_ids=tuple(recipient.subscriber_id for recipient, _ in checked),
-        )
-
-    @staticmethod
-    def _personalization(
-        prepared: PreparedIssue, shared: _Shared, recipient: Recipient, values: dict[str, str]
-    ) -> dict[str, Any]:
-        """One recipient's personalization as a dict: the path for rows out of the ordinary."""
-        mailto = prepared.issue.unsubscribe_mailto
-        mailto_link = f"<mailto:{mailto}?subject=unsubscribe>" if mailto else None
-        substitutions = {}
-        for field in shared.plain_fields:
-            substitutions[field.key] = values.get(field.name) or field.fallback
-        for field in shared.html_fields:
-            substitutions[field.key] = html.escape(values.get(field.name) or field.fallback)
-        to = (
-            {"email": recipient.email, "name": recipient.name}
-            if recipient.name
-            else {"email": recipient.email}
-        )
-        personalization: dict[str, Any] = {
-            "to": [to],
-            "custom_args": {
-                "issue_id": prepared.issue.issue_id,
-                "subscriber_id": str(recipient.subscriber_id),
-            },
+    def build_payload(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> SendgridPayload:
+        """The request for a batch, built column by column: each value of a field for
+        every recipient at once, escaped only when some value needs it, then woven into
+        the personalizations in one join. A million recipients make this the hot loop."""
+        shared = self._shared_for(issue)
+        ids, emails, names, values, tokens = zip(*rows, strict=True)
+        columns: dict[str, list[str]] = {
+            "email": list(emails),
+            "name": list(names),
+            "first_name": [(name.split(None, 1) or ("",))[0] for name in names],
         }
-        if substitutions:
-            personalization["substitutions"] = substitutions
-        url = recipient.unsubscribe_url
-        if url:
-            # The same value as list_unsubscribe(), without a call per recipient.
-            unsubscribe = f"<{url}>, {mailto_link}" if mailto_link else f"<{url}>"
-            if url.startswith("https://"):
-                personalization["headers"] = {
-                    "List-Unsubscribe": unsubscribe,
-                    "List-Unsubscribe-Post": ONE_CLICK,
-                }
-            else:
-                personalization["headers"] = {"List-Unsubscribe": unsubscribe}
-        elif mailto_link:
-            personalization["headers"] = {"List-Unsubscribe": mailto_link}
-        return personalization
-
-    def post(self, payload: _Request) -> str | None:
-        """The request over the kept connection; the reply's X-Message-Id."""
-        connection = self._connected()
-        try:
-            headers = {**self._headers, "Content-Length": str(payload.size)}
-            connection.request("POST", self._path, payload.parts, headers)
-            reply = connection.getresponse()
-            body = reply.read()
-        except BaseException:
-            self._disconnect()  # its state is unknown; the next request gets a new one
-            raise
-        self._last_used = time.monotonic()
-        if reply.will_close:
-            self._disconnect()
-        if reply.status >= 400:
-            raise _Refused(reply.status, body, reply.headers)
-        return reply.headers.get("X-Message-Id")
-
-    def parse_results(self, payload: _Request, reply: Any) -> list[DeliveryResult]:
-        return [
-            DeliveryResult(subscriber_id, ok=True, provider_id=reply)
-            for subscriber_id in payload.subscriber_ids
-        ]
-
-    def map_error(self, exc: Exception) -> ProviderError | None:
-        return http_error(f"sendgrid {self.settings.host}", exc, permission=MAIL_SEND_PERMISSION)
-
-    # --- the connection --------------------------------------------------------------------
-
-    def _connected(self) -> http.client.HTTPConnection:
-        idle = time.monotonic() - self._last_used
-        if self._connection is not None and idle > IDLE_RECONNECT_S:
-            self._disconnect()
-        if self._connection is None:
-            self._connection = self._connect()
-        return self._connection
-
-    def _connect(self) -> http.client.HTTPConnection:
-        """A connection to the API host, through the environment's proxy as urllib would."""
-        url = urlsplit(self.settings.host)
-        secure = url.scheme == "https"
-        host = url.hostname or "localhost"
-        port = url.port or (443 if secure else 80)
-        self._path = url.path.rstrip("/") + MAIL_SEND_PATH
-        proxy = urllib.request.getproxies().get(url.scheme)
-        if proxy and urllib.request.proxy_bypass(host):
-            proxy = None
-        timeout = self.settings.timeout
-        connection: http.client.HTTPConnection
-        if proxy:
-            via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            proxy_host, proxy_port = via.hostname or "localhost", via.port or 80
-            if secure:
-                connection = http.client.HTTPSConnection(
-                    proxy_host, proxy_port, timeout=timeout, context=ssl.create_default_context()
-                )
-                connection.set_tunnel(host, port)
-            else:
-                connection = http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
-                self._path = f"http://{host}:{port}{self._path}"
-        elif secure:
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=ssl.create_default_context()
+        plain = [_column(field, columns, values) for field in shared.fields]
+        escaping = any(_HTML_SPECIALS.search("".join(column)) for column in plain)
+        to = _to_column(emails, names)
+        # Each personalization, as alternating constant text and columns of values.
+        layout: list[str | list[str]] = ['{"to":[', to, '],"custom_args":{"subscriber_id":"']
+        layout += [list(map(str, ids)), '"}']
+        separator = ',"substitutions":{'
+        for field, column in zip(shared.fields, plain, strict=True):
+            layout += [f'{separator}"{field.key}":"', _json_column(column), '"']
+            separator = ","
+            if escaping:
+                escaped = [html.escape(value) for value in column]
+                layout += [f',"{field.html_key}":"', _json_column(escaped), '"']
+        if shared.token_key:
+            layout += [f'{separator}"{shared.token_key}":"', list(tokens), '"']
+            separator = ","
+        if separator == ",":
+            layout.append("}")
+        if shared.unsubscribe_head:
+            layout += [shared.unsubscribe_head, list(tokens), shared.unsubscribe_tail]
+        layout.append("},")
+        personalizations = _fill(layout, len(ids))
+        body = b"".join(
+            (
+                b'{"personalizations":[',
+                personalizations[:-1].encode(),
+                b"],",
+                shared.tail_escaped if escaping else shared.tail,
             )
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
-        connection.connect()
-        if connection.sock is not None:
-            # Small replies must not wait for the delayed ACK of the large request.
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection
+        )
+        return SendgridPayload(body, tuple(ids))
 
-    def _disconnect(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+    def post(self, payload: SendgridPayload, subscriber_ids: Sequence[int]) -> Delivery:
+        try:
+            response = self._connection().post_json(
+                MAIL_SEND_PATH, payload.body, permission=MAIL_SEND_PERMISSION
+            )
+        except ProviderError as exc:
+            if exc.status == 400:
+                return _refused_fields(payload, exc)
+            raise
+        return Delivery.of_all(
+            subscriber_ids, Outcome.ACCEPTED, provider_id=response.headers.get("X-Message-Id")
+        )
+
+    def _connection(self) -> SendgridApi:
+        if self._api is None:
+            self._api = SendgridApi(
+                self.settings.host, self._api_key, timeout=self.settings.timeout
+            )
+        return self._api
 
     # --- the constant part of every request of one issue ---------------------------------
 
@@ -443,23 +195,70 @@ class SendgridProvider(Provider):
         if self._shared is not None and self._shared[0] is prepared:
             return self._shared[1]
         issue = prepared.issue
-        plain = sorted(merge.placeholders_in(issue.subject + prepared.text))
-        in_html = sorted(merge.placeholders_in(prepared.html))
-        html = merge.PLACEHOLDER.sub(lambda match: html_key(match.group(0)), prepared.html)
+        subject, text, body = issue.subject, prepared.text, prepared.html
+        everything = subject + text + body
+        placeholders = sorted(merge.placeholders_in(everything))
+        keys = _Keys(everything)
+        base = issue.unsubscribe_base
+        token_key = (
+            keys.make("t")
+            if base and any(_name_of(token) == _TOKEN_FIELD for token in placeholders)
+            else ""
+        )
+        fields: list[_Field] = []
+        plain_for: dict[str, str] = {}
+        html_for: dict[str, str] = {}
+        for token in placeholders:
+            name, fallback = _name_of(token), _fallback_of(token)
+            if name == _TOKEN_FIELD and token_key:
+                plain_for[token] = base + token_key
+                html_for[token] = html.escape(base) + token_key
+                continue
+            field = _Field(
+                name, fallback, keys.make(str(len(fields))), keys.make(f"h{len(fields)}")
+            )
+            fields.append(field)
+            plain_for[token], html_for[token] = field.key, field.html_key
+        keyed_subject = _replace(subject, plain_for)
+        keyed_text = _replace(text, plain_for)
+        tail = self._message_tail(prepared, keyed_subject, keyed_text, _replace(body, plain_for))
+        tail_escaped = self._message_tail(
+            prepared, keyed_subject, keyed_text, _replace(body, html_for)
+        )
+        mailto = issue.unsubscribe_mailto
+        link = f"<mailto:{mailto}?subject=unsubscribe>" if mailto else ""
+        shared = _Shared(
+            tail=tail,
+            tail_escaped=tail_escaped,
+            fields=tuple(fields),
+            token_key=token_key,
+            unsubscribe_head=',"headers":{"List-Unsubscribe":"<' + _json(base) if base else "",
+            unsubscribe_tail=(">" + _json(", " + link) if link else ">") + '"}' if base else "",
+        )
+        self._shared = (prepared, shared)
+        return shared
+
+    def _message_tail(self, prepared: PreparedIssue, subject: str, text: str, body: str) -> bytes:
+        issue = prepared.issue
+        headers = {"List-Id": issue.list_id, "X-Newsletter-Issue": issue.issue_id}
+        base, mailto = issue.unsubscribe_base, issue.unsubscribe_mailto
+        if base.startswith("https://"):
+            # Every recipient's List-Unsubscribe starts with an https link: RFC 8058 applies.
+            headers["List-Unsubscribe-Post"] = ONE_CLICK
+        elif not base and mailto:
+            headers["List-Unsubscribe"] = f"<mailto:{mailto}?subject=unsubscribe>"
         message: dict[str, Any] = {
-            "from": {"email": issue.from_address, "name": issue.from_name}
-            if issue.from_name
-            else {"email": issue.from_address},
-            "subject": issue.subject,
+            "from": _address(issue.from_address, issue.from_name),
+            "subject": subject,
             "content": [
                 part
                 for part in (
-                    {"type": "text/plain", "value": prepared.text},
-                    {"type": "text/html", "value": html},
+                    {"type": "text/plain", "value": text},
+                    {"type": "text/html", "value": body},
                 )
                 if part["value"]
             ],
-            "headers": {"List-Id": issue.list_id, "X-Newsletter-Issue": issue.issue_id},
+            "headers": headers,
             "categories": _categories(issue.issue_id, *self.settings.categories, *issue.categories),
         }
         if issue.reply_to:
@@ -468,135 +267,86 @@ class SendgridProvider(Provider):
             message["asm"] = {"group_id": self.settings.asm_group_id}
         if self.settings.sandbox:
             message["mail_settings"] = {"sandbox_mode": {"enable": True}}
-        plain_fields = tuple(_field(token, token) for token in plain)
-        html_fields = tuple(_field(html_key(token), token) for token in in_html)
-        mailto = issue.unsubscribe_mailto
-        link = f"<mailto:{mailto}?subject=unsubscribe>" if mailto else ""
-        shared = _Shared(
-            json_tail=orjson.dumps(message)[1:],
-            plain_fields=plain_fields,
-            html_fields=html_fields,
-            custom_head=',"custom_args":{"issue_id":"'
-            + _json(issue.issue_id)
-            + '","subscriber_id":"',
-            slots=tuple(
-                (field.json_prefix, field.name, in_html, _fallback_json(field, in_html))
-                for fields, in_html in ((plain_fields, False), (html_fields, True))
-                for field in fields
-            ),
-            mailto_json=_json(", " + link) if link else "",
-            mailto_only=',"headers":{"List-Unsubscribe":"' + _json(link) + '"}' if link else "",
-        )
-        self._shared = (prepared, shared)
-        return shared
+        return orjson.dumps(message)[1:]
 
 
-_Shape = tuple[bool, bool, bool, str]
-"""A personalization's shape: address, name, first name present; the URL's kind."""
-_VALUE_INDEX = {"email": 0, "name": 1, "first_name": 3, "unsubscribe_url": 4}
-"""Where ``_template``'s fill takes each standard value (2 is the subscriber id)."""
-_ESCAPED_INDEX = {0: 5, 1: 6, 3: 7, 4: 8}
-"""Where it takes the HTML-escaped copy of the same value."""
+class _Keys:
+    """Substitution keys that occur nowhere in the issue's own text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def make(self, label: str) -> str:
+        key = f"%%{label}%%"
+        while key in self.text:
+            label += "_"
+            key = f"%%{label}%%"
+        return key
 
 
-def _json_safe(text: str) -> bool:
-    """Whether ``text`` holds nothing JSON would escape; ASCII text (the usual) in one table
-    lookup per byte, which is several times faster than the regular expression."""
-    if text.isascii():
-        return 0 not in text.encode("ascii").translate(_JSON_UNSAFE_BYTES)
-    return _UNSAFE.search(text) is None
-
-
-def _shape(email: str, name: str, first: str, url: str) -> _Shape:
-    return bool(email), bool(name), bool(first), _url_kind(url)
-
-
-def _url_kind(url: str) -> str:
-    return "https" if url.startswith("https://") else ("other" if url else "")
-
-
-def _all_of_shape(
-    shape: _Shape,
-    emails: Sequence[str],
-    names: Sequence[str],
-    firsts: Sequence[str],
-    urls: Sequence[str],
-) -> bool:
-    """Whether every row has ``shape``, in whole-batch tests rather than one per row."""
-    has_email, has_name, has_first, kind = shape
-    return (
-        (all(emails) if has_email else not any(emails))
-        and (all(names) if has_name else not any(names))
-        and (all(firsts) if has_first else not any(firsts))
-        and (
-            all(map(_IS_HTTPS, urls))
-            if kind == "https"
-            else (all(urls) and not any(map(_IS_HTTPS, urls)) if kind else not any(urls))
-        )
-    )
-
-
-def _layout(shared: _Shared, shape: _Shape, *, escaping: bool) -> list[str | int]:
-    """One personalization as text and the places of (address, name, subscriber id, first
-    name, URL) and, when ``escaping``, of their HTML-escaped copies: the same JSON as
-    ``_personalization`` for rows whose values need no JSON escaping. Starts with the
-    comma that separates it from the one before, and alternates text and place."""
-    has_email, has_name, has_first, kind = shape
-    present = {0: has_email, 1: has_name, 3: has_first, 4: bool(kind)}
-    parts: list[str | int] = [',{"to":[{"email":"', 0]
-    if has_name:
-        parts += ['","name":"', 1]
-    parts += ['"}]' + shared.custom_head, 2, '"}']
-    if shared.slots:
-        separator = ',"substitutions":{'
-        for prefix, field_name, in_html, fallback in shared.slots:
-            index = _VALUE_INDEX.get(field_name)
-            value: str | int = fallback
-            if index is not None and present[index]:
-                value = _ESCAPED_INDEX[index] if in_html and escaping else index
-            parts += [separator + prefix, value, '"']
-            separator = ","
-        parts.append("}")
-    if kind:
-        parts += [',"headers":{"List-Unsubscribe":"<', 4, ">" + shared.mailto_json + '"']
-        if kind == "https":
-            parts.append(',"List-Unsubscribe-Post":"' + ONE_CLICK + '"')
-        parts.append("}}")
-    else:
-        parts.append(shared.mailto_only + "}")
-    layout: list[str | int] = []
-    for part in parts:
-        if isinstance(part, str) and layout and isinstance(layout[-1], str):
-            layout[-1] += part
-        else:
-            layout.append(part)
-    return layout
-
-
-def _format(layout: list[str | int]) -> Any:
-    """A ``str.format`` that fills a layout for one row (without its leading comma)."""
-    text = "".join(
-        f"{{{part}}}" if isinstance(part, int) else part.replace("{", "{{").replace("}", "}}")
-        for part in layout
-    )
-    return text[1:].format
-
-
-def _fill(layout: list[str | int], columns: Sequence[Sequence[str]]) -> str:
-    """A layout filled for every row of the columns in one join: no Python code per row."""
-    count = len(columns[0])
-    streams = [repeat(part, count) if isinstance(part, str) else columns[part] for part in layout]
-    return "".join(chain.from_iterable(zip(*streams, strict=True)))
-
-
-def _field(key: str, placeholder: str) -> _Field:
-    match = merge.PLACEHOLDER.fullmatch(placeholder)
+def _name_of(token: str) -> str:
+    match = merge.PLACEHOLDER.fullmatch(token)
     assert match is not None  # found by the same pattern
-    return _Field(key, match.group(1), match.group(2) or "")
+    return match.group(1)
 
 
-def _fallback_json(field: _Field, in_html: bool) -> str:
-    return _json(html.escape(field.fallback) if in_html else field.fallback)
+def _fallback_of(token: str) -> str:
+    match = merge.PLACEHOLDER.fullmatch(token)
+    assert match is not None
+    return match.group(2) or ""
+
+
+def _replace(text: str, keys: dict[str, str]) -> str:
+    if not keys:
+        return text
+    return merge.PLACEHOLDER.sub(lambda match: keys.get(match.group(0), match.group(0)), text)
+
+
+def _column(
+    field: _Field, columns: dict[str, list[str]], values: Sequence[dict[str, str]]
+) -> list[str]:
+    """The field's value for every recipient, its fallback where they have none."""
+    if field.name in columns:
+        column = columns[field.name]
+    elif any(values):
+        column = [row_values.get(field.name) or "" for row_values in values]
+    else:
+        column = [""] * len(values)
+    if field.fallback and not all(column):
+        fallback = field.fallback
+        column = [value or fallback for value in column]
+    return column
+
+
+def _json_column(column: list[str]) -> list[str]:
+    """The column as JSON string insides, escaping (per value) only if something needs it."""
+    if _UNSAFE.search("".join(column)) is None:
+        return column
+    return [_json(value) for value in column]
+
+
+def _to_column(emails: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Each recipient's ``to`` object as JSON: the name quoted, or left out if it cannot go."""
+    if _NAME_NEEDS_CARE.search("".join(names)) is None and _UNSAFE.search("".join(emails)) is None:
+        return [
+            f'{{"email":"{email}","name":"{name}"}}' if name else f'{{"email":"{email}"}}'
+            for email, name in zip(emails, names, strict=True)
+        ]
+    column = []
+    for email, name in zip(emails, names, strict=True):
+        shown = addresses.sendgrid_name(name) if name else None
+        column.append(orjson.dumps(_address(email, shown)).decode())
+    return column
+
+
+def _address(email: str, name: str | None) -> dict[str, str]:
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def _fill(layout: list[str | list[str]], count: int) -> str:
+    """A layout filled for every row in one join: no Python code per recipient."""
+    streams = [repeat(part, count) if isinstance(part, str) else part for part in layout]
+    return "".join(chain.from_iterable(zip(*streams, strict=True)))
 
 
 def _categories(*names: str) -> list[str]:
@@ -604,68 +354,37 @@ def _categories(*names: str) -> list[str]:
     return unique[:MAX_CATEGORIES]
 
 
-def http_error(where: str, exc: Exception, *, permission: str) -> ProviderError | None:
-    """What a failed request to SendGrid means for us; None if ``exc`` is not about one.
-
-    ``where`` names the host (and endpoint) in the message; ``permission`` is the API key
-    permission the request needs, named in the hint when the key is refused, since a key
-    can be valid and still lack the one permission this request asks for.
+def _refused_fields(payload: SendgridPayload, exc: ProviderError) -> Delivery:
+    """A 400 that names personalizations: those recipients are refused, the rest of the
+    batch was not delivered and may go again at once. A 400 about the message itself
+    (sender, subject, content) stops the send, since every batch would be refused alike.
     """
-    if isinstance(exc, HTTPError | _Refused):
-        return _refused(where, exc, permission)
-    if isinstance(exc, urllib.error.URLError | OSError | http.client.HTTPException):
-        reason = getattr(exc, "reason", None) or exc
-        return TransientProviderError(
-            f"{where}: no answer ({type(exc).__name__}: {reason}); retry later"
-        )
-    return None
-
-
-def _refused(where: str, exc: HTTPError | _Refused, permission: str) -> ProviderError:
-    status = int(exc.status_code)
-    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
-    text = _error_text(body)
-    if status == 429:
-        return TransientProviderError(
-            f"{where}: rate limit reached (429): {text}",
-            retry_after=_retry_after(exc.headers),
-            status=status,
-            body=body,
-        )
-    if status >= 500:
-        return TransientProviderError(
-            f"{where}: server error ({status}): {text}", status=status, body=body
-        )
-    if status in (401, 403):
-        return AuthenticationError(
-            f"{where}: the API key was refused ({status}): {text}",
-            status=status,
-            body=body,
-            hint="check the key in the environment variable named by provider.sendgrid.api_key "
-            f"and that it has the {permission} permission",
-        )
-    return ProviderError(
-        f"{where}: the request was refused ({status}): {text}", status=status, body=body
+    ids = payload.subscriber_ids
+    refused: dict[int, tuple[Outcome, str]] = {}
+    for error in error_list(exc.body or ""):
+        match = _PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
+        if match is None or int(match.group(1)) >= len(ids):
+            return Delivery.of_all(
+                ids,
+                Outcome.NOT_DELIVERED,
+                exc.message,
+                halt=ProviderError(
+                    exc.message,
+                    status=exc.status,
+                    body=exc.body,
+                    hint="SendGrid refused the message itself, so every batch would be "
+                    "refused alike: the send stopped and nobody in this batch got it; fix "
+                    "what SendGrid names and run the same command again",
+                ),
+            )
+        reason = f"SendGrid refused it: {error.get('message')} (field {error.get('field')})"
+        refused[ids[int(match.group(1))]] = (Outcome.REFUSED, reason)
+    if not refused:
+        return Delivery.of_all(ids, Outcome.NOT_DELIVERED, exc.message, halt=exc)
+    return Delivery(
+        ids,
+        Outcome.NOT_DELIVERED,
+        "not sent: SendGrid refused another recipient of the same request",
+        refused,
+        retry_after=0.0,
     )
-
-
-def _error_text(body: str) -> str:
-    """SendGrid's own words: every ``errors[].message``, with the field it concerns."""
-    try:
-        errors = orjson.loads(body).get("errors") or []
-        messages = [
-            f"{error.get('message')}" + (f" (field {error['field']})" if error.get("field") else "")
-            for error in errors
-            if isinstance(error, dict)
-        ]
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        messages = []
-    return "; ".join(messages) if messages else (body.strip()[:500] or "no details given")
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        reset = float(headers.get("X-RateLimit-Reset"))
-    except (TypeError, ValueError, AttributeError):
-        return None
-    return max(0.0, reset - time.time())

@@ -1,78 +1,71 @@
-"""Delivery through any SMTP server, over several reused connections at once.
+"""Delivery through any SMTP server: one connection per worker, kept for the whole send.
 
-A connection is opened once per worker and kept for the whole send (EHLO, TLS and AUTH
-cost more than a message); each worker owns one connection, so no locking is needed
-around smtplib. A recipient the server refuses (5xx) fails alone and the send goes on; a
-refused login stops everything, and a temporary reply (4xx) or a lost connection marks
-the batch for a later retry.
+EHLO, TLS and AUTH cost more than a message, so each instance opens one connection and
+reuses it for every batch it delivers; the send loop runs several instances at once
+(``connections``). Each message is its own SMTP transaction, so each recipient gets their
+own outcome: 250 after the final "." is accepted; 5xx at RCPT or after the data is a
+refusal of that recipient alone; 4xx is "not delivered, try again later"; a connection
+lost before the final "." was written means not delivered, and lost after it, unknown
+(the server may have taken the message). A refused login or sender stops the send.
 """
 
 from __future__ import annotations
 
-import queue
 import smtplib
 import socket
 import ssl
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import SmtpSettings, resolve_secret
-from ..errors import (
-    AuthenticationError,
-    NewsletterError,
-    ProviderError,
-    TransientProviderError,
-)
+from ..errors import AuthenticationError, NewsletterError, ProviderError, TransientProviderError
 from ..message import PreparedIssue
-from ..models import DeliveryResult, Recipient
-from .base import Checked, Provider
+from ..models import Delivery, Outcome, Recipient, RecipientRow
+from .base import Provider, failure
 
 
 @dataclass(frozen=True)
 class _Work:
-    prepared: PreparedIssue
-    chunks: tuple[Checked, ...]
+    issue: PreparedIssue
+    rows: Sequence[RecipientRow]
     domain: str
 
 
-@dataclass
-class _ChunkOutcome:
-    results: list[DeliveryResult]
-    deferred: list[str]
-    """'address: reply' for each recipient the server asked to try again later."""
+class _Lost(Exception):
+    """The connection failed in the middle of a message; ``written`` says whether the final
+    "." had gone out."""
+
+    def __init__(self, cause: BaseException, *, written: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.written = written
 
 
 class SmtpProvider(Provider):
     name = "smtp"
-    max_batch_size = 100
 
     def __init__(self, settings: SmtpSettings, *, message_id_domain: str | None = None) -> None:
         super().__init__(message_id_domain=message_id_domain)
         self.settings = settings
+        self.max_batch_size = settings.batch_size
+        self.workers = settings.connections
         self.where = f"smtp {settings.host}:{settings.port}"
         self._password: str | None = None
-        self._idle: queue.SimpleQueue[smtplib.SMTP] = queue.SimpleQueue()
-        self._executor: ThreadPoolExecutor | None = None
+        self._connection: smtplib.SMTP | None = None
 
     def open(self) -> None:
+        """Resolve the password and connect, so a wrong host or a refused login shows
+        before anything is sent."""
         if self._opened:
             return
         if self.settings.username:
             self._password = resolve_secret(self.settings.password, field="provider.smtp.password")
-        # One connection now, so a wrong host or a refused login shows before any send.
-        self._idle.put(self._connect())
-        self._executor = ThreadPoolExecutor(self.settings.connections, thread_name_prefix="smtp")
+        self._connection = self._connect()
         super().open()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        while True:
-            try:
-                connection = self._idle.get_nowait()
-            except queue.Empty:
-                break
+        connection, self._connection = self._connection, None
+        if connection is not None:
             try:
                 connection.quit()
             except (smtplib.SMTPException, OSError):
@@ -81,107 +74,72 @@ class SmtpProvider(Provider):
 
     # --- hooks ---------------------------------------------------------------------------
 
-    def build_payload(self, prepared: PreparedIssue, checked: Checked) -> _Work:
-        workers = min(self.settings.connections, len(checked))
-        chunks = tuple(checked[start::workers] for start in range(workers))
-        return _Work(prepared, chunks, self.domain_for(prepared.issue))
+    def build_payload(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> _Work:
+        return _Work(issue, rows, self.domain_for(issue))
 
-    def post(self, payload: _Work) -> list[DeliveryResult]:
-        assert self._executor is not None
-        futures = [
-            self._executor.submit(self._deliver_chunk, payload, chunk) for chunk in payload.chunks
-        ]
-        outcomes, fatal = [], None
-        for future in futures:  # wait for every worker before raising: none is left sending
+    def post(self, payload: _Work, subscriber_ids: Sequence[int]) -> Delivery:
+        """Each message in turn on this instance's connection, reconnecting once it drops.
+
+        A refused login or sender stops at once; what was not tried by then is not
+        delivered. If the connection cannot be made again, the rest of the batch is not
+        delivered either, and waits for a retry.
+        """
+        issue = payload.issue
+        sender = f"MAIL FROM:<{issue.issue.from_address}>\r\n".encode()
+        outcomes: dict[int, tuple[Outcome, str]] = {}
+        halt: NewsletterError | None = None
+        rows = list(payload.rows)
+        for index, (sid, email, name, values, token) in enumerate(rows):
+            recipient = Recipient(sid, email, name, values, issue.issue.unsubscribe_url(token))
             try:
-                outcomes.append(future.result())
-            except ProviderError as exc:
-                fatal = fatal or exc
-        if fatal is not None:
-            raise fatal
-        results = [result for outcome in outcomes for result in outcome.results]
-        deferred = [item for outcome in outcomes for item in outcome.deferred]
-        if deferred:
-            error = TransientProviderError(
-                f"{self.where}: {len(deferred)} recipient(s) deferred by the server, "
-                f"e.g. {deferred[0]}; retry them later",
-            )
-            error.results = results  # the others went out
-            raise error
-        return results
-
-    def parse_results(self, payload: _Work, reply: list[DeliveryResult]) -> list[DeliveryResult]:
-        return reply
-
-    # --- one worker ----------------------------------------------------------------------
-
-    def _deliver_chunk(self, work: _Work, chunk: Checked) -> _ChunkOutcome:
-        outcome = _ChunkOutcome([], [])
-        connection = self._acquire()
-        envelope_from = f"MAIL FROM:<{work.prepared.issue.from_address}>\r\n".encode()
-        try:
-            for recipient, values in chunk:
-                try:
-                    data = work.prepared.render_for_smtp(
-                        recipient, values, message_id_domain=work.domain
-                    )
-                    commands = (envelope_from, f"RCPT TO:<{recipient.email}>\r\n".encode())
-                except (NewsletterError, UnicodeEncodeError) as exc:
-                    # Only this recipient's data is unusable (an address we cannot write).
-                    error = str(exc)
-                    outcome.results.append(
-                        DeliveryResult(recipient.subscriber_id, ok=False, error=error)
-                    )
-                    continue
-                connection = self._deliver_one(connection, work, recipient, commands, data, outcome)
-        finally:
-            if connection.sock is not None:  # closed ones are not worth keeping
-                self._idle.put(connection)
-        return outcome
-
-    def _deliver_one(
-        self,
-        connection: smtplib.SMTP,
-        work: _Work,
-        recipient: Recipient,
-        commands: tuple[bytes, bytes],
-        data: bytes,
-        outcome: _ChunkOutcome,
-    ) -> smtplib.SMTP:
-        for attempt in (1, 2):
-            try:
-                refusal = _transaction(connection, commands, data)
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                connection.close()
-                if attempt == 2:
-                    raise TransientProviderError(
-                        f"{self.where}: the connection dropped twice while sending to "
-                        f"{recipient.email}: {exc}"
-                    ) from exc
-                connection = self._connect()
+                data = issue.render_for_smtp(
+                    recipient, issue.values_for(recipient), message_id_domain=payload.domain
+                )
+                commands = (sender, f"RCPT TO:<{email}>\r\n".encode("ascii"))
+            except (NewsletterError, UnicodeEncodeError) as exc:
+                outcomes[sid] = (Outcome.REFUSED, _reason(exc))
                 continue
-            if refusal is None:
-                outcome.results.append(DeliveryResult(recipient.subscriber_id, ok=True))
-            else:
-                self._refused(outcome, recipient, work.prepared.issue.from_address, *refusal)
-            break
-        return connection
+            try:
+                outcomes[sid] = self._one(commands, data, email, issue.issue.from_address)
+            except ProviderError as exc:
+                # The connection could not be made again, or the server refused us: the
+                # rest of the batch has certainly not gone out.
+                rest = [row[0] for row in rows[index:]]
+                failed = failure(rest, exc)
+                outcomes.update({rid: (failed.outcome, failed.reason) for rid in rest})
+                halt = failed.halt
+                break
+        return _delivery(subscriber_ids, outcomes, halt)
 
-    def _refused(
-        self,
-        outcome: _ChunkOutcome,
-        recipient: Recipient,
-        sender: str,
-        step: str,
-        code: int,
-        reply: bytes,
-    ) -> None:
-        """A refusal of one message: the recipient's alone, unless the sender is refused."""
+    # --- one message -----------------------------------------------------------------------
+
+    def _one(
+        self, commands: tuple[bytes, bytes], data: bytes, email: str, sender: str
+    ) -> tuple[Outcome, str]:
+        connection = self._connection or self._reconnect()
+        try:
+            refusal = _transaction(connection, commands, data)
+        except _Lost as lost:
+            self._drop()
+            if lost.written:
+                return (
+                    Outcome.UNKNOWN,
+                    f"{self.where}: the connection was lost after the message to {email} "
+                    f"was written, before the server answered: {lost}",
+                )
+            return (
+                Outcome.NOT_DELIVERED,
+                f"{self.where}: the connection was lost before the message to {email} "
+                f"was written: {lost}",
+            )
+        if refusal is None:
+            return (Outcome.ACCEPTED, "")
+        step, code, reply = refusal
+        text = f"{code} {_text(reply)}"
         if step == "MAIL" and code == 530:
             # RFC 3207 and 4954: the server wants TLS or a login before any mail.
             raise AuthenticationError(
-                f"{self.where}: the server takes mail only after STARTTLS or a login: "
-                f"530 {_text(reply)}",
+                f"{self.where}: the server takes mail only after STARTTLS or a login: {text}",
                 status=530,
                 body=_text(reply),
                 hint="set provider.smtp.security to starttls (or ssl), and "
@@ -189,22 +147,23 @@ class SmtpProvider(Provider):
             )
         if step == "MAIL" and code >= 500:
             raise ProviderError(
-                f"{self.where}: the server refuses the sender {sender}: "
-                f"{code} {_text(reply)}; check newsletter.sender",
+                f"{self.where}: the server refuses the sender {sender}: {text}; "
+                "check newsletter.sender",
                 status=code,
                 body=_text(reply),
             )
-        text = f"{code} {_text(reply)}"
         if 400 <= code < 500:
-            outcome.deferred.append(f"{recipient.email}: {text}")
-        else:
-            outcome.results.append(DeliveryResult(recipient.subscriber_id, ok=False, error=text))
+            return (Outcome.NOT_DELIVERED, f"{step}: {text}")
+        return (Outcome.REFUSED, f"{step}: {text}")
 
-    def _acquire(self) -> smtplib.SMTP:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return self._connect()
+    def _reconnect(self) -> smtplib.SMTP:
+        self._connection = self._connect()
+        return self._connection
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
@@ -307,32 +266,48 @@ def _transaction(
     With PIPELINING (RFC 2920) the three commands go out in one write and their replies
     are read together, one round trip instead of three; without it, lock-step. Returns
     None when the server took the message, else the step it refused and its reply.
+    Raises ``_Lost`` when the connection fails, saying whether the final "." had been
+    written, which is what separates "not delivered" from "unknown".
     """
     steps = ("MAIL", "RCPT", "DATA")
-    if connection.has_extn("pipelining"):
-        connection.send(b"".join(commands) + b"DATA\r\n")
-        replies = [connection.getreply() for _ in steps]
-    else:
-        replies = []
-        for command in (*commands, b"DATA\r\n"):
-            connection.send(command)
-            replies.append(connection.getreply())
-            if replies[-1][0] >= 400:
-                break
-    refusal = next(
-        (
-            (step, code, text)
-            for step, (code, text) in zip(steps, replies, strict=False)
-            if code >= 400
-        ),
-        None,
-    )
-    if refusal is None:
-        if replies[-1][0] != 354:
-            return ("DATA", *replies[-1])
+    try:
+        if connection.has_extn("pipelining"):
+            connection.send(b"".join(commands) + b"DATA\r\n")
+            replies = [connection.getreply() for _ in steps]
+        else:
+            replies = []
+            for command in (*commands, b"DATA\r\n"):
+                connection.send(command)
+                replies.append(connection.getreply())
+                if replies[-1][0] >= 400:
+                    break
+        refusal = next(
+            (
+                (step, code, text)
+                for step, (code, text) in zip(steps, replies, strict=False)
+                if code >= 400
+            ),
+            None,
+        )
+        if refusal is None and replies[-1][0] != 354:
+            refusal = ("DATA", *replies[-1])
+        if refusal is not None:
+            _end_refused(connection, refusal, replies)
+            return refusal
         connection.send(data)
+    except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as exc:
+        raise _Lost(exc, written=False) from exc
+    try:
         code, text = connection.getreply()
-        return None if code == 250 else ("DATA", code, text)
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _Lost(exc, written=True) from exc
+    return None if code == 250 else ("DATA", code, text)
+
+
+def _end_refused(
+    connection: smtplib.SMTP, refusal: tuple[str, int, bytes], replies: list[tuple[int, bytes]]
+) -> None:
+    """Leave the connection ready for the next message after a refused one."""
     if len(replies) == 3 and replies[2][0] == 354:
         # A server that said yes to DATA after refusing the recipient: an empty message
         # ends the transaction, and the RSET below throws it away.
@@ -340,7 +315,31 @@ def _transaction(
         connection.getreply()
     if refusal[0] != "MAIL" or len(replies) > 1:
         connection.rset()
-    return refusal
+
+
+def _delivery(
+    ids: Sequence[int], outcomes: dict[int, tuple[Outcome, str]], halt: NewsletterError | None
+) -> Delivery:
+    """Per-recipient outcomes as a ``Delivery``: the most common one shared, the rest apart."""
+    tally: dict[Outcome, int] = {}
+    for outcome, _ in outcomes.values():
+        tally[outcome] = tally.get(outcome, 0) + 1
+    common = max(tally, key=lambda outcome: tally[outcome]) if tally else Outcome.ACCEPTED
+    reasons = [reason for outcome, reason in outcomes.values() if outcome is common]
+    exceptions = {sid: item for sid, item in outcomes.items() if item[0] is not common}
+    reason = reasons[0] if common is not Outcome.ACCEPTED and reasons else ""
+    if common is not Outcome.ACCEPTED:
+        # Every recipient with the common outcome keeps their own reason.
+        exceptions.update(
+            {sid: item for sid, item in outcomes.items() if item[0] is common and item[1] != reason}
+        )
+    return Delivery(tuple(ids), common, reason, exceptions, halt=halt)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        return "the address has characters an SMTP envelope cannot carry (non-ASCII)"
+    return getattr(exc, "message", None) or str(exc)
 
 
 _SECURITY_HINT = (

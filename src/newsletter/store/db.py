@@ -158,6 +158,98 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE send_ledger_v2 RENAME TO send_ledger",
         ),
     ),
+    Migration(
+        3,
+        "per-recipient outcomes: sends, batches that carry their recipients' state, "
+        "retry and unconfirmed states",
+        (
+            # One row per send of an issue; the ledger rows refer to it by number, so a
+            # million rows do not each repeat the issue's name.
+            """CREATE TABLE sends (
+                id {identity},
+                issue_id TEXT NOT NULL UNIQUE,
+                lists TEXT NOT NULL DEFAULT '[]',
+                started_at TEXT NOT NULL,
+                completed_at TEXT,
+                summary TEXT
+            )""",
+            # A batch's state is the state of each of its recipients who has none of their
+            # own: recording a batch the provider took whole is one row, not a thousand.
+            """CREATE TABLE send_batches_v3 (
+                send_id INTEGER NOT NULL REFERENCES sends (id) ON DELETE CASCADE,
+                batch_no INTEGER NOT NULL,
+                state TEXT NOT NULL
+                    CHECK (state IN ('queued', 'sending', 'sent', 'unconfirmed', 'settled')),
+                size INTEGER NOT NULL,
+                provider_id TEXT,
+                error TEXT,
+                claimed_at TEXT NOT NULL,
+                sending_at TEXT,
+                finished_at TEXT,
+                PRIMARY KEY (send_id, batch_no)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE send_ledger_v3 (
+                send_id INTEGER NOT NULL REFERENCES sends (id) ON DELETE CASCADE,
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                list_id INTEGER NOT NULL,
+                batch_no INTEGER,
+                state TEXT CHECK (state IS NULL OR state IN
+                    ('queued', 'retry', 'sent', 'unconfirmed', 'refused', 'skipped')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                retry_at TEXT,
+                error TEXT,
+                updated_at TEXT,
+                PRIMARY KEY (send_id, subscriber_id)
+            ) WITHOUT ROWID""",
+            # Only recipients with a state of their own: the exceptions, normally few.
+            """CREATE INDEX send_ledger_own_state ON send_ledger_v3 (send_id, state, subscriber_id)
+                WHERE state IS NOT NULL""",
+            """INSERT INTO sends (issue_id, lists, started_at, completed_at)
+                SELECT issue_id, json_group_array(DISTINCT list_name),
+                    COALESCE(MIN(updated_at), '1970-01-01T00:00:00.000000Z'),
+                    CASE WHEN SUM(state = 'queued') = 0
+                        THEN COALESCE(MAX(updated_at), '1970-01-01T00:00:00.000000Z') END
+                FROM send_ledger GROUP BY issue_id""",
+            """INSERT INTO send_batches_v3 (send_id, batch_no, state, size, provider_id,
+                    claimed_at, sending_at, finished_at)
+                SELECT s.id, b.batch_no, 'settled', 0, b.provider_id, b.started_at, b.started_at,
+                    b.finished_at
+                FROM send_batches b JOIN sends s ON s.issue_id = b.issue_id""",
+            # Before this version a row in flight after a stop was exactly an unknown
+            # outcome, and a failed one a refusal.
+            """INSERT INTO send_ledger_v3 (send_id, subscriber_id, list_id, batch_no, state,
+                    error, updated_at)
+                SELECT s.id, l.subscriber_id, COALESCE(li.id, 0), l.batch_no,
+                    CASE l.state WHEN 'in_flight' THEN 'unconfirmed'
+                        WHEN 'failed' THEN 'refused' ELSE l.state END,
+                    l.error, l.updated_at
+                FROM send_ledger l JOIN sends s ON s.issue_id = l.issue_id
+                LEFT JOIN lists li ON li.name = l.list_name""",
+            """UPDATE send_batches_v3 SET size = (SELECT COUNT(*) FROM send_ledger_v3 l
+                WHERE l.send_id = send_batches_v3.send_id
+                AND l.batch_no = send_batches_v3.batch_no)""",
+            "DROP TABLE send_ledger",
+            "DROP TABLE send_batches",
+            "ALTER TABLE send_ledger_v3 RENAME TO send_ledger",
+            "ALTER TABLE send_batches_v3 RENAME TO send_batches",
+            # A batch's size is how many rows name it, so its recipients can be counted
+            # from the batch: kept true when a recipient moves to a later batch (a retry)
+            # or is removed from the store.
+            """CREATE TRIGGER send_ledger_moved AFTER UPDATE OF batch_no ON send_ledger
+                WHEN OLD.batch_no IS NOT NEW.batch_no
+                BEGIN
+                    UPDATE send_batches SET size = size - 1
+                        WHERE send_id = OLD.send_id AND batch_no = OLD.batch_no;
+                    UPDATE send_batches SET size = size + 1
+                        WHERE send_id = NEW.send_id AND batch_no = NEW.batch_no;
+                END""",
+            """CREATE TRIGGER send_ledger_removed AFTER DELETE ON send_ledger
+                BEGIN
+                    UPDATE send_batches SET size = size - 1
+                        WHERE send_id = OLD.send_id AND batch_no = OLD.batch_no;
+                END""",
+        ),
+    ),
 )
 
 

@@ -1,10 +1,26 @@
-"""The send ledger: who has been sent which issue, and who holds the right to send it.
+"""The send ledger: what became of each recipient of each issue, and who may send it.
 
-The ledger never lies. A recipient is marked ``in_flight`` (and committed) before the
-batch is handed to the provider and ``sent`` only after the provider accepted it, so
-after a crash ``in_flight`` rows are exactly the ones whose fate is unknown and every
-``sent`` row really went out. A resumed send starts from ``queued`` and never repeats
-a ``sent`` one.
+The ledger tells the truth. Every recipient of a send is, at any moment, in one state:
+
+- ``queued``: not yet tried, or certainly not delivered and waiting for another run;
+- ``sending``: in the batch being posted right now;
+- ``retry``: certainly not delivered, waiting for its next attempt time (``retry_at``);
+- ``sent``: the provider accepted it;
+- ``unconfirmed``: the request went out and no answer came; never re-sent unless asked;
+- ``refused``: the provider (or a check before it) refused this recipient alone;
+- ``skipped``: waiting, but they left the list before their turn.
+
+A batch is written ``queued`` when it is claimed, ``sending`` (committed) right before its
+request goes out, and settled after the answer; so after a crash only batches that were
+being posted can become ``unconfirmed`` (one per open connection), claimed batches that
+never went out go back to the queue, and so does everyone waiting to retry.
+
+Members of a send's lists are queued without a row of their own: a claim inserts the next
+ones, in subscriber id order, straight into a batch. A batch's state is the state of each
+of its recipients who has none of their own, so a batch the provider took whole is
+recorded by changing one row, not a thousand; a recipient whose outcome differs (refused,
+deferred, confirmed later by a webhook) gets a state of their own, which nothing else
+overwrites.
 """
 
 from __future__ import annotations
@@ -12,30 +28,78 @@ from __future__ import annotations
 import enum
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 
 from ..errors import SendInProgressError
-from ..models import Subscriber
+from ..models import Delivery, Outcome
 from .db import parse_time, utc_now
-from .subscribers import CHUNK, SUBSCRIBER_COLUMNS, Store, subscriber_from_row
+from .subscribers import Store
 
 STALE_AFTER = timedelta(minutes=10)
-_BATCH = 1000
-"""Ids per statement: far below SQLite's limit of 32,766 parameters, one batch at once."""
 
 
 class LedgerState(enum.StrEnum):
     QUEUED = "queued"
-    IN_FLIGHT = "in_flight"
+    SENDING = "sending"
+    RETRY = "retry"
     SENT = "sent"
-    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
+    REFUSED = "refused"
     SKIPPED = "skipped"
-    """Queued, but the person left the list before their turn came."""
+
+
+_OWN_STATE = {
+    Outcome.ACCEPTED: LedgerState.SENT,
+    Outcome.REFUSED: LedgerState.REFUSED,
+    Outcome.NOT_DELIVERED: LedgerState.RETRY,
+    Outcome.UNKNOWN: LedgerState.UNCONFIRMED,
+}
+_BATCH_STATE = {Outcome.ACCEPTED: "sent", Outcome.UNKNOWN: "unconfirmed"}
+"""A batch state its recipients inherit; other outcomes give every recipient their own."""
+
+EFFECTIVE_STATE = (
+    "COALESCE(l.state, CASE b.state WHEN 'settled' THEN NULL ELSE b.state END, 'queued')"
+)
+"""A recipient's state in SQL: their own, else their batch's."""
+
+_FROM_LEDGER = (
+    "FROM send_ledger l JOIN sends d ON d.id = l.send_id "
+    "LEFT JOIN send_batches b ON b.send_id = l.send_id AND b.batch_no = l.batch_no"
+)
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """One issue's send across all its runs."""
+
+    id: int
+    issue_id: str
+    lists: tuple[str, ...]
+    started_at: str
+    completed_at: str | None
+    summary: dict[str, object] | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A batch claimed for delivery: numbered per send, recipients in subscriber id order."""
+
+    send_id: int
+    batch_no: int
+    rows: list[tuple[int, str, str, str, int]]
+    """Subscriber id, address, name, attributes (JSON) and list id of each recipient."""
+
+    @property
+    def subscriber_ids(self) -> list[int]:
+        return [row[0] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass(frozen=True)
@@ -45,42 +109,22 @@ class LedgerEntry:
     email: str
     list_name: str
     state: LedgerState
-    batch_id: str | None
+    batch_no: int | None
     provider_id: str | None
     error: str | None
-    updated_at: str
+    updated_at: str | None
+    attempts: int = 0
+    retry_at: str | None = None
 
 
 @dataclass(frozen=True)
-class PendingPage:
-    """Queued recipients of one stretch of subscriber ids, read for one batch."""
+class Recovery:
+    """What a send found left by an earlier run that stopped without finishing."""
 
-    rows: list[tuple[int, str, str, str, str, str]]
-    """Subscriber id, address, name, attributes (JSON), list name, status: still subscribed."""
-    held: list[int]
-    """Queued ids in the same stretch whose subscriber left: a batch must not claim them."""
-
-    @property
-    def span(self) -> PageSpan:
-        return PageSpan(self.rows[0][0], self.rows[-1][0], self.held)
-
-
-@dataclass(frozen=True)
-class PageSpan:
-    """What a claim needs of a page: its first and last id, and the ids it leaves out."""
-
-    first: int
-    last: int
-    held: list[int]
-
-
-@dataclass(frozen=True)
-class ClaimedBatch:
-    """Recipients marked in flight together, numbered per issue, in subscriber id order."""
-
-    issue_id: str
-    batch_no: int
-    subscriber_ids: list[int]
+    unconfirmed: int = 0
+    """Recipients of batches that were being posted: their outcome is unknown."""
+    requeued: int = 0
+    """Claimed but never posted, or waiting to retry: certainly not delivered."""
 
 
 @dataclass(frozen=True)
@@ -109,357 +153,473 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _chunks(ids: Iterable[int], size: int = _BATCH) -> Iterator[list[int]]:
-    part: list[int] = []
-    for value in ids:
-        part.append(int(value))
-        if len(part) == size:
-            yield part
-            part = []
-    if part:
-        yield part
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
+def _later(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Ledger:
-    """Per-issue delivery state on top of a ``Store``; every method commits before returning."""
+    """Per-issue delivery state on top of a ``Store``; every method commits before returning
+    (or joins the transaction it is called in)."""
 
     def __init__(self, store: Store, *, owner: str | None = None) -> None:
         self.store = store
         self.db = store.db
         self.owner = owner or default_owner()
 
-    # --- states ----------------------------------------------------------------------------
-
-    def queue(self, issue_id: str, list_name: str, subscriber_ids: Iterable[int]) -> int:
-        """Add recipients to an issue's send; ones already in the ledger are left as they are.
-
-        Returns how many were newly queued, so a second call for the same issue adds 0.
-        """
-        added = 0
-        now = utc_now()
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several steps in one commit: a batch's answer and the next claim, say."""
         with self.db.transaction():
-            for part in _chunks(subscriber_ids):
-                added += self.db.executemany(
-                    "INSERT INTO send_ledger (issue_id, subscriber_id, list_name, state, "
-                    "updated_at) VALUES (?, ?, ?, 'queued', ?) "
-                    "ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
-                    [(issue_id, sid, list_name, now) for sid in part],
-                )
-        return added
+            yield
 
-    def queue_list(self, issue_id: str, list_name: str) -> int:
-        """Queue every current subscriber of a list in one statement (fast for big lists)."""
+    # --- sends -----------------------------------------------------------------------------
+
+    def open_send(self, issue_id: str, lists: Sequence[str]) -> SendRecord:
+        """The issue's send, made on its first run; the lists are those of the latest run."""
         with self.db.transaction():
-            list_id = self.store.list_id(list_name)
-            # The WHERE is required: without it SQLite reads ON CONFLICT as a join condition.
-            return self.db.execute(
-                "INSERT INTO send_ledger (issue_id, subscriber_id, list_name, state, updated_at) "
-                "SELECT ?, s.id, ?, 'queued', ? FROM memberships m "
-                "JOIN subscribers s ON s.id = m.subscriber_id "
-                "WHERE m.list_id = ? AND s.status = 'subscribed' "
-                "ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
-                (issue_id, list_name, utc_now(), list_id),
+            self.db.execute(
+                "INSERT INTO sends (issue_id, lists, started_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (issue_id) DO UPDATE SET lists = excluded.lists",
+                (issue_id, orjson.dumps(list(lists)).decode(), utc_now()),
             )
+        found = self.find_send(issue_id)
+        assert found is not None
+        return found
 
-    def claim(self, issue_id: str, subscriber_ids: Iterable[int], batch_id: str) -> list[int]:
-        """Mark queued recipients in_flight for one batch; returns the ids actually claimed.
-
-        Only ``queued`` rows are claimed, so a recipient already sent (or claimed by another
-        batch) is never handed to the provider twice. ``batch_id`` is the batch's label in
-        ``entries``. One statement per thousand ids.
-        """
-        claimed: list[int] = []
-        now = utc_now()
-        with self.db.transaction():
-            batch_no = self._new_batch(issue_id, batch_id, now)
-            for part in _chunks(subscriber_ids):
-                rows = self.db.all(
-                    "UPDATE send_ledger SET state = 'in_flight', batch_no = ?, error = NULL, "
-                    "updated_at = NULL WHERE issue_id = ? AND state = 'queued' "
-                    f"AND subscriber_id IN ({_marks(len(part))}) RETURNING subscriber_id",
-                    (batch_no, issue_id, *part),
-                )
-                claimed.extend(row[0] for row in rows)
-        claimed.sort()
-        return claimed
-
-    def claim_batch(
-        self, issue_id: str, page: PendingPage | PageSpan, *, heartbeat: bool = False
-    ) -> ClaimedBatch:
-        """Mark one page's recipients in_flight in one range statement; commits before returning.
-
-        The page was read in id order under the send lock, so the queued rows between its
-        first and last id are its rows and its ``held`` ones: one ``BETWEEN`` claims them
-        without a list of a thousand ids. The claimed ids are read back, so a row that
-        changed since the page was read (a subscriber deleted) is never posted unclaimed.
-        Whoever left the list since the page was read is not claimed either: the page may
-        have been read well before (by a builder running ahead), and a claim is the last
-        word on who is sent. With ``heartbeat`` the send lock is checked in the same
-        transaction, first.
-        """
-        span = page.span if isinstance(page, PendingPage) else page
-        first, last = span.first, span.last
-        held = [sid for sid in span.held if first < sid < last]
-        sql = (
-            "UPDATE send_ledger SET state = 'in_flight', batch_no = ?, error = NULL, "
-            "updated_at = NULL WHERE issue_id = ? AND subscriber_id BETWEEN ? AND ? "
-            "AND state = 'queued' AND subscriber_id NOT IN (SELECT id FROM subscribers "
-            "WHERE id BETWEEN ? AND ? AND status <> 'subscribed')"
+    def find_send(self, issue_id: str) -> SendRecord | None:
+        row = self.db.one(
+            "SELECT id, issue_id, lists, started_at, completed_at, summary FROM sends "
+            "WHERE issue_id = ?",
+            (issue_id,),
         )
-        if held:
-            sql += f" AND subscriber_id NOT IN ({_marks(len(held))})"
-        now = utc_now()
+        if row is None:
+            return None
+        return SendRecord(
+            row[0],
+            row[1],
+            tuple(orjson.loads(row[2])),
+            row[3],
+            row[4],
+            orjson.loads(row[5]) if row[5] else None,
+        )
+
+    def finish_run(self, send_id: int, summary: dict[str, object], *, complete: bool) -> None:
+        """Keep the run's summary; a run that left nobody waiting completes the send."""
         with self.db.transaction():
-            if heartbeat:
-                self.heartbeat(issue_id)
-            batch_no = self._new_batch(issue_id, None, now)
-            self.db.execute(sql, (batch_no, issue_id, first, last, first, last, *held))
-            # One row, not a thousand: each row read hands the GIL over and back, and the
-            # thread that builds the next batch holds it meanwhile.
-            listed = self.db.scalar(
-                "SELECT group_concat(subscriber_id) FROM (SELECT subscriber_id FROM send_ledger "
-                "WHERE issue_id = ? AND subscriber_id BETWEEN ? AND ? AND batch_no = ? "
-                "ORDER BY subscriber_id)",
-                (issue_id, first, last, batch_no),
+            self.db.execute(
+                "UPDATE sends SET summary = ?, completed_at = CASE WHEN ? THEN "
+                "COALESCE(completed_at, ?) ELSE completed_at END WHERE id = ?",
+                (orjson.dumps(summary).decode(), complete, utc_now(), send_id),
             )
-        claimed = list(map(int, listed.split(","))) if listed else []
-        return ClaimedBatch(issue_id, batch_no, claimed)
 
-    def settle_batch(
-        self,
-        batch: ClaimedBatch,
-        provider_id: str | None,
-        failed: Mapping[int, str] | None = None,
-    ) -> int:
-        """The provider's answer for a whole batch: ``failed`` refused, the rest sent.
+    # --- after a stop ----------------------------------------------------------------------
 
-        One range statement marks the batch sent; its provider id and time are written
-        once, on the batch. Returns how many were marked sent.
+    def recover(self, send_id: int) -> Recovery:
+        """Settle what a run that stopped without finishing left behind.
+
+        Batches that were being posted become unconfirmed: their requests may have been
+        taken. Claimed batches that never went out, and recipients waiting to retry, go
+        back to the queue: they certainly got nothing.
         """
         now = utc_now()
-        ids = batch.subscriber_ids
         with self.db.transaction():
-            if failed:
-                self.db.executemany(
-                    "UPDATE send_ledger SET state = 'failed', error = ?, updated_at = ? "
-                    "WHERE issue_id = ? AND subscriber_id = ? AND batch_no = ? "
-                    "AND state = 'in_flight'",
-                    [
-                        (str(error), now, batch.issue_id, int(sid), batch.batch_no)
-                        for sid, error in failed.items()
-                    ],
+            unconfirmed = int(
+                self.db.scalar(
+                    "SELECT COUNT(*) FROM send_ledger l JOIN send_batches b "
+                    "ON b.send_id = l.send_id AND b.batch_no = l.batch_no "
+                    "WHERE b.send_id = ? AND b.state = 'sending' AND l.state IS NULL",
+                    (send_id,),
                 )
-            sent = self.db.execute(
-                "UPDATE send_ledger SET state = 'sent', error = NULL, provider_id = NULL "
-                "WHERE issue_id = ? AND subscriber_id BETWEEN ? AND ? AND batch_no = ? "
-                "AND state = 'in_flight'",
-                (batch.issue_id, ids[0], ids[-1], batch.batch_no),
             )
             self.db.execute(
-                "UPDATE send_batches SET provider_id = ?, finished_at = ? "
-                "WHERE issue_id = ? AND batch_no = ?",
-                (provider_id, now, batch.issue_id, batch.batch_no),
+                "UPDATE send_batches SET state = 'unconfirmed', finished_at = ?, "
+                "error = 'the send stopped while this batch was being delivered' "
+                "WHERE send_id = ? AND state = 'sending'",
+                (now, send_id),
             )
-        return sent
+            requeued = self.db.execute(
+                "UPDATE send_ledger SET state = 'queued', updated_at = ? "
+                "WHERE send_id = ? AND state IS NULL AND batch_no IN "
+                "(SELECT batch_no FROM send_batches WHERE send_id = ? AND state = 'queued')",
+                (now, send_id, send_id),
+            )
+            self.db.execute(
+                "UPDATE send_batches SET state = 'settled', finished_at = ? "
+                "WHERE send_id = ? AND state = 'queued'",
+                (now, send_id),
+            )
+            requeued += self.requeue_waiting(send_id)
+        return Recovery(unconfirmed=unconfirmed, requeued=requeued)
 
-    def settle_and_claim(
-        self,
-        batch: ClaimedBatch,
-        provider_id: str | None,
-        failed: Mapping[int, str] | None,
-        page: PendingPage | PageSpan,
-    ) -> tuple[int, ClaimedBatch]:
-        """Record one batch's answer and claim the next page, with one commit.
+    # --- claims ----------------------------------------------------------------------------
 
-        A commit waits for the disk; one per batch instead of two. The next batch is in
-        flight only once this one is settled, so at most one batch's fate is ever unknown.
-        The send lock is checked in the same transaction; when it was lost, the answer is
-        still recorded (it is true whoever holds the lock) and nothing more is claimed.
-        """
-        lost: SendInProgressError | None = None
+    def claim_new(self, send_id: int, list_id: int, after: int, limit: int) -> Claim | None:
+        """The next members of a list who have no row in this send yet, still subscribed,
+        after subscriber id ``after``: inserted as one claimed batch."""
         with self.db.transaction():
-            sent = self.settle_batch(batch, provider_id, failed)
-            try:
-                self.heartbeat(batch.issue_id)
-            except SendInProgressError as exc:
-                lost = exc
-            else:
-                claimed = self.claim_batch(batch.issue_id, page)
-        if lost is not None:
-            raise lost
-        return sent, claimed
-
-    def _new_batch(self, issue_id: str, label: str | None, now: str) -> int:
-        """The next batch number of an issue, recorded with its start time."""
-        batch_no = int(
-            self.db.scalar(
-                "SELECT COALESCE(MAX(batch_no), 0) + 1 FROM send_batches WHERE issue_id = ?",
-                (issue_id,),
+            batch_no = self._next_batch_no(send_id)
+            ids = self.db.all(
+                "INSERT INTO send_ledger (send_id, subscriber_id, list_id, batch_no) "
+                "SELECT ?, m.subscriber_id, m.list_id, ? FROM memberships m "
+                "JOIN subscribers s ON s.id = m.subscriber_id "
+                "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = 'subscribed' "
+                "AND NOT EXISTS (SELECT 1 FROM send_ledger l WHERE l.send_id = ? "
+                "AND l.subscriber_id = m.subscriber_id) "
+                "ORDER BY m.subscriber_id LIMIT ? RETURNING subscriber_id",
+                (send_id, batch_no, list_id, after, send_id, limit),
             )
+            if not ids:
+                return None
+            first, last = min(ids)[0], max(ids)[0]
+            return self._claimed(send_id, batch_no, first, last)
+
+    def claim_retries(self, send_id: int, *, max_attempts: int, limit: int) -> Claim | None:
+        """Recipients whose retry is due (and who have attempts left in this run)."""
+        return self._claim_own(
+            send_id,
+            "l.state = 'retry' AND l.retry_at <= ? AND l.attempts < ?",
+            (utc_now(), max_attempts),
+            limit,
+        )
+
+    def claim_queued(self, send_id: int, *, limit: int) -> Claim | None:
+        """Recipients an earlier run or attempt put back in the queue."""
+        return self._claim_own(send_id, "l.state = 'queued'", (), limit)
+
+    def _claim_own(
+        self, send_id: int, condition: str, params: tuple[object, ...], limit: int
+    ) -> Claim | None:
+        """Recipients with a waiting state of their own, as one batch; whoever left the
+        list meanwhile is marked skipped instead."""
+        now = utc_now()
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE send_ledger SET state = 'skipped', retry_at = NULL, updated_at = ? "
+                "WHERE send_id = ? AND subscriber_id IN (SELECT l.subscriber_id "
+                "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
+                f"WHERE l.send_id = ? AND {condition} AND s.status <> 'subscribed')",
+                (now, send_id, send_id, *params),
+            )
+            batch_no = self._next_batch_no(send_id)
+            ids = self.db.all(
+                "UPDATE send_ledger SET batch_no = ?, state = NULL, retry_at = NULL, "
+                "updated_at = NULL WHERE send_id = ? AND subscriber_id IN "
+                f"(SELECT l.subscriber_id FROM send_ledger l WHERE l.send_id = ? AND {condition} "
+                "ORDER BY l.subscriber_id LIMIT ?) RETURNING subscriber_id",
+                (batch_no, send_id, send_id, *params, limit),
+            )
+            if not ids:
+                return None
+            return self._claimed(send_id, batch_no, min(ids)[0], max(ids)[0])
+
+    def next_retry_at(self, send_id: int, *, max_attempts: int) -> str | None:
+        """When the earliest recipient waiting to retry is due; None if nobody waits."""
+        value = self.db.scalar(
+            "SELECT MIN(retry_at) FROM send_ledger WHERE send_id = ? AND state = 'retry' "
+            "AND attempts < ?",
+            (send_id, max_attempts),
+        )
+        return None if value is None else str(value)
+
+    def _next_batch_no(self, send_id: int) -> int:
+        return int(
+            self.db.scalar(
+                "SELECT COALESCE(MAX(batch_no), 0) + 1 FROM send_batches WHERE send_id = ?",
+                (send_id,),
+            )
+        )
+
+    def _claimed(self, send_id: int, batch_no: int, first: int, last: int) -> Claim:
+        rows = self.db.all(
+            "SELECT l.subscriber_id, s.email, s.name, s.attributes, l.list_id "
+            "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
+            "WHERE l.send_id = ? AND l.subscriber_id BETWEEN ? AND ? AND l.batch_no = ? "
+            "ORDER BY l.subscriber_id",
+            (send_id, first, last, batch_no),
         )
         self.db.execute(
-            "INSERT INTO send_batches (issue_id, batch_no, label, started_at) VALUES (?, ?, ?, ?)",
-            (issue_id, batch_no, label or str(batch_no), now),
+            "INSERT INTO send_batches (send_id, batch_no, state, size, claimed_at) "
+            "VALUES (?, ?, 'queued', ?, ?)",
+            (send_id, batch_no, len(rows), utc_now()),
         )
-        return batch_no
+        return Claim(send_id, batch_no, rows)
 
-    def mark_sent(
-        self, issue_id: str, subscriber_ids: Iterable[int], provider_id: str | None = None
-    ) -> int:
-        now = utc_now()
-        changed = 0
+    # --- delivery --------------------------------------------------------------------------
+
+    def mark_sending(self, send_id: int, batch_no: int) -> bool:
+        """Commit that a claimed batch is about to be posted; False if it may not be (the
+        send released it, so it must not go out)."""
         with self.db.transaction():
-            for part in _chunks(subscriber_ids):
-                changed += self.db.execute(
-                    "UPDATE send_ledger SET state = 'sent', provider_id = ?, error = NULL, "
-                    "updated_at = ? WHERE issue_id = ? "
-                    f"AND subscriber_id IN ({_marks(len(part))})",
-                    (provider_id, now, issue_id, *part),
+            return bool(
+                self.db.execute(
+                    "UPDATE send_batches SET state = 'sending', sending_at = ? "
+                    "WHERE send_id = ? AND batch_no = ? AND state = 'queued'",
+                    (utc_now(), send_id, batch_no),
                 )
-        return changed
+            )
 
-    def mark_failed(
-        self, issue_id: str, errors: Mapping[int, str] | Iterable[tuple[int, str]]
-    ) -> int:
-        """Record recipients the provider refused, each with the provider's reason."""
-        pairs = errors.items() if isinstance(errors, Mapping) else errors
+    def release(self, send_id: int, batch_no: int) -> bool:
+        """A claimed batch that will not go out (the send stops): back to the queue.
+
+        Only a batch still ``queued`` is released; one a worker already marked ``sending``
+        is left for its answer. Returns whether it was released.
+        """
         now = utc_now()
         with self.db.transaction():
-            return self.db.executemany(
-                "UPDATE send_ledger SET state = 'failed', error = ?, updated_at = ? "
-                "WHERE issue_id = ? AND subscriber_id = ?",
-                [(str(error), now, issue_id, int(sid)) for sid, error in pairs],
+            if not self.db.execute(
+                "UPDATE send_batches SET state = 'settled', finished_at = ? "
+                "WHERE send_id = ? AND batch_no = ? AND state = 'queued'",
+                (now, send_id, batch_no),
+            ):
+                return False
+            self.db.execute(
+                "UPDATE send_ledger SET state = 'queued', updated_at = ? "
+                "WHERE send_id = ? AND batch_no = ? AND state IS NULL",
+                (now, send_id, batch_no),
             )
+        return True
 
-    def requeue_in_flight(self, issue_id: str) -> int:
-        """After a crash: put recipients whose fate is unknown back in the queue."""
-        return self._move(issue_id, LedgerState.IN_FLIGHT, LedgerState.QUEUED)
+    def batch_state(self, send_id: int, batch_no: int) -> str | None:
+        value = self.db.scalar(
+            "SELECT state FROM send_batches WHERE send_id = ? AND batch_no = ?",
+            (send_id, batch_no),
+        )
+        return None if value is None else str(value)
 
-    def requeue_failed(self, issue_id: str) -> int:
-        """Give refused recipients another try (after fixing what made them fail)."""
-        return self._move(issue_id, LedgerState.FAILED, LedgerState.QUEUED)
-
-    def _move(self, issue_id: str, old: LedgerState, new: LedgerState) -> int:
+    def requeue_waiting(self, send_id: int) -> int:
+        """At the end of a run: whoever still waits to retry goes back to the queue (with
+        no attempt time), for the next run."""
         with self.db.transaction():
             return self.db.execute(
-                "UPDATE send_ledger SET state = ?, updated_at = ? WHERE issue_id = ? AND state = ?",
-                (str(new), utc_now(), issue_id, str(old)),
+                "UPDATE send_ledger SET state = 'queued', retry_at = NULL, attempts = 0, "
+                "updated_at = ? WHERE send_id = ? AND state = 'retry'",
+                (utc_now(), send_id),
             )
 
-    def skip_unsubscribed(self, issue_id: str) -> int:
-        """Mark queued recipients who left since they were queued as skipped."""
+    def settle(self, claim: Claim, delivery: Delivery, *, retry_in: float) -> None:
+        """Record a batch's answer: one row for what everyone shares, one per exception.
+
+        ``retry_in`` is when those not delivered may be tried again, in seconds. A
+        recipient who already has a state of their own (a webhook confirmed them while the
+        request was out) keeps it.
+        """
+        now = utc_now()
+        retry_at = _later(retry_in)
+        send_id, batch_no = claim.send_id, claim.batch_no
+        batch_state = _BATCH_STATE.get(delivery.outcome)
         with self.db.transaction():
-            return self.db.execute(
-                "UPDATE send_ledger SET state = 'skipped', updated_at = ? "
-                "WHERE issue_id = ? AND state = 'queued' AND subscriber_id IN "
-                "(SELECT id FROM subscribers WHERE status <> 'subscribed')",
-                (utc_now(), issue_id),
+            self.db.execute(
+                "UPDATE send_batches SET state = ?, provider_id = ?, error = ?, "
+                "finished_at = ? WHERE send_id = ? AND batch_no = ?",
+                (
+                    batch_state or "settled",
+                    delivery.provider_id,
+                    delivery.reason or None,
+                    now,
+                    send_id,
+                    batch_no,
+                ),
             )
+            if delivery.exceptions:
+                self.db.executemany(
+                    "UPDATE send_ledger SET state = ?, error = ?, updated_at = ?, "
+                    "retry_at = CASE WHEN ? = 'retry' THEN ? END, "
+                    "attempts = attempts + (? = 'retry') "
+                    "WHERE send_id = ? AND subscriber_id = ? AND batch_no = ? "
+                    "AND state IS NULL",
+                    [
+                        (
+                            str(_OWN_STATE[outcome]),
+                            reason or None,
+                            now,
+                            str(_OWN_STATE[outcome]),
+                            retry_at,
+                            str(_OWN_STATE[outcome]),
+                            send_id,
+                            sid,
+                            batch_no,
+                        )
+                        for sid, (outcome, reason) in delivery.exceptions.items()
+                    ],
+                )
+            if batch_state is None:
+                own = str(_OWN_STATE[delivery.outcome])
+                ids = claim.subscriber_ids
+                self.db.execute(
+                    "UPDATE send_ledger SET state = ?, error = ?, updated_at = ?, "
+                    "retry_at = CASE WHEN ? = 'retry' THEN ? END, "
+                    "attempts = attempts + (? = 'retry') "
+                    "WHERE send_id = ? AND subscriber_id BETWEEN ? AND ? AND batch_no = ? "
+                    "AND state IS NULL",
+                    (own, delivery.reason or None, now, own, retry_at, own, send_id,
+                     ids[0], ids[-1], batch_no),
+                )  # fmt: skip
+
+    # --- what an operator asks for --------------------------------------------------------
+
+    def requeue_unconfirmed(self, send_id: int, *, older_than: timedelta | None = None) -> int:
+        """Put unconfirmed recipients back in the queue (``--resend-unconfirmed``).
+
+        ``older_than`` keeps the recent ones, whose webhook events may still be on their
+        way.
+        """
+        cutoff = (
+            (datetime.now(UTC) - older_than).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if older_than
+            else "9999"
+        )
+        now = utc_now()
+        with self.db.transaction():
+            own = self.db.execute(
+                "UPDATE send_ledger SET state = 'queued', updated_at = ? "
+                "WHERE send_id = ? AND state = 'unconfirmed' AND COALESCE(updated_at, '') < ?",
+                (now, send_id, cutoff),
+            )
+            inherited = self.db.execute(
+                "UPDATE send_ledger SET state = 'queued', updated_at = ? "
+                "WHERE send_id = ? AND state IS NULL AND batch_no IN (SELECT batch_no "
+                "FROM send_batches WHERE send_id = ? AND state = 'unconfirmed' "
+                "AND COALESCE(finished_at, '') < ?)",
+                (now, send_id, send_id, cutoff),
+            )
+            self.db.execute("UPDATE sends SET completed_at = NULL WHERE id = ?", (send_id,))
+        return own + inherited
+
+    def requeue_refused(self, send_id: int) -> int:
+        """Give refused recipients another try (``--retry-refused``, once the cause is fixed)."""
+        with self.db.transaction():
+            moved = self.db.execute(
+                "UPDATE send_ledger SET state = 'queued', attempts = 0, updated_at = ? "
+                "WHERE send_id = ? AND state = 'refused'",
+                (utc_now(), send_id),
+            )
+            if moved:
+                self.db.execute("UPDATE sends SET completed_at = NULL WHERE id = ?", (send_id,))
+        return moved
+
+    def confirm(self, issue_id: str, subscriber_id: int, outcome: Outcome, detail: str) -> bool:
+        """A provider's event says what became of a recipient whose outcome we did not know.
+
+        Only ``unconfirmed`` (or still ``sending``) recipients change: to sent when the
+        provider took the message (processed, delivered, even bounced), to refused when it
+        dropped it. Returns whether the ledger changed; the same event twice changes it once.
+        """
+        state = _OWN_STATE[outcome]
+        with self.db.transaction():
+            row = self.db.one(
+                f"SELECT l.send_id, {EFFECTIVE_STATE} {_FROM_LEDGER} "
+                "WHERE d.issue_id = ? AND l.subscriber_id = ?",
+                (issue_id, subscriber_id),
+            )
+            if row is None or row[1] not in ("unconfirmed", "sending"):
+                return False
+            self.db.execute(
+                "UPDATE send_ledger SET state = ?, error = ?, updated_at = ? "
+                "WHERE send_id = ? AND subscriber_id = ?",
+                (str(state), detail[:500], utc_now(), row[0], subscriber_id),
+            )
+        return True
 
     # --- reading ---------------------------------------------------------------------------
 
-    def pending(
-        self, issue_id: str, *, limit: int | None = None, chunk: int = CHUNK
-    ) -> Iterator[list[Subscriber]]:
-        """Queued recipients still subscribed, in id order, ``chunk`` at a time."""
-        for part in self.pending_with_lists(issue_id, limit=limit, chunk=chunk):
-            yield [subscriber for subscriber, _ in part]
+    def counts(self, issue_id: str) -> dict[str, int]:
+        """Recipients of an issue with a ledger row, per state; every state present.
 
-    def pending_with_lists(
-        self, issue_id: str, *, limit: int | None = None, chunk: int = CHUNK
-    ) -> Iterator[list[tuple[Subscriber, str]]]:
-        """Like ``pending``, each with the list it was queued from (its unsubscribe target).
-
-        Reads by keyset, so the caller may claim and mark rows between chunks.
+        Counted from the batches (each knows its size) and the recipients with a state of
+        their own, so a million-recipient send is counted without reading a million rows.
+        Members not yet claimed have no row: ``unsent`` counts them.
         """
-        sql = (
-            f"SELECT {SUBSCRIBER_COLUMNS}, l.list_name FROM send_ledger l "
-            "JOIN subscribers s ON s.id = l.subscriber_id "
-            "WHERE l.issue_id = ? AND l.state = 'queued' AND s.status = 'subscribed' "
-            "AND l.subscriber_id > ? ORDER BY l.subscriber_id LIMIT ?"
-        )
-        for rows in self.db.pages(sql, (issue_id,), chunk=chunk, limit=limit):
-            yield [(subscriber_from_row(row), row[5]) for row in rows]
+        counts = {str(state): 0 for state in LedgerState}
+        send = self.find_send(issue_id)
+        if send is None:
+            return counts
+        for state, size in self.db.all(
+            "SELECT state, SUM(size) FROM send_batches WHERE send_id = ? "
+            "AND state IN ('queued', 'sending', 'sent', 'unconfirmed') GROUP BY state",
+            (send.id,),
+        ):
+            counts[state] += int(size)
+        for own, inherited, number in self.db.all(
+            "SELECT l.state, b.state, COUNT(*) FROM send_ledger l LEFT JOIN send_batches b "
+            "ON b.send_id = l.send_id AND b.batch_no = l.batch_no "
+            "WHERE l.send_id = ? AND l.state IS NOT NULL GROUP BY l.state, b.state",
+            (send.id,),
+        ):
+            counts[own] += int(number)
+            if inherited in counts:
+                counts[inherited] -= int(number)
+        return counts
 
-    def pending_pages(
-        self, issue_id: str, *, limit: int | None = None, chunk: int = CHUNK
-    ) -> Iterator[PendingPage]:
-        """Queued recipients as plain rows, up to ``chunk`` still subscribed per page.
-
-        Plain tuples, not ``Subscriber`` objects: a big send reads a million of them. The
-        queued ones who left are returned too (``held``), so ``claim_batch`` can leave
-        them out of its range. Reads by keyset; no cursor stays open between pages.
-        """
-        return read_pending_pages(self.db.scalar, issue_id, limit=limit, chunk=chunk)
-
-    def release(self, issue_id: str, subscriber_ids: Iterable[int]) -> int:
-        """Put claimed recipients back in the queue: the provider refused their whole batch."""
-        now = utc_now()
-        with self.db.transaction():
-            return self.db.executemany(
-                "UPDATE send_ledger SET state = 'queued', batch_no = NULL, updated_at = ? "
-                "WHERE issue_id = ? AND subscriber_id = ? AND state = 'in_flight'",
-                [(now, issue_id, int(sid)) for sid in subscriber_ids],
+    def unsent(self, issue_id: str, list_names: Sequence[str]) -> int:
+        """Subscribed members of these lists a send of the issue would still reach: those
+        not reached yet, and those queued or waiting to retry."""
+        send = self.find_send(issue_id)
+        waiting = 0
+        if send is not None:
+            waiting = int(
+                self.db.scalar(
+                    "SELECT COUNT(*) FROM send_ledger l JOIN subscribers s "
+                    "ON s.id = l.subscriber_id WHERE l.send_id = ? "
+                    "AND l.state IN ('queued', 'retry') AND s.status = 'subscribed'",
+                    (send.id,),
+                )
+                or 0
             )
+        return self.not_reached(issue_id, list_names) + waiting
 
-    def count_unsent(self, issue_id: str, list_names: Iterable[str]) -> int:
-        """How many subscribed members of these lists a send would reach now."""
+    def not_reached(self, issue_id: str, list_names: Sequence[str]) -> int:
+        """Subscribed members of these lists with no row in the issue's send yet."""
         names = list(list_names)
+        if not names:
+            return 0
         marks = ", ".join("?" * len(names))
+        send = self.find_send(issue_id)
         return int(
             self.db.scalar(
-                "SELECT COUNT(DISTINCT s.id) FROM memberships m "
-                "JOIN lists li ON li.id = m.list_id "
-                "JOIN subscribers s ON s.id = m.subscriber_id "
-                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed' "
-                "AND NOT EXISTS (SELECT 1 FROM send_ledger l WHERE l.issue_id = ? "
-                "AND l.subscriber_id = s.id AND l.state IN ('sent', 'in_flight', 'failed'))",
-                (*names, issue_id),
+                "SELECT COUNT(DISTINCT m.subscriber_id) FROM memberships m "
+                "JOIN lists li ON li.id = m.list_id JOIN subscribers s ON s.id = m.subscriber_id "
+                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed' AND NOT EXISTS "
+                "(SELECT 1 FROM send_ledger l WHERE l.send_id = ? AND l.subscriber_id = s.id)",
+                (*names, send.id if send is not None else -1),
             )
             or 0
         )
 
-    def entries(self, issue_id: str, state: LedgerState | str | None = None) -> list[LedgerEntry]:
-        # A batch's provider id and times are kept once, on the batch.
-        sql = (
-            "SELECT l.issue_id, l.subscriber_id, s.email, l.list_name, l.state, b.label, "
-            "COALESCE(l.provider_id, CASE WHEN l.state = 'sent' THEN b.provider_id END), "
-            "l.error, COALESCE(l.updated_at, CASE WHEN l.state = 'in_flight' THEN b.started_at "
-            "ELSE COALESCE(b.finished_at, b.started_at) END) FROM send_ledger l "
-            "JOIN subscribers s ON s.id = l.subscriber_id "
-            "LEFT JOIN send_batches b ON b.issue_id = l.issue_id AND b.batch_no = l.batch_no "
-            "WHERE l.issue_id = ?"
+    def has_members(self, list_names: Sequence[str]) -> bool:
+        """Whether any of these lists has a subscribed member at all."""
+        marks = ", ".join("?" * len(list_names))
+        return bool(
+            self.db.scalar(
+                "SELECT EXISTS (SELECT 1 FROM memberships m JOIN lists li ON li.id = m.list_id "
+                "JOIN subscribers s ON s.id = m.subscriber_id "
+                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed')",
+                tuple(list_names),
+            )
         )
-        params: tuple[str, ...] = (issue_id,)
+
+    def entries(
+        self, issue_id: str, state: LedgerState | str | Sequence[str] | None = None
+    ) -> list[LedgerEntry]:
+        """Every recipient with a row, or those in the given state(s), by subscriber id."""
+        sql = (
+            f"SELECT d.issue_id, l.subscriber_id, s.email, COALESCE(li.name, ''), "
+            f"{EFFECTIVE_STATE}, l.batch_no, b.provider_id, COALESCE(l.error, b.error), "
+            "COALESCE(l.updated_at, b.finished_at, b.sending_at, b.claimed_at), "
+            f"l.attempts, l.retry_at {_FROM_LEDGER} "
+            "JOIN subscribers s ON s.id = l.subscriber_id "
+            "LEFT JOIN lists li ON li.id = l.list_id WHERE d.issue_id = ?"
+        )
+        params: list[object] = [issue_id]
         if state is not None:
-            sql += " AND l.state = ?"
-            params += (str(LedgerState(state)),)
+            wanted = [state] if isinstance(state, str) else list(state)
+            sql += f" AND {EFFECTIVE_STATE} IN ({', '.join('?' * len(wanted))})"
+            params += [str(LedgerState(s)) for s in wanted]
         rows = self.db.all(sql + " ORDER BY l.subscriber_id", params)
         return [LedgerEntry(*row[:4], LedgerState(row[4]), *row[5:]) for row in rows]
 
-    def in_flight(self, issue_id: str) -> list[LedgerEntry]:
-        return self.entries(issue_id, LedgerState.IN_FLIGHT)
-
-    def counts(self, issue_id: str) -> dict[str, int]:
-        """Recipients of an issue per state; every state is present, zero if none."""
-        counts = {str(state): 0 for state in LedgerState}
-        rows = self.db.all(
-            "SELECT state, COUNT(*) FROM send_ledger WHERE issue_id = ? GROUP BY state",
-            (issue_id,),
-        )
-        counts.update({row[0]: int(row[1]) for row in rows})
-        return counts
-
     def issues(self) -> list[str]:
-        """Issue ids that have a ledger, oldest id first."""
-        return [
-            row[0]
-            for row in self.db.all("SELECT DISTINCT issue_id FROM send_ledger ORDER BY issue_id")
-        ]
+        """Issue ids that have a send, oldest id first."""
+        return [row[0] for row in self.db.all("SELECT issue_id FROM sends ORDER BY issue_id")]
 
     # --- the send lock ---------------------------------------------------------------------
 
@@ -539,42 +699,3 @@ class Ledger:
             (issue_id,),
         )
         return SendLock(*row) if row else None
-
-
-def read_pending_pages(
-    scalar: Callable[[str, Sequence[Any]], Any],
-    issue_id: str,
-    *,
-    limit: int | None = None,
-    chunk: int = CHUNK,
-) -> Iterator[PendingPage]:
-    """``Ledger.pending_pages`` over any connection's ``scalar``: a builder in another
-    process reads the same pages through a read-only connection of its own."""
-    # A page comes back as one JSON value in one row: a row at a time, each read hands
-    # the GIL to the thread posting the last batch and waits to get it back.
-    sql = (
-        "SELECT json_group_array(json_array(subscriber_id, email, name, attributes, "
-        "list_name, status)) FROM (SELECT l.subscriber_id, s.email, s.name, s.attributes, "
-        "l.list_name, s.status FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
-        "WHERE l.issue_id = ? AND l.state = 'queued' AND l.subscriber_id > ? "
-        "ORDER BY l.subscriber_id LIMIT ?)"
-    )
-    last, left = 0, limit
-    while left is None or left > 0:
-        size = chunk if left is None else min(chunk, left)
-        rows = list(map(tuple, orjson.loads(scalar(sql, (issue_id, last, size)))))
-        if not rows:
-            return
-        sendable = [row for row in rows if row[5] == "subscribed"]
-        if sendable:
-            held = (
-                []
-                if len(sendable) == len(rows)
-                else [row[0] for row in rows if row[5] != "subscribed"]
-            )
-            yield PendingPage(sendable, held)
-        if len(rows) < size:
-            return
-        last = rows[-1][0]
-        if left is not None:
-            left -= len(sendable)

@@ -1,0 +1,181 @@
+"""The workers of a send: each turns a claimed batch into personalised recipients, says it
+is going out, and delivers it through a provider instance of its own.
+
+A worker is a thread, or, for a provider whose deliveries are mostly CPU work (building
+SendGrid's big requests), a process with a core of its own; either way it comes from the
+standard library's executors. A worker writes one thing to the ledger: that its batch is
+``sending``, committed right before the request goes out, so a stop at any moment leaves
+at most the batch each worker was posting with an unknown outcome. A worker process
+started by ``fork`` opens its own connection to the store and stops once the sending
+process is gone, so a killed send leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from .message import PreparedIssue
+from .models import Delivery, RecipientRow
+from .providers import Provider
+from .store.db import Database
+from .store.ledger import Ledger
+from .store.subscribers import Store
+from .tokens import TokenSigner
+
+ORPHAN_CHECK_S = 0.5
+_NO_ATTRIBUTES = ("{}", "")
+_EMPTY: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A claimed batch as a worker needs it; small enough to cross to another process."""
+
+    send_id: int
+    batch_no: int
+    rows: list[tuple[int, str, str, str, int]]
+    """Subscriber id, address, name, attributes (JSON) and list id, from the claim."""
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Everything a worker needs besides its task; made once per send."""
+
+    issue: PreparedIssue
+    make_provider: Callable[[], Provider]
+    secret: str
+    list_names: dict[int, str]
+    store_path: Path
+
+
+class Worker:
+    """One worker's provider instance and signer; delivers one batch at a time."""
+
+    def __init__(self, setup: WorkerSetup, ledger: Ledger) -> None:
+        self.setup = setup
+        self.ledger = ledger
+        self.provider = setup.make_provider()
+        self.signer = TokenSigner(setup.secret)
+
+    def deliver(self, task: Task) -> Delivery:
+        rows = self.recipient_rows(task.rows)
+        return self.provider.deliver(
+            self.setup.issue,
+            rows,
+            lambda: self.ledger.mark_sending(task.send_id, task.batch_no),
+        )
+
+    def recipient_rows(
+        self, claimed: Sequence[tuple[int, str, str, str, int]]
+    ) -> list[RecipientRow]:
+        """The claim's rows with their merge values and unsubscribe tokens."""
+        ids, emails, names, attributes, list_ids = zip(*claimed, strict=True)
+        if len(set(list_ids)) == 1:
+            tokens = self.signer.make_many(ids, emails, self.setup.list_names[list_ids[0]])
+        else:
+            tokens = [
+                self.signer.make(sid, email, self.setup.list_names[list_id])
+                for sid, email, list_id in zip(ids, emails, list_ids, strict=True)
+            ]
+        loads = orjson.loads
+        values = [_EMPTY if raw in _NO_ATTRIBUTES else loads(raw) for raw in attributes]
+        return list(zip(ids, emails, names, values, tokens, strict=True))
+
+    def close(self) -> None:
+        self.provider.close()
+
+
+class Workers:
+    """The executor a send delivers through, and its workers' provider instances."""
+
+    def __init__(
+        self, setup: WorkerSetup, ledger: Ledger, probe: Provider, *, one_instance: bool = False
+    ) -> None:
+        """``probe`` is an opened instance, used by the first thread worker; with
+        ``one_instance`` it is the only one (a provider handed in by a caller), so there is
+        one worker, a thread."""
+        self.setup = setup
+        self.count = 1 if one_instance else max(1, probe.workers)
+        self.in_processes = (
+            not one_instance
+            and probe.in_processes
+            and "fork" in multiprocessing.get_all_start_methods()
+        )
+        self._ledger = ledger
+        self._local = threading.local()
+        self._all: list[Worker] = []
+        self._lock = threading.Lock()
+        self._spare = probe
+        self.executor: Executor
+        if self.in_processes:
+            self.executor = ProcessPoolExecutor(
+                self.count,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_process,
+                initargs=(setup, os.getpid()),
+            )
+        else:
+            self.executor = ThreadPoolExecutor(self.count, thread_name_prefix="deliver")
+
+    def submit(self, task: Task) -> Future[Delivery]:
+        if self.in_processes:
+            return self.executor.submit(_deliver_in_process, task)
+        return self.executor.submit(self._deliver_in_thread, task)
+
+    def _deliver_in_thread(self, task: Task) -> Delivery:
+        worker = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = self._new_worker()
+        return worker.deliver(task)
+
+    def _new_worker(self) -> Worker:
+        with self._lock:
+            worker = Worker(self.setup, self._ledger)
+            if self._spare is not None:
+                # The instance the send opened to check the provider: its connection is
+                # already made, so the first worker uses it.
+                worker.provider.close()
+                worker.provider, self._spare = self._spare, None
+            self._all.append(worker)
+            return worker
+
+    def shutdown(self) -> None:
+        """Wait for every started delivery, then close each worker's connection."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        for worker in self._all:
+            worker.close()
+        if self._spare is not None:
+            self._spare.close()
+
+
+_process_worker: Worker | None = None
+
+
+def _start_process(setup: WorkerSetup, parent: int) -> None:
+    """A worker process's own store connection and provider, and a watch on its parent."""
+    global _process_worker
+    database = Database(setup.store_path)
+    _process_worker = Worker(setup, Ledger(Store(database)))
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker whose sending process is gone (killed) stops: nothing would record its
+    answers, and its batch is already unconfirmed in the ledger."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(1)
+
+
+def _deliver_in_process(task: Task) -> Delivery:
+    assert _process_worker is not None, "the worker process was not started"
+    return _process_worker.deliver(task)
