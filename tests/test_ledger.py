@@ -8,12 +8,15 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from newsletter.errors import SendInProgressError
+from newsletter.models import Delivery, Outcome
 from newsletter.store import Ledger, Store
+from newsletter.store.ledger import Claim
 from newsletter.store.subscribers import NewSubscriber
 
 ISSUE = "001-2026-11-24"
@@ -37,78 +40,189 @@ def ids(store: Store) -> list[int]:
     return [s.id for s in store.subscribers_of("members")]
 
 
-def test_queue_is_idempotent(store: Store, ledger: Ledger) -> None:
-    assert ledger.queue(ISSUE, "members", ids(store)[:4]) == 4
-    assert ledger.queue(ISSUE, "members", ids(store)[:4]) == 0
-    assert ledger.queue_list(ISSUE, "members") == 6
-    assert ledger.queue_list(ISSUE, "members") == 0
-    assert ledger.counts(ISSUE) == {
-        "queued": 10,
-        "in_flight": 0,
-        "sent": 0,
-        "failed": 0,
-        "skipped": 0,
-    }
+def delivery(claim: Claim, outcome: Outcome, reason: str = "", **exceptions: object) -> Delivery:
+    return Delivery.of_all(claim.subscriber_ids, outcome, reason)
+
+
+def started(ledger: Ledger) -> int:
+    return ledger.open_send(ISSUE, ["members"]).id
+
+
+def members_id(store: Store) -> int:
+    return store.list_id("members")
+
+
+def test_a_claim_takes_members_in_id_order_and_never_twice(store: Store, ledger: Ledger) -> None:
+    send = started(ledger)
+    first = ledger.claim_new(send, members_id(store), 0, 4)
+    assert first is not None and first.subscriber_ids == ids(store)[:4]
+    assert [row[1] for row in first.rows] == [f"p{i}@example.org" for i in range(1, 5)]
+    # Claimed members have a row now: a claim from the start again skips them.
+    second = ledger.claim_new(send, members_id(store), 0, 4)
+    assert second is not None and second.subscriber_ids == ids(store)[4:8]
+    assert second.batch_no == first.batch_no + 1
+    counts = ledger.counts(ISSUE)
+    assert counts["queued"] == 8 and sum(counts.values()) == 8
+    assert ledger.not_reached(ISSUE, ["members"]) == 2
+    assert ledger.unsent(ISSUE, ["members"]) == 2
     assert ledger.issues() == [ISSUE]
 
 
-def test_claim_send_fail_and_counts(store: Store, ledger: Ledger) -> None:
-    ledger.queue_list(ISSUE, "members")
-    first = next(ledger.pending(ISSUE, chunk=4))
-    batch = [s.id for s in first]
-    assert ledger.claim(ISSUE, batch, "batch-1") == batch
-    assert ledger.claim(ISSUE, batch, "batch-2") == []  # never handed out twice
-    assert [e.batch_id for e in ledger.in_flight(ISSUE)] == ["batch-1"] * 4
-    ledger.mark_sent(ISSUE, batch[:3], provider_id="msg-123")
-    ledger.mark_failed(ISSUE, {batch[3]: "550 mailbox unavailable"})
-    assert ledger.counts(ISSUE) == {
-        "queued": 6,
-        "in_flight": 0,
-        "sent": 3,
-        "failed": 1,
-        "skipped": 0,
-    }
-    failed = ledger.entries(ISSUE, "failed")
-    assert [(e.email, e.error) for e in failed] == [("p4@example.org", "550 mailbox unavailable")]
-    assert {e.provider_id for e in ledger.entries(ISSUE, "sent")} == {"msg-123"}
-    assert ledger.claim(ISSUE, batch, "batch-3") == []  # sent or failed: not claimable
-    assert ledger.requeue_failed(ISSUE) == 1
-    assert ledger.counts(ISSUE)["queued"] == 7
+def test_a_batch_moves_through_sending_to_its_outcome(store: Store, ledger: Ledger) -> None:
+    send = started(ledger)
+    claim = ledger.claim_new(send, members_id(store), 0, 5)
+    assert claim is not None
+    assert ledger.mark_sending(send, claim.batch_no) is True
+    assert ledger.mark_sending(send, claim.batch_no) is False  # only a claimed batch goes out
+    assert ledger.counts(ISSUE)["sending"] == 5
+    first, second = claim.subscriber_ids[:2]
+    answer = Delivery(
+        tuple(claim.subscriber_ids),
+        Outcome.ACCEPTED,
+        exceptions={
+            first: (Outcome.REFUSED, "550 no such mailbox"),
+            second: (Outcome.NOT_DELIVERED, "451 try later"),
+        },
+        provider_id="msg-1",
+    )
+    ledger.settle(claim, answer, retry_in=60)
+    counts = ledger.counts(ISSUE)
+    assert (counts["sent"], counts["refused"], counts["retry"], counts["sending"]) == (3, 1, 1, 0)
+    refused = ledger.entries(ISSUE, "refused")
+    assert [(e.subscriber_id, e.error) for e in refused] == [(first, "550 no such mailbox")]
+    [waiting] = ledger.entries(ISSUE, "retry")
+    assert (waiting.subscriber_id, waiting.attempts) == (second, 1)
+    assert waiting.retry_at is not None
+    sent = ledger.entries(ISSUE, "sent")
+    assert {e.provider_id for e in sent} == {"msg-1"}
+    # Not due yet: nothing to claim; once due, it is claimed before anyone new.
+    assert ledger.claim_retries(send, max_attempts=6, limit=10) is None
+    store.db.execute("UPDATE send_ledger SET retry_at = '2000-01-01T00:00:00.000000Z'")
+    again = ledger.claim_retries(send, max_attempts=6, limit=10)
+    assert again is not None and again.subscriber_ids == [second]
+    assert ledger.counts(ISSUE)["retry"] == 0 and ledger.counts(ISSUE)["queued"] == 1
 
 
-def test_pending_excludes_people_who_left_and_skip_marks_them(store: Store, ledger: Ledger) -> None:
-    ledger.queue_list(ISSUE, "members")
-    store.unsubscribe("p2@example.org", source="link")
-    store.set_status("p5@example.org", "bounced", "provider")
-    pending = [s.email for chunk in ledger.pending(ISSUE, chunk=3) for s in chunk]
-    assert pending == [f"p{i}@example.org" for i in (1, 3, 4, 6, 7, 8, 9, 10)]
-    assert ledger.skip_unsubscribed(ISSUE) == 2
-    assert ledger.counts(ISSUE)["skipped"] == 2
-    limited = [len(chunk) for chunk in ledger.pending(ISSUE, limit=5, chunk=2)]
-    assert limited == [2, 2, 1]
+def test_a_stop_leaves_only_what_was_being_posted_unconfirmed(store: Store, ledger: Ledger) -> None:
+    send = started(ledger)
+    posted = ledger.claim_new(send, members_id(store), 0, 3)
+    waiting = ledger.claim_new(send, members_id(store), 0, 3)
+    deferred = ledger.claim_new(send, members_id(store), 0, 2)
+    assert posted and waiting and deferred
+    ledger.mark_sending(send, posted.batch_no)
+    ledger.mark_sending(send, deferred.batch_no)
+    ledger.settle(deferred, delivery(deferred, Outcome.NOT_DELIVERED, "429"), retry_in=30)
+    # The process stops here: one batch out, one claimed, two recipients waiting to retry.
+    recovered = Ledger(store, owner="later:2").recover(send)
+    assert (recovered.unconfirmed, recovered.requeued) == (3, 5)
+    counts = ledger.counts(ISSUE)
+    assert (counts["unconfirmed"], counts["queued"], counts["sending"], counts["retry"]) == (
+        3,
+        5,
+        0,
+        0,
+    )
+    assert {e.subscriber_id for e in ledger.entries(ISSUE, "unconfirmed")} == set(
+        posted.subscriber_ids
+    )
+    # The queued ones are claimed again, the unconfirmed never without being asked.
+    again = ledger.claim_queued(send, limit=10)
+    assert again is not None
+    assert set(again.subscriber_ids) == set(waiting.subscriber_ids + deferred.subscriber_ids)
+    assert ledger.requeue_unconfirmed(send) == 3
+    # Claimed and not yet posted is still queued: 5 claimed again, 3 asked for.
+    assert ledger.counts(ISSUE)["queued"] == 8
 
 
-def test_pending_can_be_claimed_while_iterating(store: Store, ledger: Ledger) -> None:
-    ledger.queue_list(ISSUE, "members")
-    for number, chunk in enumerate(ledger.pending(ISSUE, chunk=3)):
-        claimed = ledger.claim(ISSUE, [s.id for s in chunk], f"b{number}")
-        ledger.mark_sent(ISSUE, claimed, f"m{number}")
-    assert ledger.counts(ISSUE)["sent"] == 10
-    assert list(ledger.pending(ISSUE)) == []
+def test_requeue_unconfirmed_older_than_keeps_recent_ones(store: Store, ledger: Ledger) -> None:
+    send = started(ledger)
+    claim = ledger.claim_new(send, members_id(store), 0, 4)
+    assert claim is not None
+    ledger.mark_sending(send, claim.batch_no)
+    ledger.settle(claim, delivery(claim, Outcome.UNKNOWN, "read timeout"), retry_in=0)
+    assert ledger.counts(ISSUE)["unconfirmed"] == 4
+    assert ledger.requeue_unconfirmed(send, older_than=timedelta(hours=1)) == 0
+    store.db.execute("UPDATE send_batches SET finished_at = '2026-01-01T00:00:00.000000Z'")
+    assert ledger.requeue_unconfirmed(send, older_than=timedelta(hours=1)) == 4
 
 
-def test_requeue_in_flight_after_a_crash(store: Store, ledger: Ledger) -> None:
-    ledger.queue_list(ISSUE, "members")
-    ledger.claim(ISSUE, ids(store)[:5], "b1")
-    ledger.mark_sent(ISSUE, ids(store)[:2], "m1")
-    assert ledger.requeue_in_flight(ISSUE) == 3
-    assert ledger.counts(ISSUE) == {
-        "queued": 8,
-        "in_flight": 0,
-        "sent": 2,
-        "failed": 0,
-        "skipped": 0,
-    }
+def test_a_webhook_confirmation_settles_unconfirmed_and_is_never_overwritten(
+    store: Store, ledger: Ledger
+) -> None:
+    send = started(ledger)
+    claim = ledger.claim_new(send, members_id(store), 0, 3)
+    assert claim is not None
+    one, two, three = claim.subscriber_ids
+    ledger.mark_sending(send, claim.batch_no)
+    # The provider's event arrives while the request is still out.
+    assert ledger.confirm(ISSUE, one, Outcome.ACCEPTED, "event=processed") is True
+    ledger.settle(claim, delivery(claim, Outcome.UNKNOWN, "no answer"), retry_in=0)
+    assert ledger.confirm(ISSUE, two, Outcome.REFUSED, "event=dropped reason=Bounced") is True
+    assert ledger.confirm(ISSUE, two, Outcome.REFUSED, "event=dropped") is False  # once
+    assert ledger.confirm(ISSUE, 999, Outcome.ACCEPTED, "unknown subscriber") is False
+    states = {e.subscriber_id: e.state for e in ledger.entries(ISSUE)}
+    assert states == {one: "sent", two: "refused", three: "unconfirmed"}
+    # A sent recipient is not changed by a later event either.
+    assert ledger.confirm(ISSUE, one, Outcome.REFUSED, "event=dropped") is False
+
+
+def test_released_batch_goes_back_and_cannot_be_posted(store: Store, ledger: Ledger) -> None:
+    send = started(ledger)
+    claim = ledger.claim_new(send, members_id(store), 0, 4)
+    assert claim is not None
+    assert ledger.release(send, claim.batch_no) is True
+    assert ledger.mark_sending(send, claim.batch_no) is False
+    assert ledger.counts(ISSUE)["queued"] == 4
+    out = ledger.claim_queued(send, limit=2)
+    assert out is not None and out.subscriber_ids == claim.subscriber_ids[:2]
+    ledger.mark_sending(send, out.batch_no)
+    assert ledger.release(send, out.batch_no) is False  # already going out
+
+
+def test_who_left_while_waiting_is_skipped_and_not_claimed(store: Store, ledger: Ledger) -> None:
+    send = started(ledger)
+    claim = ledger.claim_new(send, members_id(store), 0, 3)
+    assert claim is not None
+    ledger.release(send, claim.batch_no)
+    leaver = claim.subscriber_ids[1]
+    store.unsubscribe(leaver)
+    again = ledger.claim_queued(send, limit=10)
+    assert again is not None and leaver not in again.subscriber_ids
+    assert [e.subscriber_id for e in ledger.entries(ISSUE, "skipped")] == [leaver]
+    # A member who left before their turn is never claimed at all.
+    gone = ids(store)[5]
+    store.unsubscribe(gone)
+    rest = ledger.claim_new(send, members_id(store), 0, 10)
+    assert rest is not None and gone not in rest.subscriber_ids
+
+
+def test_counts_stay_true_when_recipients_move_or_are_removed(store: Store, ledger: Ledger) -> None:
+    send = started(ledger)
+    claim = ledger.claim_new(send, members_id(store), 0, 5)
+    assert claim is not None
+    ledger.mark_sending(send, claim.batch_no)
+    deferred = claim.subscriber_ids[0]
+    ledger.settle(
+        claim,
+        Delivery(
+            tuple(claim.subscriber_ids),
+            Outcome.ACCEPTED,
+            exceptions={deferred: (Outcome.NOT_DELIVERED, "451")},
+        ),
+        retry_in=0,
+    )
+    store.db.execute("UPDATE send_ledger SET retry_at = '2000-01-01T00:00:00.000000Z'")
+    retried = ledger.claim_retries(send, max_attempts=6, limit=5)
+    assert retried is not None
+    ledger.mark_sending(send, retried.batch_no)
+    ledger.settle(retried, delivery(retried, Outcome.ACCEPTED), retry_in=0)
+    store.remove(claim.subscriber_ids[1])
+    counts = ledger.counts(ISSUE)
+    assert counts["sent"] == 4 and sum(counts.values()) == 4
+    by_rows = {state: 0 for state in counts}
+    for entry in ledger.entries(ISSUE):
+        by_rows[entry.state] += 1
+    assert by_rows == counts
 
 
 HOLDER = textwrap.dedent(

@@ -1,13 +1,11 @@
-"""A store written before the ledger was clustered by subscriber upgrades with its sends intact,
-and a SendGrid batch gives the same request through its fast and its exact path."""
+"""Stores written by earlier versions upgrade with their sends intact and their states true."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-import pytest
-
+from newsletter.models import Delivery, Outcome
 from newsletter.store import Ledger, Store
 from newsletter.store.db import MIGRATIONS, Database
 from newsletter.store.subscribers import NewSubscriber
@@ -22,7 +20,7 @@ def _version_one_store(path: Path) -> None:
     db.close()
     store = Store(Database(path))
     store.ensure_list("members")
-    store.upsert_many([NewSubscriber(f"p{i}@example.org") for i in range(1, 7)], "members")
+    store.upsert_many([NewSubscriber(f"p{i}@example.org") for i in range(1, 8)], "members")
     store.close()
     conn = sqlite3.connect(path)
     rows = [
@@ -32,6 +30,7 @@ def _version_one_store(path: Path) -> None:
         (4, "in_flight", "b" * 32, None, None, "2026-11-24T10:05:00.000000Z"),
         (5, "queued", None, None, None, "2026-11-24T09:00:00.000000Z"),
         (6, "queued", None, None, None, "2026-11-24T09:00:00.000000Z"),
+        (7, "skipped", None, None, None, "2026-11-24T09:30:00.000000Z"),
     ]
     with conn:
         conn.executemany(
@@ -39,95 +38,61 @@ def _version_one_store(path: Path) -> None:
             "provider_id, error, updated_at) VALUES (?, ?, 'members', ?, ?, ?, ?, ?)",
             [(ISSUE, *row) for row in rows],
         )
+        conn.execute("INSERT INTO send_ledger (issue_id, subscriber_id, list_name, state, "
+                     "updated_at) VALUES ('000-2026-11-10', 1, 'members', 'sent', "
+                     "'2026-11-10T08:00:00.000000Z')")  # fmt: skip
     conn.close()
 
 
-def test_a_version_one_ledger_upgrades_with_every_state_and_batch(tmp_path: Path) -> None:
+def test_versions_one_and_two_upgrade_with_every_state(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     _version_one_store(path)
     with Store.open(path) as store:
-        assert store.db.schema_version() == 2
+        assert store.db.schema_version() == len(MIGRATIONS)
         ledger = Ledger(store, owner="here:1")
+        # In flight after a stop was an unknown outcome; failed was a refusal.
         assert ledger.counts(ISSUE) == {
-            "queued": 2, "in_flight": 1, "sent": 2, "failed": 1, "skipped": 0,
+            "queued": 2, "sending": 0, "retry": 0, "sent": 2, "unconfirmed": 1,
+            "refused": 1, "skipped": 1,
         }  # fmt: skip
         entries = {e.subscriber_id: e for e in ledger.entries(ISSUE)}
-        assert [entries[i].batch_id for i in range(1, 7)] == ["a" * 32] * 3 + ["b" * 32] + [
-            None,
-            None,
-        ]
-        assert entries[1].provider_id == "msg-1"
+        assert entries[1].provider_id == "msg-1" and entries[1].list_name == "members"
         assert entries[3].error == "550 no such user"
-        assert entries[4].updated_at == "2026-11-24T10:05:00.000000Z"
-        assert [s.email for page in ledger.pending(ISSUE) for s in page] == [
-            "p5@example.org",
-            "p6@example.org",
-        ]
-        # New batches are numbered after the ones carried over, and recorded on the batch.
-        page = next(ledger.pending_pages(ISSUE))
-        claimed = ledger.claim_batch(ISSUE, page)
-        assert claimed.batch_no == 3 and claimed.subscriber_ids == [5, 6]
-        assert ledger.settle_batch(claimed, "msg-3") == 2
-        sent = {e.subscriber_id: e for e in ledger.entries(ISSUE, "sent")}
-        assert sent[5].provider_id == "msg-3" and sent[5].batch_id == "3"
-        assert sent[5].updated_at  # the batch's time
-    index = sqlite3.connect(path).execute(
-        "SELECT name FROM sqlite_master WHERE tbl_name = 'send_ledger' AND type = 'index'"
-    )
-    assert index.fetchall() == []
+        assert entries[4].state == "unconfirmed"
+        send = ledger.find_send(ISSUE)
+        assert send is not None and send.lists == ("members",)
+        assert send.completed_at is None  # two were still queued
+        older = ledger.find_send("000-2026-11-10")
+        assert older is not None and older.completed_at is not None
+        assert ledger.issues() == ["000-2026-11-10", ISSUE]
+
+        # The queued ones are claimed next, in a batch numbered after the ones carried over.
+        claim = ledger.claim_queued(send.id, limit=10)
+        assert claim is not None and claim.subscriber_ids == [5, 6]
+        assert claim.batch_no == 3
+        ledger.mark_sending(send.id, claim.batch_no)
+        ledger.settle(
+            claim, Delivery.of_all([5, 6], Outcome.ACCEPTED, provider_id="m3"), retry_in=0
+        )
+        assert ledger.counts(ISSUE)["sent"] == 4
+        # Nobody is claimed twice: the new-member claim skips everyone with a row.
+        assert ledger.claim_new(send.id, store.list_id("members"), 0, 10) is None
+        assert ledger.requeue_unconfirmed(send.id) == 1
+        assert ledger.counts(ISSUE)["queued"] == 1
 
 
-def test_a_claimed_range_leaves_out_who_left_and_a_deleted_row(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "store.db") as store:
-        store.ensure_list("members")
-        store.upsert_many([NewSubscriber(f"p{i}@example.org") for i in range(1, 7)], "members")
-        ledger = Ledger(store, owner="here:1")
-        ledger.queue_list(ISSUE, "members")
-        store.unsubscribe("p3@example.org", source="link")
-        page = next(ledger.pending_pages(ISSUE))
-        assert [row[0] for row in page.rows] == [1, 2, 4, 5, 6] and page.held == [3]
-        store.db.execute("DELETE FROM subscribers WHERE id = 5")  # after the page was read
-        claimed = ledger.claim_batch(ISSUE, page)
-        assert claimed.subscriber_ids == [1, 2, 4, 6]
-        ledger.settle_batch(claimed, "msg-1", {4: "refused"})
-        assert ledger.counts(ISSUE) == {
-            "queued": 1, "in_flight": 0, "sent": 3, "failed": 1, "skipped": 0,
-        }  # fmt: skip
+def test_a_newer_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'x', 'now')"
+        )
+    conn.close()
+    import pytest
 
+    from newsletter.errors import StoreError
 
-def test_sendgrid_fast_and_exact_paths_build_the_same_personalizations(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import orjson
-
-    from newsletter.config import SendgridSettings
-    from newsletter.providers import SendgridProvider
-    from servers.samples import recipient, sample_issue
-
-    monkeypatch.setenv("TEST_SENDGRID_KEY", "SG.k")
-    people = [
-        recipient(1, "ann@example.com", "Ann Smith"),
-        recipient(2, "bo@example.com"),
-        recipient(3, "cy@example.com", "Cy & <Co>"),
-        recipient(4, "di@example.com", 'Di "Q" Jones', first_name="Di\\"),
-        recipient(5, "ed@example.com", "Ed\nBcc: x@evil.example"),
-        recipient(6, "ANN@example.com", "Ann again"),
-    ]
-    settings = SendgridSettings(api_key="${TEST_SENDGRID_KEY}", host="http://127.0.0.1:9")
-    provider = SendgridProvider(settings)
-    issue = sample_issue()
-    rows = [(r.subscriber_id, r.email, r.name, r.merge_values, r.unsubscribe_url) for r in people]
-    batch = provider.prepare_rows(issue, rows)
-    fast = provider.prepare_rows(issue, rows[:3])  # no text JSON must escape: the template
-    prepared = provider._prepare(issue)
-    checked, rejected = provider.validate(prepared, people)
-    exact = provider.build_payload(prepared, checked)
-
-    def personalizations(body: bytes) -> list[dict]:
-        return orjson.loads(body)["personalizations"]
-
-    assert personalizations(batch.payload.body) == personalizations(exact.body)
-    assert personalizations(fast.payload.body) == personalizations(exact.body)[:3]
-    assert orjson.loads(batch.payload.body).keys() == orjson.loads(exact.body).keys()
-    assert batch.rejected == {r.subscriber_id: r.error for r in rejected}
-    assert "line break" in batch.rejected[5] and "appears twice" in batch.rejected[6]
+    with pytest.raises(StoreError, match="schema version 99, newer than"):
+        Store.open(path)

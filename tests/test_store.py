@@ -12,6 +12,7 @@ import pytest
 from newsletter.errors import InvalidAddress, StoreError
 from newsletter.models import SubscriberStatus
 from newsletter.store import Store
+from newsletter.store.db import MIGRATIONS
 from newsletter.store.subscribers import NewSubscriber
 
 
@@ -26,13 +27,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def test_open_creates_file_and_migrations_are_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "store.db"
     with Store.open(path) as first:
-        assert first.db.schema_version() == 2
+        assert first.db.schema_version() == len(MIGRATIONS)
         first.ensure_list("members")
     with Store.open(path) as second:
-        assert second.db.schema_version() == 2
+        assert second.db.schema_version() == len(MIGRATIONS)
         assert [lst.name for lst in second.lists()] == ["members"]
     rows = sqlite3.connect(path).execute("SELECT version FROM schema_migrations").fetchall()
-    assert rows == [(1,), (2,)]
+    assert rows == [(m.version,) for m in MIGRATIONS]
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from sendgrid import SendGridAPIClient
 
 from conftest import run_cli
 from newsletter.config import LoadedConfig, load_config
 from newsletter.errors import AuthenticationError, ConfigError, TransientProviderError
 from newsletter.models import SubscriberStatus
+from newsletter.providers.sendgrid_api import SendgridApi
 from newsletter.store import open_store
 from newsletter.suppressions import sync_suppressions
 from servers.sendgrid_suppressions_fake import Failure, FakeSuppressions, check_replies
@@ -252,7 +252,7 @@ def test_a_client_given_is_used_as_it_is(
     monkeypatch.delenv("SENDGRID_API_KEY")
     fake.add("bounces", "ann@example.com")
 
-    report = sync_suppressions(loaded, client=SendGridAPIClient(KEY, host=fake.url))
+    report = sync_suppressions(loaded, client=SendgridApi(fake.url, KEY, timeout=2.0))
 
     assert report.of("bounces").updated == 1
     assert {s.headers["Authorization"] for s in fake.served} == {f"Bearer {KEY}"}

@@ -17,6 +17,7 @@ import fcntl
 import os
 import socket
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,12 +101,14 @@ class RunLock:
         self.holder = LockHolder(socket.gethostname(), os.getpid(), self._clock())
         _rewrite(fd, self.holder.line())
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        _HELD.discard(fd)
         try:
             _rewrite(fd, "")  # a clean exit leaves nothing to take over
         finally:
@@ -144,6 +147,24 @@ class RunLock:
                     f"stop it with `kill {holder.pid}`"
                 )
         return LockedError(message, hint=hint)
+
+
+_HELD: set[int] = set()
+"""Descriptors of the run locks this process holds."""
+
+
+def _forget_in_child() -> None:
+    """A forked child (a send's worker process) closes its copies of the run locks: the
+    kernel keeps an ``flock`` while any copy is open, so a worker outliving a killed run by
+    a moment would otherwise make the next run think the dead one still runs."""
+    for fd in _HELD:
+        with suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _read(fd: int) -> str:

@@ -71,6 +71,8 @@ class FakeSendGrid:
     def __init__(self, api_key: str = "SG.test-key") -> None:
         self.api_key = api_key
         self.requests: list[Recorded] = []
+        self.statuses: list[int] = []
+        """The status answered to each recorded request, 0 for none (dropped)."""
         self.replies: deque[Reply] = deque()
         self._stop = threading.Event()
         self._server = LoopbackHTTP(handler_for(self))
@@ -138,6 +140,7 @@ def handler_for(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
                 return
             fake.requests.append(Recorded(self.path, dict(self.headers.items()), body))
             reply = fake.next_reply()
+            fake.statuses.append(0 if reply.drop or reply.delay else reply.status)
             if reply.delay:
                 fake.wait(reply.delay)
             if reply.drop:

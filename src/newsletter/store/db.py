@@ -212,8 +212,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 FROM send_ledger GROUP BY issue_id""",
             """INSERT INTO send_batches_v3 (send_id, batch_no, state, size, provider_id,
                     claimed_at, sending_at, finished_at)
-                SELECT s.id, b.batch_no, 'settled', 0, b.provider_id, b.started_at, b.started_at,
-                    b.finished_at
+                SELECT s.id, b.batch_no, 'settled', 0,
+                    COALESCE(b.provider_id, (SELECT MAX(l.provider_id) FROM send_ledger l
+                        WHERE l.issue_id = b.issue_id AND l.batch_no = b.batch_no)),
+                    b.started_at, b.started_at, b.finished_at
                 FROM send_batches b JOIN sends s ON s.issue_id = b.issue_id""",
             # Before this version a row in flight after a stop was exactly an unknown
             # outcome, and a failed one a refusal.
