@@ -118,7 +118,7 @@ def test_signed_events_update_statuses_and_record_why(
     reply = post_signed(client, signer, events)
 
     assert reply.status_code == 200
-    assert reply.json() == {"processed": 12, "updated": 6, "ignored": 1}
+    assert reply.json() == {"processed": 12, "updated": 6, "ignored": 1, "settled": 0}
     assert statuses(project, *PEOPLE) == {
         ada: SubscriberStatus.BOUNCED,
         grace: SubscriberStatus.COMPLAINED,
@@ -145,8 +145,8 @@ def test_a_retried_batch_changes_nothing_more(
     first = post_signed(client, signer, batch)
     second = post_signed(client, signer, batch)
 
-    assert first.json() == {"processed": 1, "updated": 1, "ignored": 0}
-    assert second.json() == {"processed": 1, "updated": 0, "ignored": 0}
+    assert first.json() == {"processed": 1, "updated": 1, "ignored": 0, "settled": 0}
+    assert second.json() == {"processed": 1, "updated": 0, "ignored": 0, "settled": 0}
     with open_store(load_config(project)) as store:
         sources = [e.source for e in store.events("ada@example.org")]
     assert sources.count("sendgrid-webhook") == 1
@@ -158,7 +158,7 @@ def test_an_event_for_an_unknown_address_is_acknowledged_and_counted(
     reply = post_signed(client, signer, [event("nobody@example.org", "spamreport")])
 
     assert reply.status_code == 200
-    assert reply.json() == {"processed": 1, "updated": 0, "ignored": 1}
+    assert reply.json() == {"processed": 1, "updated": 0, "ignored": 1, "settled": 0}
 
 
 def test_bad_missing_or_stale_signatures_are_refused(
@@ -223,7 +223,7 @@ def test_without_a_key_unsigned_events_are_accepted(sample_project: Path) -> Non
     with running_app(sample_project) as client:
         reply = client.post(URL, json=[event("ada@example.org", "spamreport")])
 
-    assert reply.json() == {"processed": 1, "updated": 1, "ignored": 0}
+    assert reply.json() == {"processed": 1, "updated": 1, "ignored": 0, "settled": 0}
     status = statuses(sample_project, "ada@example.org")["ada@example.org"]
     assert status is SubscriberStatus.COMPLAINED
 

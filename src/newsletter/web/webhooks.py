@@ -4,6 +4,11 @@ SendGrid posts a JSON array of events and retries for up to 24 hours on any non-
 answer, so an event we cannot use (an address we do not know, an event kind we do not
 act on) is acknowledged, never refused; only a request that is not SendGrid's (bad
 signature, stale timestamp) or not an event batch at all is turned away.
+
+Events also settle the send ledger: a recipient whose request went out with no answer
+(unconfirmed) is sent once SendGrid reports that it processed, delivered, deferred or
+bounced the message, and refused when it reports it dropped it. Each event carries our
+subscriber id (``custom_args``) and the issue id (the request's first category).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import ENV_REFERENCE, LoadedConfig, resolve_secret
 from ..errors import ConfigError
-from ..models import SubscriberStatus
-from ..store import Store
+from ..models import Outcome, SubscriberStatus
+from ..store import Ledger, Store
 from .common import BodyTooLarge, escalate, read_body, store_for_request
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -47,6 +52,39 @@ class WebhookResult:
     """Subscribers whose status changed."""
     ignored: int = 0
     """Events that called for a change but named no subscriber we know."""
+    settled: int = 0
+    """Unconfirmed recipients whose outcome the events settled in the send ledger."""
+
+
+_TAKEN = frozenset(
+    {"processed", "delivered", "deferred", "bounce", "open", "click", "spamreport",
+     "unsubscribe", "group_unsubscribe", "group_resubscribe"}
+)  # fmt: skip
+"""Events that can only follow a message SendGrid accepted."""
+
+
+def outcome_for(event: Mapping[str, Any]) -> Outcome | None:
+    """What an event says about the delivery of our request, if anything."""
+    kind = event.get("event")
+    if kind in _TAKEN:
+        return Outcome.ACCEPTED
+    if kind == "dropped":
+        return Outcome.REFUSED
+    return None
+
+
+def _ledger_key(event: Mapping[str, Any], sends: Callable[[str], bool]) -> tuple[str, int] | None:
+    """(issue id, subscriber id) of the recipient an event is about, if it is one of ours."""
+    raw = event.get("subscriber_id")
+    try:
+        subscriber_id = int(str(raw))
+    except ValueError:
+        return None
+    categories = event.get("category")
+    names = [categories] if isinstance(categories, str) else list(categories or [])
+    candidates = [event.get("issue_id"), *names]
+    issue = next((c for c in candidates if isinstance(c, str) and sends(c)), None)
+    return None if issue is None else (issue, subscriber_id)
 
 
 def status_for(event: Mapping[str, Any]) -> SubscriberStatus | None:
@@ -74,9 +112,25 @@ def _detail(event: Mapping[str, Any]) -> str:
 
 
 def apply_events(store: Store, events: Sequence[Mapping[str, Any]]) -> WebhookResult:
-    """Apply a batch to the store; a status only gets stronger (``SubscriberStatus.strength``)."""
-    updated = ignored = 0
+    """Apply a batch to the store; a status only gets stronger (``SubscriberStatus.strength``).
+
+    The ledger is settled first: an event that also changes a status (a bounce) settles
+    its recipient too. The same event twice changes nothing the second time.
+    """
+    updated = ignored = settled = 0
+    ledger = Ledger(store)
+    known: dict[str, bool] = {}
+
+    def is_send(issue_id: str) -> bool:
+        if issue_id not in known:
+            known[issue_id] = ledger.find_send(issue_id) is not None
+        return known[issue_id]
+
     for event in events:
+        outcome = outcome_for(event)
+        key = _ledger_key(event, is_send) if outcome is not None else None
+        if outcome is not None and key is not None:
+            settled += ledger.confirm(*key, outcome, _detail(event))
         status = status_for(event)
         if status is None:
             if event.get("event") == "bounce":
@@ -89,7 +143,7 @@ def apply_events(store: Store, events: Sequence[Mapping[str, Any]]) -> WebhookRe
             continue
         if escalate(store, subscriber, status, SOURCE, _detail(event)):
             updated += 1
-    return WebhookResult(processed=len(events), updated=updated, ignored=ignored)
+    return WebhookResult(processed=len(events), updated=updated, ignored=ignored, settled=settled)
 
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:
