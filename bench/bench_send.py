@@ -1,7 +1,8 @@
 """Sending benchmark: a real send of a built issue to loopback sinks in other processes.
 
-Targets: 1,000,000 SendGrid recipients dispatched in <= 10 s with <= 200 MB peak RSS;
-SMTP >= 2,000 personalised messages/s. Each measured send runs in a fresh process (as the
+Targets: 1,000,000 SendGrid recipients dispatched in <= 5 s with <= 150 MB peak RSS over
+all processes and <= 400 bytes per recipient on the wire; SMTP no slower than before
+(about 3,200 messages/s to Postfix's smtp-sink). Each measured send runs in a fresh process (as the
 scheduler runs it) against a fresh copy of the store; figures are medians of ``--runs``.
 A naive loop (render the issue per recipient, one request per recipient) is measured on
 a sample and extrapolated, for the ratio.
@@ -43,8 +44,9 @@ ENV = {
     "SENDGRID_API_KEY": "SG.bench",
     "SMTP_PASSWORD": "unused",
 }
-TARGET_SENDGRID_S = 10.0
-TARGET_RSS_MB = 200.0
+TARGET_SENDGRID_S = 5.0
+TARGET_RSS_MB = 150.0
+TARGET_BYTES_PER_RECIPIENT = 400
 TARGET_SMTP_PER_S = 2000.0
 
 
@@ -217,15 +219,25 @@ def child_send(config_path: str) -> None:
             {
                 "seconds": seconds,
                 "sent": report.sent,
-                "failed": report.failed,
+                "refused": report.refused,
+                "unconfirmed": report.unconfirmed,
                 "status": report.status,
                 "vm_hwm_kb": _vm_hwm_kb(),
-                # The builder process, when the send forked one (0 otherwise).
-                "builder_hwm_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                # The largest worker process, when the send ran its deliveries in processes.
+                "workers_hwm_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                "workers": _workers(loaded),
             }
         ),
         flush=True,
     )
+
+
+def _workers(loaded: Any) -> int:
+    """Worker processes a send of this provider runs (0 when it delivers in threads)."""
+    from newsletter.providers import get_provider
+
+    provider = get_provider(loaded)
+    return provider.workers if provider.in_processes else 0
 
 
 def _vm_hwm_kb() -> int:
@@ -270,23 +282,35 @@ def run_series(
         if result["sent"] != count or received.get("recipients") not in (count, None):
             raise RuntimeError(f"{label}: sent {result['sent']}, sink saw {received}")
         samples.append(result)
+        result["all_processes_mb"] = _all_processes_mb(result)
         print(
             f"  {label}: {result['seconds']:.2f} s, {count / result['seconds']:,.0f}/s, "
-            f"peak RSS {result['vm_hwm_kb'] / 1024:.0f} MB, "
-            f"builder {result.get('builder_hwm_kb', 0) / 1024:.0f} MB",
+            f"peak RSS {result['vm_hwm_kb'] / 1024:.0f} MB + "
+            f"{result['workers']} worker(s) of {result['workers_hwm_kb'] / 1024:.0f} MB, "
+            f"{received.get('bytes', 0) / count:,.0f} bytes per recipient",
             flush=True,
         )
     seconds = statistics.median(s["seconds"] for s in samples)
+    wire = [s["sink"].get("bytes") for s in samples if s["sink"].get("bytes")]
     return {
         "label": label,
         "recipients": count,
         "median_s": round(seconds, 3),
+        "min_s": round(min(s["seconds"] for s in samples), 3),
+        "max_s": round(max(s["seconds"] for s in samples), 3),
         "per_s": round(count / seconds, 1),
-        "peak_rss_mb": round(statistics.median(s["vm_hwm_kb"] for s in samples) / 1024, 1),
-        "max_peak_rss_mb": round(max(s["vm_hwm_kb"] for s in samples) / 1024, 1),
-        "builder_peak_rss_mb": round(max(s.get("builder_hwm_kb", 0) for s in samples) / 1024, 1),
+        "peak_rss_mb": round(statistics.median(s["all_processes_mb"] for s in samples), 1),
+        "max_peak_rss_mb": round(max(s["all_processes_mb"] for s in samples), 1),
+        "bytes_per_recipient": round(statistics.median(wire) / count, 1) if wire else None,
         "runs": samples,
     }
+
+
+def _all_processes_mb(result: dict[str, Any]) -> float:
+    """The sending process's peak RSS plus each worker's (taken as the largest one's): an
+    upper bound, since forked workers share pages the RSS of each still counts."""
+    workers = result["workers"] * result["workers_hwm_kb"]
+    return round((result["vm_hwm_kb"] + workers) / 1024, 1)
 
 
 # --- SendGrid ---------------------------------------------------------------------------------
@@ -316,7 +340,11 @@ def bench_sendgrid(work: Path, count: int, runs: int) -> tuple[dict[str, Any], P
 
     result = run_series(f"sendgrid {count:,}", config_path, count, sink, runs)
     result["store_setup_s"] = round(setup_s, 2)
-    result["target"] = {"max_s": TARGET_SENDGRID_S * count / 1_000_000, "max_rss_mb": TARGET_RSS_MB}
+    result["target"] = {
+        "max_s": TARGET_SENDGRID_S * count / 1_000_000,
+        "max_rss_mb": TARGET_RSS_MB,
+        "max_bytes": TARGET_BYTES_PER_RECIPIENT,
+    }
     return result, config_path
 
 
@@ -436,9 +464,15 @@ def table(rows: list[dict[str, Any]]) -> str:
         target = row.get("target", {})
         verdict = ""
         if "max_s" in target:
-            ok = row["median_s"] <= target["max_s"] and (rss or 0) <= target["max_rss_mb"]
-            verdict = f"<= {target['max_s']:.1f} s, <= {target['max_rss_mb']:.0f} MB: " + (
-                "met" if ok else "MISSED"
+            ok = (
+                row["median_s"] <= target["max_s"]
+                and (rss or 0) <= target["max_rss_mb"]
+                and (row.get("bytes_per_recipient") or 0) <= target["max_bytes"]
+            )
+            verdict = (
+                f"<= {target['max_s']:.1f} s, <= {target['max_rss_mb']:.0f} MB, "
+                f"<= {target['max_bytes']} B/rcpt ({row.get('bytes_per_recipient')}): "
+                + ("met" if ok else "MISSED")
             )
         elif "min_per_s" in target:
             ok = row["per_s"] >= target["min_per_s"]

@@ -121,16 +121,18 @@ class Provider(ABC):
         twice in one batch, a merge value that is not text or would break the subject.
         """
         refused = addresses.refusals([(row[0], row[1], row[2]) for row in rows])
-        seen: set[str] = set()
-        for sid, email, name, values, token in rows:
-            if sid in refused:
-                continue
-            key = email.lower()
-            if key in seen:
-                refused[sid] = f"{email} appears twice in one batch; sent once only"
-                continue
-            seen.add(key)
-            if values and not issue.fields.isdisjoint(values):
+        keys = list(map(str.lower, (row[1] for row in rows)))
+        if len(set(keys)) != len(keys):
+            seen: set[str] = set()
+            for (sid, email, *_), key in zip(rows, keys, strict=True):
+                if sid in refused:
+                    continue
+                if key in seen:
+                    refused[sid] = f"{email} appears twice in one batch; sent once only"
+                seen.add(key)
+        fields = issue.fields
+        for sid, email, name, values, token in (row for row in rows if row[3]):
+            if sid not in refused and not fields.isdisjoint(values):
                 try:
                     issue.values_for(Recipient(sid, email, name, values, token))
                 except NewsletterError as exc:
