@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from newsletter.message import PreparedIssue
-from newsletter.models import Delivery, OutgoingIssue, Outcome, RecipientRow
+from newsletter.models import Delivery, Outcome, OutgoingIssue, RecipientRow
 from newsletter.providers import Provider
 from newsletter.tokens import TokenSigner
 
