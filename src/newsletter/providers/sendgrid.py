@@ -46,6 +46,7 @@ _UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
 _HTML_SPECIALS = re.compile(r"[&<>\"']")
 _NAME_NEEDS_CARE = re.compile(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f-\x9f]')
 """What may make SendGrid mis-read a display name, or cannot go in a header at all."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\b")
 _STANDARD = ("email", "name", "first_name")
 _TOKEN_FIELD = "unsubscribe_url"
@@ -126,12 +127,17 @@ class SendgridProvider(Provider):
 
     # --- hooks ---------------------------------------------------------------------------
 
+    def refusals(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> dict[int, str]:
+        """As every provider's, except that a name no header can carry is no reason to
+        refuse: the recipient is addressed without it (see ``build_payload``)."""
+        return super().refusals(issue, _names_carried(rows))
+
     def build_payload(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> SendgridPayload:
         """The request for a batch, built column by column: each value of a field for
         every recipient at once, escaped only when some value needs it, then woven into
         the personalizations in one join. A million recipients make this the hot loop."""
         shared = self._shared_for(issue)
-        ids, emails, names, values, tokens = zip(*rows, strict=True)
+        ids, emails, names, values, tokens = zip(*_names_carried(rows), strict=True)
         columns: dict[str, list[str]] = {
             "email": list(emails),
             "name": list(names),
@@ -333,6 +339,17 @@ def _json_column(column: list[str]) -> list[str]:
     if _UNSAFE.search("".join(column)) is None:
         return column
     return [_json(value) for value in column]
+
+
+def _names_carried(rows: Sequence[RecipientRow]) -> Sequence[RecipientRow]:
+    """The rows with every name that holds a line break or control character left out:
+    such a recipient is addressed and greeted as one without a name."""
+    if _CONTROL.search("".join(row[2] for row in rows)) is None:
+        return rows
+    return [
+        (sid, email, "" if _CONTROL.search(name) else name, values, token)
+        for sid, email, name, values, token in rows
+    ]
 
 
 def _to_column(emails: Sequence[str], names: Sequence[str]) -> list[str]:
