@@ -166,15 +166,27 @@ def test_the_content_carries_short_keys_and_each_personalization_its_values(
     assert {person[4] for person in many(3)} <= tokens
 
 
+@pytest.mark.parametrize(
+    "links",
+    [
+        {},
+        {"unsubscribe_mailto": None},
+        {"unsubscribe_base": "http://leading-together.example.org/unsubscribe/"},
+        {"unsubscribe_base": ""},
+        {"unsubscribe_base": "", "unsubscribe_mailto": None},
+    ],
+    ids=["https-and-mailto", "https", "http", "mailto", "none"],
+)
 def test_each_recipient_gets_what_the_outbox_would_write(
-    fake: FakeSendGrid, tmp_path: Path
+    fake: FakeSendGrid, tmp_path: Path, links: dict[str, Any]
 ) -> None:
     """SendGrid's substitutions give every recipient the subject, bodies and list headers
     that the outbox (and SMTP, which renders the same messages) would give them."""
     base = sample_issue()
     issue = sample_issue(
-        text=base.text + "Greetings from %%city|your town%%.\n",
+        text=base.text + "Greetings from %%city|your town%% to %%email%%.\n",
         html=base.html.replace("</body>", "<p>From %%city|your town%%</p></body>"),
+        **links,
     )
     people = [
         row(1, "ann@example.com", "Ann Smith"),
@@ -200,7 +212,8 @@ def test_each_recipient_gets_what_the_outbox_would_write(
         assert received["text"] == text, person
         assert received["html"] == html, person
         for header in ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"):
-            assert received["headers"][header] == str(written[header]), (person, header)
+            expected = None if written[header] is None else str(written[header])
+            assert received["headers"].get(header) == expected, (person, header)
     assert "Dear Annie," in _as_received(body, 3)["text"]
 
 
