@@ -184,7 +184,8 @@ def test_each_recipient_gets_what_the_outbox_would_write(
     that the outbox (and SMTP, which renders the same messages) would give them."""
     base = sample_issue()
     issue = sample_issue(
-        text=base.text + "Greetings from %%city|your town%% to %%email%%.\n",
+        # '%%t%%' is a merge field named like a short key, '%%0%%' is plain text.
+        text=base.text + "Greetings from %%city|your town%% to %%email%%.\n%%t%% %%0%%\n",
         html=base.html.replace("</body>", "<p>From %%city|your town%%</p></body>"),
         **links,
     )
