@@ -22,8 +22,9 @@ from cryptography.x509.oid import NameOID
 
 from newsletter.config import SmtpSettings
 from newsletter.errors import AuthenticationError, ProviderError, TransientProviderError
+from newsletter.models import Outcome
 from newsletter.providers import SmtpProvider
-from servers.samples import recipient, sample_issue
+from servers.samples import deliver, outcomes, row
 from servers.smtp_sink import SmtpSink
 
 USER, PASSWORD = "mailer", "right-password"
@@ -152,38 +153,40 @@ def _settings(server: SmtpSink, security: str, **changes: object) -> SmtpSetting
 
 
 PEOPLE = [
-    recipient(1, "ann@example.com", "Ann Archer"),
-    recipient(2, "bo@example.com", "Bo Baker"),
-    recipient(3, "cy@example.com", "Cy Cole"),
+    row(1, "ann@example.com", "Ann Archer"),
+    row(2, "bo@example.com", "Bo Baker"),
+    row(3, "cy@example.com", "Cy Cole"),
 ]
 
 
 def _assert_delivered_over_tls(server: SmtpSink) -> None:
     received = server.by_recipient()
-    assert set(received) == {p.email for p in PEOPLE}
-    for person in PEOPLE:
-        item = received[person.email]
+    assert set(received) == {person[1] for person in PEOPLE}
+    for _, address, name, _, _ in PEOPLE:
+        item = received[address]
         assert item.tls_version in {"TLSv1.2", "TLSv1.3"}
         message = item.message()
-        first = person.name.split()[0]
-        assert message["To"].addresses[0].addr_spec == person.email
+        first = name.split()[0]
+        assert message["To"].addresses[0].addr_spec == address
         assert f"Dear {first}," in message.get_body(("plain",)).get_content()
         assert f"<p>Dear {first},</p>" in message.get_body(("html",)).get_content()
 
 
 def test_starttls_then_login_delivers_every_message_over_tls(starttls_sink: SmtpSink) -> None:
     with SmtpProvider(_settings(starttls_sink, "starttls")) as provider:
-        results = provider.send(sample_issue(), PEOPLE)
-    assert [(r.subscriber_id, r.ok) for r in results] == [(1, True), (2, True), (3, True)]
+        first = deliver(provider, PEOPLE[:2])
+        second = deliver(provider, PEOPLE[2:])
+    assert outcomes(first) == {1: Outcome.ACCEPTED, 2: Outcome.ACCEPTED}
+    assert outcomes(second) == {3: Outcome.ACCEPTED}
     _assert_delivered_over_tls(starttls_sink)
-    assert len({item.peer_port for item in starttls_sink.received}) == 2
+    assert len({item.peer_port for item in starttls_sink.received}) == 1  # one TLS session
 
 
 def test_implicit_tls_with_login_delivers(good_cert: ssl.SSLContext) -> None:
     with SmtpSink(username=USER, password=PASSWORD, ssl_context=good_cert) as server:
         with SmtpProvider(_settings(server, "ssl")) as provider:
-            results = provider.send(sample_issue(), PEOPLE)
-        assert all(r.ok for r in results)
+            delivery = deliver(provider, PEOPLE)
+        assert outcomes(delivery) == dict.fromkeys((1, 2, 3), Outcome.ACCEPTED)
         _assert_delivered_over_tls(server)
 
 
@@ -214,6 +217,20 @@ def test_a_certificate_we_cannot_verify_is_refused_for_good(
     assert "SSL_CERT_FILE" in str(error)
 
 
+def test_a_certificate_we_cannot_verify_stops_the_send(pki: _Pki) -> None:
+    """A worker's instance connects on its first batch; a certificate retrying cannot fix
+    stops the send there, with nothing delivered."""
+    context = pki.server_context(pki.stranger, "127.0.0.1", "localhost")
+    with SmtpSink(username=USER, password=PASSWORD, tls_context=context) as server:
+        provider = SmtpProvider(_settings(server, "starttls"))
+        delivery = deliver(provider, PEOPLE)
+        provider.close()
+        assert server.received == []
+    assert outcomes(delivery) == dict.fromkeys((1, 2, 3), Outcome.NOT_DELIVERED)
+    assert isinstance(delivery.halt, ProviderError)
+    assert "the server's TLS certificate failed verification" in str(delivery.halt)
+
+
 def test_without_ssl_cert_file_the_test_ca_is_unknown(
     starttls_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -236,10 +253,12 @@ def test_login_without_tls_is_refused_with_advice(starttls_sink: SmtpSink) -> No
 
 def test_mail_without_tls_is_refused_with_advice(starttls_sink: SmtpSink) -> None:
     settings = _settings(starttls_sink, "none", username=None, password=None)
-    with SmtpProvider(settings) as provider, pytest.raises(AuthenticationError) as caught:
-        provider.send(sample_issue(), PEOPLE[:1])
-    assert caught.value.status == 530
-    assert str(caught.value).startswith(
+    with SmtpProvider(settings) as provider:
+        delivery = deliver(provider, PEOPLE)
+    assert outcomes(delivery) == dict.fromkeys((1, 2, 3), Outcome.NOT_DELIVERED)
+    assert isinstance(delivery.halt, AuthenticationError)
+    assert delivery.halt.status == 530
+    assert str(delivery.halt).startswith(
         f"smtp 127.0.0.1:{starttls_sink.port}: the server takes mail only after STARTTLS "
         "or a login: 530 Must issue a STARTTLS command first\n"
         "  hint: set provider.smtp.security to starttls"

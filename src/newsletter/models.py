@@ -200,7 +200,7 @@ class OutgoingIssue:
     'https://example.org/unsubscribe/'; empty when the links are made elsewhere."""
 
     def unsubscribe_url(self, token: str) -> str:
-        return self.unsubscribe_base + token if token else ""
+        return self.unsubscribe_base + token if self.unsubscribe_base and token else ""
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,13 @@ class Provider(ABC):
     ) -> Delivery:
         """Deliver one batch; an outcome for every recipient in ``rows``."""
         self.check_size(len(rows))
-        if not self._opened:
-            self.open()
         ids = [row[0] for row in rows]
+        if not self._opened:
+            try:
+                self.open()
+            except ProviderError as exc:
+                # Nothing went out: a refused connection waits for a retry like any other.
+                return failure(ids, exc)
         refused = self.refusals(issue, rows)
         sendable = [row for row in rows if row[0] not in refused] if refused else rows
         if not sendable:

@@ -46,6 +46,7 @@ _UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
 _HTML_SPECIALS = re.compile(r"[&<>\"']")
 _NAME_NEEDS_CARE = re.compile(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f-\x9f]')
 """What may make SendGrid mis-read a display name, or cannot go in a header at all."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\b")
 _STANDARD = ("email", "name", "first_name")
 _TOKEN_FIELD = "unsubscribe_url"
@@ -126,12 +127,17 @@ class SendgridProvider(Provider):
 
     # --- hooks ---------------------------------------------------------------------------
 
+    def refusals(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> dict[int, str]:
+        """As every provider's, except that a name no header can carry is no reason to
+        refuse: the recipient is addressed without it (see ``build_payload``)."""
+        return super().refusals(issue, _names_carried(rows))
+
     def build_payload(self, issue: PreparedIssue, rows: Sequence[RecipientRow]) -> SendgridPayload:
         """The request for a batch, built column by column: each value of a field for
         every recipient at once, escaped only when some value needs it, then woven into
         the personalizations in one join. A million recipients make this the hot loop."""
         shared = self._shared_for(issue)
-        ids, emails, names, values, tokens = zip(*rows, strict=True)
+        ids, emails, names, values, tokens = zip(*_names_carried(rows), strict=True)
         columns: dict[str, list[str]] = {
             "email": list(emails),
             "name": list(names),
@@ -305,11 +311,21 @@ def _replace(text: str, keys: dict[str, str]) -> str:
 def _column(
     field: _Field, columns: dict[str, list[str]], values: Sequence[dict[str, str]]
 ) -> list[str]:
-    """The field's value for every recipient, its fallback where they have none."""
-    if field.name in columns:
-        column = columns[field.name]
+    """The field's value for every recipient, its fallback where they have none.
+
+    A recipient's own merge value comes before the standard one (a ``first_name``
+    attribute before the first word of the name), as in ``message.merge_values``.
+    """
+    name = field.name
+    if name in columns:
+        column = columns[name]
+        if any(values) and any(name in row_values for row_values in values):
+            column = [
+                row_values.get(name, standard) or ""
+                for row_values, standard in zip(values, column, strict=True)
+            ]
     elif any(values):
-        column = [row_values.get(field.name) or "" for row_values in values]
+        column = [row_values.get(name) or "" for row_values in values]
     else:
         column = [""] * len(values)
     if field.fallback and not all(column):
@@ -323,6 +339,17 @@ def _json_column(column: list[str]) -> list[str]:
     if _UNSAFE.search("".join(column)) is None:
         return column
     return [_json(value) for value in column]
+
+
+def _names_carried(rows: Sequence[RecipientRow]) -> Sequence[RecipientRow]:
+    """The rows with every name that holds a line break or control character left out:
+    such a recipient is addressed and greeted as one without a name."""
+    if _CONTROL.search("".join(row[2] for row in rows)) is None:
+        return rows
+    return [
+        (sid, email, "" if _CONTROL.search(name) else name, values, token)
+        for sid, email, name, values, token in rows
+    ]
 
 
 def _to_column(emails: Sequence[str], names: Sequence[str]) -> list[str]:
