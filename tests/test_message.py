@@ -137,15 +137,36 @@ def test_line_break_in_recipient_name_names_the_subscriber() -> None:
 
 
 def test_line_break_in_a_subject_merge_value_names_subscriber_and_field() -> None:
-    bad = recipient(43, "eve@example.com", "Eve", first_name="Eve\nBcc: x@example.com")
-    with pytest.raises(HeaderInjectionError, match=r"subscriber 43 .*'first_name'.*Subject"):
-        personalise(sample_issue(), bad)
+    issue = sample_issue(subject="News for %%town|you%%")
+    bad = recipient(43, "eve@example.com", "Eve", town="Hull\nBcc: x@example.com")
+    with pytest.raises(HeaderInjectionError, match=r"subscriber 43 .*'town'.*Subject"):
+        personalise(issue, bad)
 
 
 def test_value_that_is_not_text_names_subscriber_and_field() -> None:
-    bad = Recipient(44, "num@example.com", "Num", merge_values={"first_name": 12})  # type: ignore[dict-item]
-    with pytest.raises(MergeValueError, match=r"subscriber 44 .*'first_name' is a int"):
-        personalise(sample_issue(), bad)
+    issue = sample_issue(subject="News for %%town|you%%")
+    bad = Recipient(44, "num@example.com", "Num", merge_values={"town": 12})  # type: ignore[dict-item]
+    with pytest.raises(MergeValueError, match=r"subscriber 44 .*'town' is a int"):
+        personalise(issue, bad)
+
+
+def test_an_attribute_never_replaces_a_built_in_field() -> None:
+    honest = recipient(45, "ann@example.com", "Ann Smith")
+    sneaky = Recipient(
+        45,
+        "ann@example.com",
+        "Ann Smith",
+        {
+            "unsubscribe_url": "https://evil.example/",
+            "first_name": "Mallory",
+            "email": "other@example.com",
+        },
+        honest.unsubscribe_url,
+    )
+    subject, html, text = personalise(sample_issue(), sneaky)
+    assert "evil.example" not in html + text
+    assert sneaky.unsubscribe_url in text
+    assert subject == "Issue #1 for Ann: leading together" and "Dear Ann," in text
 
 
 def test_line_break_in_from_name_is_refused() -> None:

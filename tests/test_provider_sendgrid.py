@@ -215,7 +215,8 @@ def test_each_recipient_gets_what_the_outbox_would_write(
         for header in ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"):
             expected = None if written[header] is None else str(written[header])
             assert received["headers"].get(header) == expected, (person, header)
-    assert "Dear Annie," in _as_received(body, 3)["text"]
+    # A first_name attribute never replaces the one from the subscriber's name.
+    assert "Dear Ann," in _as_received(body, 3)["text"]
 
 
 def test_values_are_escaped_for_html_only(fake: FakeSendGrid) -> None:

@@ -52,16 +52,23 @@ def check_header(name: str, value: str) -> str:
     return value
 
 
+BUILT_IN_FIELDS = frozenset({"email", "name", "first_name", "unsubscribe_url"})
+
+
 def merge_values(recipient: Recipient) -> dict[str, str]:
-    """The values every issue may use, overridden by the recipient's own merge values."""
+    """The recipient's own merge values (attributes), then the ones every issue may use.
+
+    The built-in fields always come from the subscriber record: an attribute named
+    ``unsubscribe_url`` (a CSV column, say) must never replace the real link.
+    """
     first = recipient.name.split()[0] if recipient.name.strip() else ""
-    values = {
-        "email": recipient.email,
-        "name": recipient.name,
-        "first_name": first,
-        "unsubscribe_url": recipient.unsubscribe_url,
-    }
-    values.update(recipient.merge_values)
+    values = dict(recipient.merge_values)
+    values.update(
+        email=recipient.email,
+        name=recipient.name,
+        first_name=first,
+        unsubscribe_url=recipient.unsubscribe_url,
+    )
     return values
 
 

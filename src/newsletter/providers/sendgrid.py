@@ -313,19 +313,13 @@ def _column(
 ) -> list[str]:
     """The field's value for every recipient, its fallback where they have none.
 
-    A recipient's own merge value comes before the standard one (a ``first_name``
-    attribute before the first word of the name), as in ``message.merge_values``.
+    The built-in fields come from the subscriber record, as in ``message.merge_values``:
+    an attribute of the same name never replaces them.
     """
-    name = field.name
-    if name in columns:
-        column = columns[name]
-        if any(values) and any(name in row_values for row_values in values):
-            column = [
-                row_values.get(name, standard) or ""
-                for row_values, standard in zip(values, column, strict=True)
-            ]
+    if field.name in columns:
+        column = columns[field.name]
     elif any(values):
-        column = [row_values.get(name) or "" for row_values in values]
+        column = [row_values.get(field.name) or "" for row_values in values]
     else:
         column = [""] * len(values)
     if field.fallback and not all(column):
