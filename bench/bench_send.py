@@ -138,9 +138,11 @@ class _environment:
 class Sink:
     """``python bench/sinks.py KIND`` in its own process; ``stop()`` returns what it received."""
 
+    script = "sinks.py"
+
     def __init__(self, kind: str, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [PYTHON, str(HERE / "sinks.py"), kind, *extra],
+            [PYTHON, str(HERE / self.script), kind, *extra],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -106,7 +106,7 @@ async def _http(parse: bool) -> Stats:
     server = await asyncio.start_server(
         lambda r, w: _serve_http_client(r, w, stats, parse), "127.0.0.1", 0, limit=2**16
     )
-    await _run_until_terminated(server.sockets[0].getsockname()[1])
+    await run_until_terminated(server.sockets[0].getsockname()[1])
     server.close()
     return stats
 
@@ -114,9 +114,8 @@ async def _http(parse: bool) -> Stats:
 # --- SMTP ----------------------------------------------------------------------------------
 
 
-class _CountingHandler:
-    def __init__(self, stats: Stats) -> None:
-        self.stats = stats
+class PipeliningHandler:
+    """An aiosmtpd handler that offers PIPELINING, as the sender's fast path needs."""
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -125,12 +124,17 @@ class _CountingHandler:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
+
+class _CountingHandler(PipeliningHandler):
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.stats.seen(len(envelope.rcpt_tos), len(envelope.original_content or b""))
         return "250 OK"
 
 
-def _bulk_data_smtp() -> type:
+def bulk_data_smtp() -> type:
     """aiosmtpd's server, reading a message's data in one piece instead of line by line.
 
     Stock aiosmtpd awaits every line of DATA (500 lines in a 39 KB message): that, not
@@ -182,19 +186,19 @@ async def _smtp() -> Stats:
     stats = Stats()
     handler = _CountingHandler(stats)
     loop = asyncio.get_running_loop()
-    server_class = _bulk_data_smtp()
+    server_class = bulk_data_smtp()
 
     def factory() -> Any:
         stats.connections += 1
         return server_class(handler, hostname="sink.localhost", data_size_limit=0)
 
     server = await loop.create_server(factory, "127.0.0.1", 0)
-    await _run_until_terminated(server.sockets[0].getsockname()[1])
+    await run_until_terminated(server.sockets[0].getsockname()[1])
     server.close()
     return stats
 
 
-async def _run_until_terminated(port: int) -> None:
+async def run_until_terminated(port: int) -> None:
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
