@@ -7,7 +7,8 @@
 answered 202 with an ``X-Message-Id``, suppression-list ``GET`` requests answered ``[]``);
 ``smtp`` is an aiosmtpd server offering PIPELINING. Each prints ``READY <port>`` once it
 listens and, on SIGTERM, waits for the requests it is holding, then prints one JSON line:
-requests, recipients recorded and the faults injected by kind.
+requests, recipients recorded, the faults injected by kind and when (Unix time) each refused
+address was refused.
 
 The record file gets one address per line for every recipient of a request (SendGrid,
 ``personalizations[].to[].email``) or message (SMTP, each RCPT address) the sink took,
@@ -60,7 +61,7 @@ from typing import IO, Any
 
 import orjson
 
-from sinks import PipeliningHandler, bulk_data_smtp, run_until_terminated
+from sinks import PipeliningHandler, bulk_data_smtp, read_request, run_until_terminated
 
 SENDGRID_FAULTS = ("429", "500", "drop-before", "drop-after", "hang-before", "hang-after")
 SMTP_FAULTS = ("451-rcpt", "451-data", "drop-before", "drop-after", "hang-after")
@@ -116,6 +117,7 @@ class Faults:
         self.seed = seed
         self.draws: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        self.refusals: dict[str, list[float]] = {}
 
     def draw(self, key: str) -> str | None:
         occurrence = self.draws[key]
@@ -130,7 +132,12 @@ class Faults:
         return None
 
     def refused(self, address: str) -> bool:
-        return address.lower() in self.spec.refuse
+        """Whether to refuse this address; a refusal is counted with its time."""
+        if address.lower() not in self.spec.refuse:
+            return False
+        self.injected["refuse"] += 1
+        self.refusals.setdefault(address.lower(), []).append(round(time.time(), 3))
+        return True
 
 
 class Recorder:
@@ -201,7 +208,6 @@ class SendGridSink:
             if self.faults.refused(to["email"])
         ]
         if refusals:
-            self.faults.injected["refuse"] += 1
             body = orjson.dumps({"errors": refusals})
             return Answer(b"400 Bad Request", body, {"Content-Type": "application/json"})
         fault = self.faults.draw(addresses[0] if addresses else "")
@@ -232,19 +238,9 @@ class SendGridSink:
         self.connections += 1
         self.open.add(writer)
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    lines = head.decode("latin-1").split("\r\n")
-                    headers = {}
-                    for line in lines[1:]:
-                        name, _, value = line.partition(":")
-                        headers[name.strip().lower()] = value.strip()
-                    size = int(headers.get("content-length", "0"))
-                    body = await reader.readexactly(size) if size else b""
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                method, _, target = lines[0].partition(" ")
+            while request := await read_request(reader):
+                request_line, headers, body = request
+                method, _, target = request_line.partition(" ")
                 path = target.partition(" ")[0].partition("?")[0]
                 if method == "GET":
                     answer: Answer | None = _EMPTY_LIST
@@ -309,7 +305,6 @@ class _FaultHandler(PipeliningHandler):
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         if self.faults.refused(address):
-            self.faults.injected["refuse"] += 1
             return "550 5.1.1 No such user here"
         # The message's one draw, kept on its envelope for the DATA that follows.
         envelope.fault = self.faults.draw(address)
@@ -375,7 +370,11 @@ def main() -> None:
     recorder = Recorder(args.record)
     serve = _sendgrid if args.kind == "sendgrid" else _smtp
     stats = asyncio.run(serve(faults, recorder))
-    stats |= {"recorded": recorder.recipients, "faults": dict(sorted(faults.injected.items()))}
+    stats |= {
+        "recorded": recorder.recipients,
+        "faults": dict(sorted(faults.injected.items())),
+        "refusals": faults.refusals,
+    }
     print(json.dumps(stats), flush=True)
     sys.exit(0)
 

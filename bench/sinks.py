@@ -60,24 +60,14 @@ async def _serve_http_client(
     """HTTP/1.1 with keep-alive: enough of the protocol for urllib and http.client."""
     stats.connections += 1
     try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            size = int(headers.get("content-length", "0"))
-            body = await reader.readexactly(size) if size else b""
+        while request := await read_request(reader):
+            request_line, headers, body = request
             if parse:
                 recipients = len(json.loads(body)["personalizations"]) if body else 0
             else:
                 recipients = body.count(PERSONALIZATION_MARK)
             close = headers.get("connection", "").lower() == "close"
-            if lines[0].startswith("GET "):
+            if request_line.startswith("GET "):
                 # The suppression lists (bounces, blocks, ...): empty, one page.
                 status, extra, reply = b"200 OK", b"Content-Type: application/json\r\n", b"[]"
             else:
@@ -99,6 +89,23 @@ async def _serve_http_client(
                 return
     finally:
         writer.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes] | None:
+    """One request: its request line, headers (by lower-case name) and body; None once the
+    client has closed the connection."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        size = int(headers.get("content-length", "0"))
+        body = await reader.readexactly(size) if size else b""
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    return lines[0], headers, body
 
 
 async def _http(parse: bool) -> Stats:
