@@ -535,7 +535,11 @@ def table(result: Result) -> str:
     faults = ", ".join(f"{kind} {count}" for kind, count in result.sink.get("faults", {}).items())
     rows = [
         ("recipients", f"{found.recipients:,}", ""),
-        ("kills", f"{result.kills}", f"of {len(result.rounds)} rounds, {early} in start-up"),
+        (
+            "kills",
+            f"{result.kills}",
+            f"of {len(result.rounds)} rounds" + (f", {early} in start-up" if result.timing else ""),
+        ),
         ("lost", f"{len(found.lost):,}", "ledger says sent, sink never took it"),
         ("duplicated", f"{len(found.duplicated):,}", f"{found.extra_copies:,} extra copies"),
         ("unconfirmed, sink took it", f"{found.unconfirmed_seen:,}", ""),
