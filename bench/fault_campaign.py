@@ -5,15 +5,15 @@ built, the list 'members'), with a fault sink of fault_sinks.py as the provider,
 timeouts so hangs end quickly, and the sender's retry settings where the config takes them.
 The send runs as ``python -m newsletter send 1 --list members`` in a child process:
 
-1. calibration: on a scratch copy of the store and a scratch sink, one send runs to its
-   end and one more runs with (nearly) nothing left to do; how long each took sets when the
-   kills fall (skipped when --kill-window is given);
+1. calibration: with a scratch sink, one send runs to its end and one more runs with
+   (nearly) nothing left to do; how long each took sets when the kills fall; the store is
+   then put back as it was before any send (skipped when --kill-window is given);
 2. ``--kills`` rounds: each starts the send and SIGKILLs it after a random delay: a share
    (``--early``) during start-up, the others spread so that the rounds together cover the
    whole send, batches and retry waits alike;
 3. the send runs without kills until its exit status says it is complete (0, or 11: complete
    with unconfirmed recipients), again while it says to run again (7) or that another send
-   holds the lock (8), at most ``--final-runs`` times;
+   holds the lock (8), at most 15 times;
 4. the audit, per address: the sink's record (what it took, flushed before it answered)
    against the ledger.
 
