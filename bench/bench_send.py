@@ -140,9 +140,11 @@ class _environment:
 class Sink:
     """``python bench/sinks.py KIND`` in its own process; ``stop()`` returns what it received."""
 
+    script = "sinks.py"
+
     def __init__(self, kind: str, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [PYTHON, str(HERE / "sinks.py"), kind, *extra],
+            [PYTHON, str(HERE / self.script), kind, *extra],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -533,25 +535,22 @@ def main() -> None:
                 f"{max(sizes):,} would take {row['extrapolated_s'][str(max(sizes))]:,.0f} s; "
                 f"the batched send is {row['ratio_vs_batched']:,.0f}x faster"
             )
+    path = write_results(f"send-{'quick-' if args.quick else ''}", runs=runs, results=rows)
+    print(f"\nresults: {path.relative_to(REPO)}")
+
+
+def write_results(prefix: str, **figures: Any) -> Path:
+    """The machine and ``figures`` as JSON in bench/results/, named by prefix and time."""
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    path = out / f"send-{'quick-' if args.quick else ''}{stamp}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                },
-                "runs": runs,
-                "results": rows,
-            },
-            indent=2,
-        )
-    )
-    print(f"\nresults: {path.relative_to(REPO)}")
+    path = out / f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}.json"
+    machine = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    path.write_text(json.dumps({"machine": machine, **figures}, indent=2))
+    return path
 
 
 if __name__ == "__main__":

@@ -60,24 +60,14 @@ async def _serve_http_client(
     """HTTP/1.1 with keep-alive: enough of the protocol for urllib and http.client."""
     stats.connections += 1
     try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            size = int(headers.get("content-length", "0"))
-            body = await reader.readexactly(size) if size else b""
+        while request := await read_request(reader):
+            request_line, headers, body = request
             if parse:
                 recipients = len(json.loads(body)["personalizations"]) if body else 0
             else:
                 recipients = body.count(PERSONALIZATION_MARK)
             close = headers.get("connection", "").lower() == "close"
-            if lines[0].startswith("GET "):
+            if request_line.startswith("GET "):
                 # The suppression lists (bounces, blocks, ...): empty, one page.
                 status, extra, reply = b"200 OK", b"Content-Type: application/json\r\n", b"[]"
             else:
@@ -101,12 +91,29 @@ async def _serve_http_client(
         writer.close()
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes] | None:
+    """One request: its request line, headers (by lower-case name) and body; None once the
+    client has closed the connection."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        size = int(headers.get("content-length", "0"))
+        body = await reader.readexactly(size) if size else b""
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    return lines[0], headers, body
+
+
 async def _http(parse: bool) -> Stats:
     stats = Stats()
     server = await asyncio.start_server(
         lambda r, w: _serve_http_client(r, w, stats, parse), "127.0.0.1", 0, limit=2**16
     )
-    await _run_until_terminated(server.sockets[0].getsockname()[1])
+    await run_until_terminated(server.sockets[0].getsockname()[1])
     server.close()
     return stats
 
@@ -114,9 +121,8 @@ async def _http(parse: bool) -> Stats:
 # --- SMTP ----------------------------------------------------------------------------------
 
 
-class _CountingHandler:
-    def __init__(self, stats: Stats) -> None:
-        self.stats = stats
+class PipeliningHandler:
+    """An aiosmtpd handler that offers PIPELINING, as the sender's fast path needs."""
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -125,12 +131,17 @@ class _CountingHandler:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
+
+class _CountingHandler(PipeliningHandler):
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.stats.seen(len(envelope.rcpt_tos), len(envelope.original_content or b""))
         return "250 OK"
 
 
-def _bulk_data_smtp() -> type:
+def bulk_data_smtp() -> type:
     """aiosmtpd's server, reading a message's data in one piece instead of line by line.
 
     Stock aiosmtpd awaits every line of DATA (500 lines in a 39 KB message): that, not
@@ -182,19 +193,19 @@ async def _smtp() -> Stats:
     stats = Stats()
     handler = _CountingHandler(stats)
     loop = asyncio.get_running_loop()
-    server_class = _bulk_data_smtp()
+    server_class = bulk_data_smtp()
 
     def factory() -> Any:
         stats.connections += 1
         return server_class(handler, hostname="sink.localhost", data_size_limit=0)
 
     server = await loop.create_server(factory, "127.0.0.1", 0)
-    await _run_until_terminated(server.sockets[0].getsockname()[1])
+    await run_until_terminated(server.sockets[0].getsockname()[1])
     server.close()
     return stats
 
 
-async def _run_until_terminated(port: int) -> None:
+async def run_until_terminated(port: int) -> None:
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
