@@ -64,10 +64,6 @@ ISSUE_ID = "001-2026-11-24"
 COMPLETE = {0: "complete", 11: "complete, some recipients unconfirmed"}
 RUN_AGAIN = {7: "stopped, or left recipients to retry", 8: "another send holds the lock"}
 
-LEGACY_STATES = {"in_flight": "unconfirmed", "failed": "refused"}
-"""The ledger states of the engine before its rewrite, by the names of the new engine
-(queued, sending, retry, sent, unconfirmed, refused, skipped). Delete with the old engine."""
-
 UNSETTLED = ("queued", "retry", "sending")
 """Ledger states that a complete send leaves nobody in."""
 
@@ -265,16 +261,13 @@ def add_retry_settings(config_path: Path) -> str | None:
 
 
 def ledger_states(config_path: Path) -> dict[str, str]:
-    """Each recipient's address (lower case) and ledger state, by the new engine's names."""
+    """Each recipient's address (lower case) and ledger state."""
     from newsletter.config import load_config
     from newsletter.store import Ledger, open_store
 
     with open_store(load_config(config_path)) as store:
         entries = Ledger(store).entries(ISSUE_ID)
-    return {
-        entry.email.lower(): LEGACY_STATES.get(str(entry.state), str(entry.state))
-        for entry in entries
-    }
+    return {entry.email.lower(): str(entry.state) for entry in entries}
 
 
 def read_record(path: Path) -> Counter[str]:

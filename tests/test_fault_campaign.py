@@ -46,12 +46,6 @@ PLANS = [
 
 @pytest.mark.faults
 @pytest.mark.timeout(110)
-@pytest.mark.xfail(
-    reason="the send engine before its rewrite retries requests whose answer was lost "
-    "(duplicates) and puts a whole SendGrid batch back in the queue when one address is "
-    "refused (the send never completes)",
-    strict=False,
-)
 @pytest.mark.parametrize("plan", PLANS, ids=[plan.transport for plan in PLANS])
 def test_a_killed_and_faulted_send_neither_loses_nor_duplicates(plan: Plan, tmp_path: Path) -> None:
     result = run_campaign(plan, tmp_path, say=lambda line: None)
