@@ -116,6 +116,58 @@ def test_add_unsubscribe_and_no_silent_resubscribe(config: Path) -> None:
     assert "'ann@@example.org' is not a valid e-mail address" in invalid.stderr
 
 
+def test_add_refuses_what_no_transport_can_carry_and_stores_nothing(config: Path) -> None:
+    non_ascii = run(config, "add", "josé@example.org", "--name", "José")
+    assert non_ascii.exit_code == 2
+    assert non_ascii.stderr == (
+        "error: josé@example.org: the part before @ has non-ASCII characters (é); newsletter "
+        "sends only to ASCII mailboxes, ask the person for another address\n"
+    )
+    broken_name = run(config, "add", "eve@example.org", "--name", "Eve\nBcc: all@example.com")
+    assert broken_name.exit_code == 2
+    assert broken_name.stderr == (
+        "error: eve@example.org: the name 'Eve\\nBcc: all@example.com' contains a line break "
+        "(CR or LF), which an e-mail header cannot carry; correct the name\n"
+    )
+    broken_attribute = run(config, "add", "eve@example.org", "--attr", "team=Ops\r\nX: 1")
+    assert broken_attribute.exit_code == 2
+    assert "the attribute 'team' ('Ops\\r\\nX: 1') contains a line break" in (
+        broken_attribute.stderr
+    )
+    with store_of(config) as store:
+        assert store.count() == 0
+
+    idn = run(config, "add", "ann@bücher.de", "--name", "Okafor, Ann")
+    assert idn.exit_code == 0, idn.output
+    assert idn.output == "added ann@xn--bcher-kva.de on 'members' (subscribed)\n"
+    with store_of(config) as store:
+        ann = store.get("ann@bücher.de")
+        assert (ann.email, ann.name) == ("ann@xn--bcher-kva.de", "Okafor, Ann")
+
+
+def test_import_lists_rows_no_transport_can_carry(config: Path, tmp_path: Path) -> None:
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text(
+        "email,name\nann@example.org,Ann\njosé@example.org,José\nbob@example.org,Bob\x00\n",
+        encoding="utf-8",
+    )
+    result = run(config, "import", str(csv_file), "--list", "members")
+    assert result.exit_code == 0
+    assert "3 rows; 1 added, 0 updated, 0 unchanged, 0 skipped (left earlier), 2 invalid" in (
+        result.output
+    )
+    assert (
+        f"{csv_file}:3: josé@example.org: the part before @ has non-ASCII characters (é); "
+        "newsletter sends only to ASCII mailboxes, ask the person for another address"
+    ) in result.output
+    assert (
+        f"{csv_file}:4: bob@example.org: the name 'Bob\\x00' contains a NUL character "
+        "(U+0000), which an e-mail header cannot carry; correct the name"
+    ) in result.output
+    with store_of(config) as store:
+        assert [s.email for s in store.subscribers_of("members")] == ["ann@example.org"]
+
+
 def test_list_and_export(config: Path, tmp_path: Path) -> None:
     run(config, "import", str(SAMPLE))
     run(config, "unsubscribe", "ben.okafor@example.com")
