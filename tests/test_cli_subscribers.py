@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from newsletter.addresses import refusals
 from newsletter.cli.subscribers import subscribers
 from newsletter.models import SubscriberStatus
 from newsletter.store import Store
+from newsletter.store.subscribers import NewSubscriber
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "subscribers.csv"
@@ -166,6 +168,31 @@ def test_import_lists_rows_no_transport_can_carry(config: Path, tmp_path: Path) 
     ) in result.output
     with store_of(config) as store:
         assert [s.email for s in store.subscribers_of("members")] == ["ann@example.org"]
+
+
+def test_addresses_stored_before_the_checks_can_still_be_removed(config: Path) -> None:
+    assert run(config, "add", "ann@example.org").exit_code == 0
+    with store_of(config) as store:  # as an older version stored them, unchecked
+        store.upsert_many(
+            [NewSubscriber("josé@example.org"), NewSubscriber("ben@bücher.de")], "members"
+        )
+        rows = [(s.id, s.email, s.name) for s in store.subscribers_of("members")]
+    emails = {subscriber_id: email for subscriber_id, email, _ in rows}
+    refused = {emails[subscriber_id]: reason for subscriber_id, reason in refusals(rows).items()}
+    assert sorted(refused) == ["ben@bücher.de", "josé@example.org"]
+    assert "ask the person for another address" in refused["josé@example.org"]
+    assert refused["ben@bücher.de"].endswith("remove the subscriber and add them again")
+
+    removed = run(config, "remove", "josé@example.org", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert removed.output == "removed josé@example.org and their history\n"
+    gone = run(config, "remove", "BEN@BÜCHER.DE", "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert run(config, "add", "ben@bücher.de").exit_code == 0
+    with store_of(config) as store:
+        members = [(s.id, s.email, s.name) for s in store.subscribers_of("members")]
+    assert [email for _, email, _ in members] == ["ann@example.org", "ben@xn--bcher-kva.de"]
+    assert refusals(members) == {}
 
 
 def test_list_and_export(config: Path, tmp_path: Path) -> None:

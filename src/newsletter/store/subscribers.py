@@ -155,12 +155,21 @@ class Store:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, email: str) -> Subscriber | None:
+        """The subscriber with this address, however its case or domain is written.
+
+        Rows stored before addresses were kept in ASCII form (a domain in Unicode, a
+        non-ASCII mailbox) are found by the address as typed too, so a send's advice to
+        remove or unsubscribe them can be followed.
+        """
+        typed = address_key((email or "").strip())
         try:
             key = address_key(normalise_address(email))
         except InvalidAddress:
-            return None
+            key = typed
         row = self.db.one(
-            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.email_key = ?", (key,)
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.email_key IN (?, ?) "
+            "ORDER BY s.email_key = ? DESC LIMIT 1",
+            (key, typed, key),
         )
         return subscriber_from_row(row) if row else None
 
