@@ -164,8 +164,9 @@ def refusals(rows: Iterable[tuple[int, str, str]]) -> dict[int, str]:
 def _plain_addresses(emails: Sequence[str]) -> bool:
     """Whether each address is ASCII, unquoted characters only, with exactly one @.
 
-    Every stored address passed ``normalise_address``; this is the cheap proof that none
-    was changed behind the store's back into something a transport cannot carry.
+    An ASCII address in the store passed the same rules as ``normalise_address`` when it
+    was added; this is the cheap proof that none was changed behind the store's back into
+    something a transport cannot carry.
     """
     text = "\n".join(emails)
     if not text.isascii():
