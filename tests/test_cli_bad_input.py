@@ -6,6 +6,7 @@ breaking one thing at a time.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,30 @@ def invalid_mjml(config: Path) -> None:
     template.write_text("<mjml><mj-body><mj-section>\n")
 
 
+def lead_post(config: Path) -> Path:
+    """The newest sample post, dated after every other item so it leads (and titles) the issue."""
+    post = sorted((config.parent / "samples" / "content").glob("*.md"))[-1]
+    edit(post, "date: 2026-11-17 07:45", "date: 2026-11-23 07:45")
+    return post
+
+
+def retitle_the_lead(config: Path, separator: str) -> tuple[str, str]:
+    """Put ``separator`` (YAML double-quoted) between the lead's first word and the rest."""
+    post = lead_post(config)
+    title = next(line for line in post.read_text().splitlines() if line.startswith("title: "))
+    first, rest = title.removeprefix("title: ").split(" ", 1)
+    edit(post, title, f'title: "{first}{separator}{rest}"')
+    return first, rest
+
+
+def control_character_in_the_subject(config: Path) -> None:
+    retitle_the_lead(config, " \\x96 ")  # a Windows-1252 dash read as Latin-1: U+0096
+
+
+def line_break_in_the_sender_name(config: Path) -> None:
+    edit(config, "    name: Leading Together\n", '    name: "Leading Together\\r\\nBcc: x@y.org"\n')
+
+
 def unwritable_output(config: Path) -> None:
     (config.parent / "blocker").write_text("a file where a folder should be")
     edit(config, "directory: issues", "directory: blocker/issues")
@@ -107,6 +132,16 @@ CASES: list[tuple[Callable[[Path], None], int, list[str]]] = [
     (jinja_syntax, 4, ["email.mjml.j2:"]),
     (undefined_variable, 4, ["email.mjml.j2:", "titel"]),
     (invalid_mjml, 4, ["email.mjml.j2", "MJML"]),
+    (
+        control_character_in_the_subject,
+        4,
+        [
+            "newsletter.yml: issue.subject: the subject 'Leading Together #1: Sharing \\x96 data",
+            "contains a control character (U+0096); a subject must be one line of printable text",
+            "hint: remove the character from the post title",
+        ],
+    ),
+    (line_break_in_the_sender_name, 2, ["newsletter.yml:11: newsletter.sender.name:"]),
     (unwritable_output, 5, ["blocker"]),
 ]
 
@@ -162,6 +197,30 @@ def test_script_and_onclick_in_a_post_are_removed_not_fatal(sample_project: Path
     assert "<script" not in html
     assert "onclick" not in html
     assert "javascript:" not in html
+
+
+def test_a_line_break_in_a_post_title_is_folded_into_a_one_line_subject(
+    sample_project: Path,
+) -> None:
+    first, rest = retitle_the_lead(sample_project, "\\r\\n")
+    result = run_cli(["build", "--config", str(sample_project), "--date", ON])
+    assert result.exit_code == 0, result.output
+    subject = f"Leading Together #1: {first} {rest}"
+    assert f"  subject:   {subject}\n" in result.stdout
+    issue = sample_project.parent / "issues" / f"001-{ON}" / "issue.json"
+    assert json.loads(issue.read_text(encoding="utf-8"))["subject"] == subject
+
+
+def test_validate_refuses_a_sender_name_no_header_can_carry(sample_project: Path) -> None:
+    line_break_in_the_sender_name(sample_project)
+    result = run_cli(["validate", "--config", str(sample_project)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {sample_project}: invalid configuration:\n"
+        f"  {sample_project}:11: newsletter.sender.name: the sender name "
+        "'Leading Together\\r\\nBcc: x@y.org' contains a line break (CR or LF), which an "
+        "e-mail header cannot carry; correct the sender name\n"
+    )
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

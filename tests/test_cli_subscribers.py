@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from newsletter.addresses import refusals
 from newsletter.cli.subscribers import subscribers
 from newsletter.models import SubscriberStatus
 from newsletter.store import Store
+from newsletter.store.subscribers import NewSubscriber
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "subscribers.csv"
@@ -114,6 +116,83 @@ def test_add_unsubscribe_and_no_silent_resubscribe(config: Path) -> None:
     invalid = run(config, "add", "ann@@example.org")
     assert invalid.exit_code == 2
     assert "'ann@@example.org' is not a valid e-mail address" in invalid.stderr
+
+
+def test_add_refuses_what_no_transport_can_carry_and_stores_nothing(config: Path) -> None:
+    non_ascii = run(config, "add", "josé@example.org", "--name", "José")
+    assert non_ascii.exit_code == 2
+    assert non_ascii.stderr == (
+        "error: josé@example.org: the part before @ has non-ASCII characters (é); newsletter "
+        "sends only to ASCII mailboxes, ask the person for another address\n"
+    )
+    broken_name = run(config, "add", "eve@example.org", "--name", "Eve\nBcc: all@example.com")
+    assert broken_name.exit_code == 2
+    assert broken_name.stderr == (
+        "error: eve@example.org: the name 'Eve\\nBcc: all@example.com' contains a line break "
+        "(CR or LF), which an e-mail header cannot carry; correct the name\n"
+    )
+    broken_attribute = run(config, "add", "eve@example.org", "--attr", "team=Ops\r\nX: 1")
+    assert broken_attribute.exit_code == 2
+    assert "the attribute 'team' ('Ops\\r\\nX: 1') contains a line break" in (
+        broken_attribute.stderr
+    )
+    with store_of(config) as store:
+        assert store.count() == 0
+
+    idn = run(config, "add", "ann@bücher.de", "--name", "Okafor, Ann")
+    assert idn.exit_code == 0, idn.output
+    assert idn.output == "added ann@xn--bcher-kva.de on 'members' (subscribed)\n"
+    with store_of(config) as store:
+        ann = store.get("ann@bücher.de")
+        assert (ann.email, ann.name) == ("ann@xn--bcher-kva.de", "Okafor, Ann")
+
+
+def test_import_lists_rows_no_transport_can_carry(config: Path, tmp_path: Path) -> None:
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text(
+        "email,name\nann@example.org,Ann\njosé@example.org,José\nbob@example.org,Bob\x00\n",
+        encoding="utf-8",
+    )
+    result = run(config, "import", str(csv_file), "--list", "members")
+    assert result.exit_code == 0
+    assert "3 rows; 1 added, 0 updated, 0 unchanged, 0 skipped (left earlier), 2 invalid" in (
+        result.output
+    )
+    assert (
+        f"{csv_file}:3: josé@example.org: the part before @ has non-ASCII characters (é); "
+        "newsletter sends only to ASCII mailboxes, ask the person for another address"
+    ) in result.output
+    assert (
+        f"{csv_file}:4: bob@example.org: the name 'Bob\\x00' contains a NUL character "
+        "(U+0000), which an e-mail header cannot carry; correct the name"
+    ) in result.output
+    with store_of(config) as store:
+        assert [s.email for s in store.subscribers_of("members")] == ["ann@example.org"]
+
+
+def test_addresses_stored_before_the_checks_can_still_be_removed(config: Path) -> None:
+    assert run(config, "add", "ann@example.org").exit_code == 0
+    with store_of(config) as store:  # as an older version stored them, unchecked
+        store.upsert_many(
+            [NewSubscriber("josé@example.org"), NewSubscriber("ben@bücher.de")], "members"
+        )
+        rows = [(s.id, s.email, s.name) for s in store.subscribers_of("members")]
+    emails = {subscriber_id: email for subscriber_id, email, _ in rows}
+    refused = {emails[subscriber_id]: reason for subscriber_id, reason in refusals(rows).items()}
+    assert sorted(refused) == ["ben@bücher.de", "josé@example.org"]
+    assert "ask the person for another address" in refused["josé@example.org"]
+    assert refused["ben@bücher.de"].endswith("remove the subscriber and add them again")
+
+    removed = run(config, "remove", "josé@example.org", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert removed.output == "removed josé@example.org and their history\n"
+    gone = run(config, "remove", "BEN@BÜCHER.DE", "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert run(config, "add", "ben@bücher.de").exit_code == 0
+    with store_of(config) as store:
+        members = [(s.id, s.email, s.name) for s in store.subscribers_of("members")]
+    assert [email for _, email, _ in members] == ["ann@example.org", "ben@xn--bcher-kva.de"]
+    assert refusals(members) == {}
 
 
 def test_list_and_export(config: Path, tmp_path: Path) -> None:

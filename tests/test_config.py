@@ -106,7 +106,48 @@ def test_bad_values_are_explained() -> None:
     text += "newsletter_extra: 1\n"
     found = problems(text)
     assert any("newsletter.site_url: expected an http(s) URL" in p for p in found)
-    assert any("newsletter.sender.address: expected an e-mail address" in p for p in found)
+    assert (
+        "newsletter.yml:4: newsletter.sender.address: 'not-an-address' is not a valid e-mail "
+        "address: An email address must have an @-sign."
+    ) in found
+
+
+def test_sender_and_reply_to_are_checked_as_the_message_writer_would() -> None:
+    text = MINIMAL.replace(
+        "{name: Editors, address: news@example.org}",
+        '{name: "Editors\\r\\nBcc: all@example.com", address: news@example.org}',
+    )
+    assert problems(text) == [
+        "newsletter.yml:4: newsletter.sender.name: the sender name "
+        "'Editors\\r\\nBcc: all@example.com' contains a line break (CR or LF), which an "
+        "e-mail header cannot carry; correct the sender name"
+    ]
+    text = MINIMAL.replace("address: news@example.org", "address: josé@example.org")
+    text += 'unsubscribe:\n  mailto: "leave\\x00@example.org"\n'
+    assert problems(text) == [
+        "newsletter.yml:4: newsletter.sender.address: josé@example.org: the part before @ has "
+        "non-ASCII characters (é); newsletter sends only to ASCII mailboxes, ask the person "
+        "for another address",
+        "newsletter.yml:11: unsubscribe.mailto: 'leave\\x00@example.org' is not a valid e-mail "
+        "address: The email address contains invalid characters before the @-sign: U+0000.",
+    ]
+
+
+def test_the_newsletter_name_must_fit_in_the_list_id_header() -> None:
+    text = MINIMAL.replace("name: Leading Together", 'name: "Leading\\nTogether"')
+    assert problems(text) == [
+        "newsletter.yml:2: newsletter.name: the newsletter name 'Leading\\nTogether' contains "
+        "a line break (CR or LF), which an e-mail header cannot carry; correct the newsletter "
+        "name"
+    ]
+
+
+def test_internationalised_domains_are_kept_in_the_form_every_transport_carries() -> None:
+    text = MINIMAL.replace("address: news@example.org", "address: news@bücher.de")
+    text = text.replace("  postal_address", "  reply_to: Editors@Bücher.de\n  postal_address")
+    newsletter = parse_config(text).newsletter
+    assert newsletter.sender.address == "news@xn--bcher-kva.de"
+    assert newsletter.reply_to == "Editors@xn--bcher-kva.de"
 
 
 def test_unknown_time_zone() -> None:

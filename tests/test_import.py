@@ -111,23 +111,66 @@ def test_bad_rows_are_reported_with_their_line_numbers(store: Store, tmp_path: P
         "cat@example.org,Cat,Smith, Jones and Co\n"  # 4: an unquoted comma
         "dan@example.org,Dan,Trust,,\n"  # 5: trailing empty cells are fine
         "\n"  # 6: blank
-        'eve@example.org,"Eve\nMulti-line",Library\n'  # 7-8
+        'eve@example.org,"Eve\nMulti-line",Library\n'  # 7-8: a line break in the name
         "not-an-address,Fay,Council\n"  # 9
         "ANN@example.org,Ann Again,Council\n"  # 10: duplicate of 2
         ",No Address,Council\n"  # 11
     )
     report = import_csv(store, write(tmp_path, text), "members")
     assert report.rows == 8
-    assert (report.added, report.invalid, report.duplicates) == (3, 4, 1)
+    assert (report.added, report.invalid, report.duplicates) == (2, 5, 1)
     found = lines(report)
-    assert [line for line, _ in found] == [3, 4, 9, 10, 11]
+    assert [line for line, _ in found] == [3, 4, 7, 9, 10, 11]
     assert "expected 3 cells like the header, found 2" in found[0][1]
     assert "found 4; quote values that contain commas" in found[1][1]
-    assert "'not-an-address' is not a valid e-mail address" in found[2][1]
-    assert found[3][1] == "ANN@example.org is a duplicate of line 2; line 2 is kept"
-    assert found[4][1] == "no e-mail address given"
+    assert found[2][1] == (
+        "eve@example.org: the name 'Eve\\nMulti-line' contains a line break (CR or LF), "
+        "which an e-mail header cannot carry; correct the name"
+    )
+    assert "'not-an-address' is not a valid e-mail address" in found[3][1]
+    assert found[4][1] == "ANN@example.org is a duplicate of line 2; line 2 is kept"
+    assert found[5][1] == "no e-mail address given"
     assert store.get("ann@example.org").name == "Ann"
-    assert store.get("eve@example.org").name == "Eve\nMulti-line"
+    assert store.get("dan@example.org").name == "Dan"
+    assert store.get("eve@example.org") is None
+
+
+def test_rows_no_transport_can_carry_are_refused_and_the_rest_imported(
+    store: Store, tmp_path: Path
+) -> None:
+    text = (
+        "email,first_name,last_name,team\n"  # 1
+        "ann@example.org,Ann,Lee,Ops\n"  # 2
+        "josé@example.org,José,Núñez,Ops\n"  # 3
+        "ben@bücher.de,Ben,Okafor,Ops\n"  # 4: an internationalised domain is fine
+        'cat@example.org,"Cat\r\nBcc: all@example.com",Smith,Ops\n'  # 5-6
+        "dan@example.org,Dan\tTab,Jones,Ops\n"  # 7
+        "eve@example.org,Eve,Null\x00,Ops\n"  # 8
+        'fay@example.org,Fay,"Okafor, Jr.",Ops\n'  # 9: commas are fine
+        'gus@example.org,Gus,Grey,"Ops\nBcc: x@example.com"\n'  # 10-11
+    )
+    report = import_csv(store, write(tmp_path, text), "members")
+    assert (report.rows, report.added, report.invalid) == (8, 3, 5)
+    assert lines(report) == [
+        (3, "josé@example.org: the part before @ has non-ASCII characters (é); newsletter "
+            "sends only to ASCII mailboxes, ask the person for another address"),
+        (5, "cat@example.org: the first name 'Cat\\r\\nBcc: all@example.com' contains a line "
+            "break (CR or LF), which an e-mail header cannot carry; correct the first name"),
+        (7, "dan@example.org: the first name 'Dan\\tTab' contains a tab, which an e-mail "
+            "header cannot carry; correct the first name"),
+        (8, "eve@example.org: the last name 'Null\\x00' contains a NUL character (U+0000), "
+            "which an e-mail header cannot carry; correct the last name"),
+        (10, "gus@example.org: the attribute 'team' ('Ops\\nBcc: x@example.com') contains a "
+             "line break (CR or LF); attributes can be merged into the subject, which must "
+             "stay on one line, so correct the value"),
+    ]  # fmt: skip
+    assert [s.email for s in store.subscribers_of("members")] == [
+        "ann@example.org",
+        "ben@xn--bcher-kva.de",
+        "fay@example.org",
+    ]
+    assert store.get("ben@bücher.de").name == "Ben Okafor"
+    assert store.get("fay@example.org").name == "Fay Okafor, Jr."
 
 
 def test_unsubscribed_people_are_not_added_back_without_force(store: Store, tmp_path: Path) -> None:

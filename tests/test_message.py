@@ -5,12 +5,14 @@ from email.message import EmailMessage
 import pytest
 
 from newsletter import merge
-from newsletter.errors import HeaderInjectionError
+from newsletter.errors import HeaderInjectionError, InvalidAddress, InvalidRecipient
 from newsletter.message import (
     MergeValueError,
     PreparedIssue,
     build_mime,
     check_header,
+    check_sender,
+    check_subject,
     personalise,
 )
 from newsletter.models import Recipient
@@ -176,6 +178,36 @@ def test_line_break_in_from_name_is_refused() -> None:
             recipient(1, "a@example.com"),
             message_id_domain=DOMAIN,
         )
+
+
+def test_a_sender_the_writer_accepts_is_written_as_checked() -> None:
+    name, address = check_sender("Okafor, Ben", "news@Bücher.de")
+    assert (name, address) == ("Okafor, Ben", "news@xn--bcher-kva.de")
+    issue = sample_issue(from_name=name, from_address=address)
+    message = _reparsed(build_mime(issue, recipient(1, "a@example.com"), message_id_domain=DOMAIN))
+    assert message["From"].addresses[0].display_name == "Okafor, Ben"
+    assert message["From"].addresses[0].addr_spec == "news@xn--bcher-kva.de"
+
+
+def test_a_sender_the_writer_cannot_carry_is_refused_with_the_recipient_reasons() -> None:
+    with pytest.raises(InvalidRecipient, match=r"^the sender name 'News\\r\\nX: 1' contains a"):
+        check_sender("News\r\nX: 1", "news@example.org")
+    with pytest.raises(InvalidAddress, match="the part before @ has non-ASCII characters"):
+        check_sender("News", "nöws@example.org")
+
+
+@pytest.mark.parametrize(
+    ("subject", "what"),
+    [("Hello\r\nBcc: x@example.com", "a line break (CR or LF)"), ("Tab\there", "a tab"),
+     ("Dash \x96 here", "a control character (U+0096)")],
+)  # fmt: skip
+def test_check_subject_refuses_what_a_header_cannot_carry(subject: str, what: str) -> None:
+    assert check_subject('Ünïcode, quotes "and" commas') == 'Ünïcode, quotes "and" commas'
+    with pytest.raises(HeaderInjectionError) as caught:
+        check_subject(subject)
+    assert caught.value.message == (
+        f"the subject {subject!r} contains {what}; a subject must be one line of printable text"
+    )
 
 
 def test_no_one_click_header_without_an_https_url() -> None:

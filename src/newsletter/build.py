@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 from .archive import Archive
 from .config import LoadedConfig
+from .errors import HeaderInjectionError, TemplateError
+from .message import check_subject
 from .models import ArchivedIssue, IssueMeta, ItemWarning, Post, RenderedIssue, Selection
 from .render import render_issue, render_meta_text
 from .select import select_items
@@ -90,9 +92,18 @@ def meta_context(
 
 
 def compose_meta(loaded: LoadedConfig, number: int, on: date, selection: Selection) -> IssueMeta:
+    """The issue's subject and preheader; a subject no header can carry fails the build."""
     context = meta_context(loaded, number, on, selection)
     settings = loaded.settings.issue
     subject = render_meta_text(loaded, settings.subject, field="issue.subject", context=context)
+    try:
+        check_subject(subject)
+    except HeaderInjectionError as exc:
+        raise TemplateError(
+            f"{loaded.path.name}: issue.subject: {exc.message}",
+            hint="remove the character from the post title or text the subject uses, "
+            f"or change issue.subject in {loaded.path}",
+        ) from None
     preheader = render_meta_text(
         loaded, settings.preheader, field="issue.preheader", context=context
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .addresses import check_name
+from .errors import ConfigError, NewsletterError
+from .message import check_address, check_sender_name
 
 DEFAULT_CONFIG_NAME = "newsletter.yml"
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -38,13 +40,22 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _check_address(value: str) -> str:
-    from email_validator import EmailNotValidError, validate_email
+def _writer_rule(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """A check of the message writer as a validator, so validate refuses what a send would."""
 
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"expected an e-mail address, got {value!r} ({exc})") from None
+    def validate(value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except NewsletterError as exc:
+            raise ValueError(exc.message) from None
+
+    return validate
+
+
+def _address_in(header: str) -> Callable[[str | None], str | None]:
+    return _writer_rule(lambda value: check_address(header, value))
 
 
 def _check_secret(value: str | None) -> str | None:
@@ -60,7 +71,8 @@ class Sender(_Model):
     name: str
     address: str
 
-    _address = field_validator("address")(_check_address)
+    _name = field_validator("name")(_writer_rule(check_sender_name))
+    _address = field_validator("address")(_address_in("From"))
 
 
 class NewsletterInfo(_Model):
@@ -76,16 +88,15 @@ class NewsletterInfo(_Model):
     postal_address: str = Field(min_length=1)
 
     _site_url = field_validator("site_url")(_check_url)
+    _reply_to = field_validator("reply_to")(_address_in("Reply-To"))
+    _name = field_validator("name")(
+        _writer_rule(lambda value: check_name(value, label="newsletter name"))
+    )  # written into every issue's List-Id header
 
     @field_validator("archive_url")
     @classmethod
     def _archive_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
-
-    @field_validator("reply_to")
-    @classmethod
-    def _reply_to(cls, value: str | None) -> str | None:
-        return None if value is None else _check_address(value)
 
     @field_validator("timezone")
     @classmethod
@@ -277,10 +288,7 @@ class UnsubscribeSettings(_Model):
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
 
-    @field_validator("mailto")
-    @classmethod
-    def _mailto(cls, value: str | None) -> str | None:
-        return None if value is None else _check_address(value)
+    _mailto = field_validator("mailto")(_address_in("List-Unsubscribe"))
 
 
 class ScheduleSettings(_Model):

@@ -135,14 +135,18 @@ class AuthenticationError(ProviderError, PermissionError):
     """Credentials missing or refused by the provider."""
 
 
-class InvalidAddress(NewsletterError, ValueError):
-    """An e-mail address that cannot be used."""
+class InvalidRecipient(NewsletterError, ValueError):
+    """A recipient (address, name or merge value) that not every transport can carry."""
 
     exit_code = 2
 
 
+class InvalidAddress(InvalidRecipient):
+    """An e-mail address that cannot be used."""
+
+
 class HeaderInjectionError(NewsletterError, ValueError):
-    """A header value contains CR or LF."""
+    """A header value contains CR, LF or another control character."""
 
 
 class TokenError(NewsletterError, ValueError):

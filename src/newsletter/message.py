@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from . import merge
+from .addresses import check_name, control_character, normalise_address
 from .errors import HeaderInjectionError, InvalidAddress, NewsletterError
 from .models import OutgoingIssue, Recipient
 
@@ -50,6 +51,45 @@ def check_header(name: str, value: str) -> str:
             "header values must be a single line"
         )
     return value
+
+
+def check_subject(text: str) -> str:
+    """A subject the writer can put in its header, or HeaderInjectionError saying why not.
+
+    Stricter than ``check_header``: besides a line break, no control character may appear,
+    since an ASCII subject is written as it is and a NUL or an escape in a header is
+    refused or mangled on the way.
+    """
+    found = control_character(text)
+    if found is not None:
+        raise HeaderInjectionError(
+            f"the subject {text[:200]!r} contains {found}; a subject must be one line of "
+            "printable text"
+        )
+    return text
+
+
+def check_address(header: str, address: str) -> str:
+    """An address as the writer puts it in ``header`` (IDN domains as ``xn--``), or why not.
+
+    The same rule as for a subscriber's address, so a sender is refused for what a
+    recipient would be.
+    """
+    normalised = normalise_address(address)
+    _address_header(header, "", normalised)
+    return normalised
+
+
+def check_sender_name(name: str) -> str:
+    """The From display name as the writer puts it, checked as a subscriber's name is."""
+    return check_name(name, label="sender name")
+
+
+def check_sender(name: str, address: str) -> tuple[str, str]:
+    """The From name and address as the writer will write them; raises if it cannot."""
+    checked = check_sender_name(name), check_address("From", address)
+    _address_header("From", *checked)
+    return checked
 
 
 BUILT_IN_FIELDS = frozenset({"email", "name", "first_name", "unsubscribe_url"})

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import ImportFileError, InvalidAddress
+from ..addresses import check_attributes, check_name, normalise_address
+from ..errors import ImportFileError, InvalidRecipient
 from ..models import SubscriberStatus
-from .subscribers import NewSubscriber, Store, address_key, normalise_address
+from .subscribers import NewSubscriber, Store, address_key
 
 EMAIL, NAME, FIRST, LAST, IGNORE = "email", "name", "first_name", "last_name", "-"
 FIELDS = (EMAIL, NAME, FIRST, LAST)
@@ -53,7 +54,8 @@ class ImportReport:
     unchanged: int = 0
     skipped_unsubscribed: int = 0
     invalid: int = 0
-    """Rows that could not be used: a bad address or the wrong number of cells."""
+    """Rows that could not be used: an address, name or attribute no transport can carry,
+    or the wrong number of cells."""
     duplicates: int = 0
     """Later rows repeating an address seen earlier in the file; the first one is kept."""
     errors: list[RowError] = field(default_factory=list)
@@ -257,15 +259,31 @@ def _record(
         elif value:
             attributes[target] = value
     try:
-        email = normalise_address(values.get(EMAIL, ""))
-    except InvalidAddress as exc:
+        email, name, attributes = _checked(values, attributes)
+    except InvalidRecipient as exc:
         report.invalid += 1
         report.errors.append(RowError(line, exc.message))
         return None
-    name = values.get(NAME) or " ".join(
-        part for part in (values.get(FIRST, ""), values.get(LAST, "")) if part
-    )
     return NewSubscriber(email=email, name=name, attributes=attributes, line=line)
+
+
+def _checked(
+    values: Mapping[str, str], attributes: Mapping[str, str]
+) -> tuple[str, str, dict[str, str]]:
+    """The row's address, name and attributes as stored; InvalidRecipient names the address.
+
+    First and last names are checked as they were given, so a message names the column.
+    """
+    email = normalise_address(values.get(EMAIL, ""))
+    try:
+        first = check_name(values.get(FIRST, ""), label="first name")
+        last = check_name(values.get(LAST, ""), label="last name")
+        name = check_name(values.get(NAME, "")) or check_name(
+            " ".join(part for part in (first, last) if part)
+        )
+        return email, name, check_attributes(attributes)
+    except InvalidRecipient as exc:
+        raise InvalidRecipient(f"{email}: {exc.message}") from None
 
 
 def export_csv(

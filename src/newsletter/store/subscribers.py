@@ -16,8 +16,8 @@ from types import TracebackType
 from typing import Any
 
 import orjson
-from email_validator import EmailNotValidError, validate_email
 
+from ..addresses import check_attributes, check_recipient, normalise_address
 from ..errors import InvalidAddress, StoreError
 from ..models import Subscriber, SubscriberStatus
 from .db import Database, utc_now
@@ -27,17 +27,6 @@ INACTIVE = frozenset(
     {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
 )
 SUBSCRIBER_COLUMNS = "s.id, s.email, s.name, s.status, s.attributes"
-
-
-def normalise_address(address: str) -> str:
-    """The address as it will be stored and sent to, or InvalidAddress saying why not."""
-    text = (address or "").strip()
-    if not text:
-        raise InvalidAddress("no e-mail address given")
-    try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidAddress(f"{text!r} is not a valid e-mail address: {exc}") from None
 
 
 def address_key(normalised: str) -> str:
@@ -166,12 +155,21 @@ class Store:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, email: str) -> Subscriber | None:
+        """The subscriber with this address, however its case or domain is written.
+
+        Rows stored before addresses were kept in ASCII form (a domain in Unicode, a
+        non-ASCII mailbox) are found by the address as typed too, so a send's advice to
+        remove or unsubscribe them can be followed.
+        """
+        typed = address_key((email or "").strip())
         try:
             key = address_key(normalise_address(email))
         except InvalidAddress:
-            return None
+            key = typed
         row = self.db.one(
-            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.email_key = ?", (key,)
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.email_key IN (?, ?) "
+            "ORDER BY s.email_key = ? DESC LIMIT 1",
+            (key, typed, key),
         )
         return subscriber_from_row(row) if row else None
 
@@ -274,8 +272,11 @@ class Store:
 
         A known address that left keeps its status: re-adding it raises StoreError unless
         ``force`` (the person asked to come back), which is recorded as a status event.
+        The address, name and attributes get the import's checks (``addresses``): what
+        no transport can carry raises InvalidRecipient, and nothing is stored.
         """
-        record = NewSubscriber(normalise_address(email), name, dict(attributes or {}))
+        address, checked_name = check_recipient(email, name)
+        record = NewSubscriber(address, checked_name, check_attributes(attributes or {}))
         counts = self.upsert_many([record], list_name, force=force, source=source)
         found = self.get(record.email)
         assert found is not None
