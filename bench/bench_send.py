@@ -386,10 +386,11 @@ def bench_naive(config_path: Path, sample: int, full: int) -> dict[str, Any]:
             rendered_once.view_url,
         )
         client = SendGridAPIClient(ENV["SENDGRID_API_KEY"], host=f"http://127.0.0.1:{sink.port}")
-        factory = RecipientFactory(loaded, ENV["NEWSLETTER_SECRET"])
         reset_store(config_path)
         with open_store(loaded) as store:
             subscribers = list(itertools.islice(store.subscribers_of("members"), sample))
+            list_ids = {"members": store.list_id("members")}
+        factory = RecipientFactory(loaded, ENV["NEWSLETTER_SECRET"], list_ids)
         started = time.perf_counter()
         for subscriber in subscribers:
             recipient = factory(subscriber, "members")

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -156,15 +156,20 @@ def unsubscribe_secret(loaded: LoadedConfig, store: Store) -> str:
 
 
 class RecipientFactory:
-    """Turns subscribers into recipients with signed unsubscribe links."""
+    """Turns subscribers into recipients with signed unsubscribe links.
 
-    def __init__(self, loaded: LoadedConfig, secret: str) -> None:
+    Tokens name a list by its id in the store; ``list_ids`` maps the names the ledger
+    keeps to those ids.
+    """
+
+    def __init__(self, loaded: LoadedConfig, secret: str, list_ids: Mapping[str, int]) -> None:
         self.base = loaded.unsubscribe_url.rstrip("/")
         self.secret = secret
         self.signer = TokenSigner(secret)
+        self.list_ids = dict(list_ids)
 
     def __call__(self, subscriber: Subscriber, list_name: str) -> Recipient:
-        token = self.signer.make(subscriber.id, subscriber.email, list_name)
+        token = self.signer.make(subscriber.id, subscriber.email, self.list_ids[list_name])
         return Recipient(
             subscriber_id=subscriber.id,
             email=subscriber.email,
@@ -178,10 +183,10 @@ class RecipientFactory:
         ids, emails, names, attributes, list_names, _ = zip(*page.rows, strict=True)
         base = self.base + "/"
         if len(set(list_names)) == 1:
-            urls = self.signer.make_many(ids, emails, list_names[0], prefix=base)
+            urls = self.signer.make_many(ids, emails, self.list_ids[list_names[0]], prefix=base)
         else:
             urls = [
-                base + self.signer.make(sid, email, name)
+                base + self.signer.make(sid, email, self.list_ids[name])
                 for sid, email, name in zip(ids, emails, list_names, strict=True)
             ]
         loads = orjson.loads
@@ -237,7 +242,8 @@ def send_issue(
                     f"there is no list named {name!r} (lists: {known})",
                     hint="add it under lists: in newsletter.yml, or check the spelling",
                 )
-        recipients_for = RecipientFactory(loaded, unsubscribe_secret(loaded, store))
+        list_ids = {mailing_list.name: mailing_list.id for mailing_list in store.lists()}
+        recipients_for = RecipientFactory(loaded, unsubscribe_secret(loaded, store), list_ids)
         outgoing = outgoing_for(loaded, issue, lists[0], test=bool(options.test_to))
         if options.test_to:
             _send_test(provider, outgoing, options.test_to, recipients_for, lists[0], report)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import TokenError
 from .models import Subscriber
 from .store import Store
-from .tokens import verify_token
+from .tokens import TokenPayload, verify_token
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,17 @@ def token_holder(store: Store, secret: str, token: str) -> TokenHolder:
 
     Raises TokenError, with one message whatever the reason, for any other token.
     """
-    payload = verify_token(secret, token)
-    subscriber = store.get_by_id(payload.subscriber_id)
-    if subscriber is None or subscriber.email != payload.email:
-        raise TokenError("this unsubscribe link is not valid; it may be incomplete or altered")
-    return TokenHolder(subscriber, payload.list_name)
+    found: dict[int, Subscriber] = {}
+
+    def email_of(subscriber_id: int) -> str | None:
+        subscriber = store.get_by_id(subscriber_id)
+        if subscriber is None:
+            return None
+        found[subscriber_id] = subscriber
+        return subscriber.email
+
+    payload = verify_token(secret, token, email_of)
+    return TokenHolder(found[payload.subscriber_id], _list_name(store, payload))
 
 
 def unsubscribe_by_token(store: Store, secret: str, token: str) -> TokenHolder:
@@ -44,3 +49,11 @@ def unsubscribe_by_token(store: Store, secret: str, token: str) -> TokenHolder:
     holder = token_holder(store, secret, token)
     store.unsubscribe(holder.subscriber.id, source="token", detail=holder.detail)
     return holder
+
+
+def _list_name(store: Store, payload: TokenPayload) -> str:
+    if payload.list_id is None:  # a version 1 token carries the name
+        return payload.list_name or ""
+    mailing_list = store.find_list_by_id(payload.list_id)
+    # Lists are not deleted, but a link to one that is gone should still work.
+    return mailing_list.name if mailing_list else f"#{payload.list_id}"

@@ -6,7 +6,7 @@ from newsletter.models import OutgoingIssue, Recipient
 from newsletter.tokens import make_token
 
 SECRET = "test-secret-for-unsubscribe-links"
-LIST = "members"
+LIST_ID = 1
 
 
 def sample_issue(**changes: object) -> OutgoingIssue:
@@ -34,7 +34,7 @@ def sample_issue(**changes: object) -> OutgoingIssue:
 
 
 def recipient(subscriber_id: int, email: str, name: str = "", **merge: str) -> Recipient:
-    token = make_token(SECRET, subscriber_id, email, LIST)
+    token = make_token(SECRET, subscriber_id, email, LIST_ID)
     url = f"https://leading-together.example.org/unsubscribe?t={token}"
     return Recipient(
         subscriber_id=subscriber_id,
