@@ -399,9 +399,10 @@ def bench_naive(config_path: Path, sample: int, full: int) -> dict[str, Any]:
     from newsletter.build import build_issue
     from newsletter.config import load_config
     from newsletter.message import merge_values
+    from newsletter.models import Recipient
     from newsletter.render import render_issue
-    from newsletter.send import RecipientFactory
     from newsletter.store import open_store
+    from newsletter.tokens import TokenSigner
 
     sink = Sink("http")
     try:
@@ -416,13 +417,18 @@ def bench_naive(config_path: Path, sample: int, full: int) -> dict[str, Any]:
             rendered_once.view_url,
         )
         client = SendGridAPIClient(ENV["SENDGRID_API_KEY"], host=f"http://127.0.0.1:{sink.port}")
-        factory = RecipientFactory(loaded, ENV["NEWSLETTER_SECRET"])
         reset_store(config_path)
         with open_store(loaded) as store:
             subscribers = list(itertools.islice(store.subscribers_of("members"), sample))
+            list_id = store.list_id("members")
+        signer = TokenSigner(ENV["NEWSLETTER_SECRET"])
+        base = loaded.unsubscribe_url.rstrip("/") + "/"
         started = time.perf_counter()
         for subscriber in subscribers:
-            recipient = factory(subscriber, "members")
+            token = signer.make(subscriber.id, subscriber.email, list_id)
+            recipient = Recipient(
+                subscriber.id, subscriber.email, subscriber.name, {}, base + token
+            )
             rendered = render_issue(loaded, meta, selection, view_url)
             values = merge_values(recipient)
             mail = Mail(

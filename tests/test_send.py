@@ -17,9 +17,11 @@ import pytest
 
 from conftest import SAMPLE_ISSUE, configure, ledger_counts, run_cli
 from newsletter.config import load_config
+from newsletter.models import SubscriberStatus
 from newsletter.send import SendOptions, send_issue, unsubscribe_secret
 from newsletter.store import Ledger, open_store
-from newsletter.tokens import verify_token
+from newsletter.unsubscribe import token_holder
+from servers.legacy_tokens import make_v1_token
 from servers.sendgrid_fake import Reply, error_reply, rate_limited
 from servers.smtp_sink import SmtpSink
 
@@ -80,9 +82,6 @@ def test_smtp_send_delivers_personalised_messages(smtp_project: tuple[Path, Smtp
     assert "refused: noah.kowalski@example.com: RCPT: 550" in result.stderr
     assert ledger_counts(config)["refused"] == 1
 
-    loaded = load_config(config)
-    with open_store(loaded) as store:
-        secret = unsubscribe_secret(loaded, store)
     received = sink.by_recipient()
     assert len(received) == SUBSCRIBERS - 1
     message = received["amira.haddad@example.org"].message()
@@ -96,8 +95,10 @@ def test_smtp_send_delivers_personalised_messages(smtp_project: tuple[Path, Smtp
     assert "%%" not in text and "%%" not in html
     url = message["List-Unsubscribe"].split(",")[0].strip("<> ")
     assert url in html
-    payload = verify_token(secret, url.rsplit("/", 1)[1])
-    assert (payload.email, payload.list_name) == ("amira.haddad@example.org", "members")
+    loaded = load_config(config)
+    with open_store(loaded) as store:
+        holder = token_holder(store, unsubscribe_secret(loaded, store), url.rsplit("/", 1)[1])
+    assert (holder.subscriber.email, holder.list_name) == ("amira.haddad@example.org", "members")
 
     # The refused recipient is not retried by a plain rerun; nobody gets a second copy.
     rerun = send(config)
@@ -158,6 +159,10 @@ def test_unsubscribe_token_then_the_next_send_skips_them(built_project: Path) ->
     assert forged.exit_code == 2
     assert "not valid" in forged.stderr
 
+    with open_store(load_config(built_project)) as store:
+        events = store.events("amira.haddad@example.org")
+    assert (events[-1].source, events[-1].detail) == ("token", "list members")
+
     # Ben unsubscribes before his turn and is not sent the issue.
     run_cli(
         ["subscribers", "unsubscribe", "ben.okafor@example.com", "--config", str(built_project)]
@@ -165,6 +170,31 @@ def test_unsubscribe_token_then_the_next_send_skips_them(built_project: Path) ->
     rest = send(built_project)
     assert "sent 23" in rest.stdout and "complete" in rest.stdout
     assert not any("ben.okafor" in p.name for p in outbox.glob("*.eml"))
+
+
+def test_unsubscribe_command_takes_a_link_from_before_version_2(built_project: Path) -> None:
+    loaded = load_config(built_project)
+    with open_store(loaded) as store:
+        secret = unsubscribe_secret(loaded, store)
+        ben = store.get("ben.okafor@example.com")
+    assert ben is not None
+    token = make_v1_token(secret, ben.id, ben.email, "members")
+    moved = make_v1_token(secret, ben.id, "ben@old.example.com", "members")
+
+    refused = run_cli(["unsubscribe", "--config", str(built_project), "--token", moved])
+    done = run_cli(["unsubscribe", "--config", str(built_project), "--token", token])
+
+    assert refused.exit_code == 2
+    assert "this unsubscribe link is not valid" in refused.stderr
+    assert done.exit_code == 0, done.output
+    assert "unsubscribed ben.okafor@example.com" in done.stdout
+    with open_store(loaded) as store:
+        events = store.events(ben.id)
+    assert (events[-1].status, events[-1].source, events[-1].detail) == (
+        SubscriberStatus.UNSUBSCRIBED,
+        "token",
+        "list members",
+    )
 
 
 def test_bad_sends_fail_clearly(built_project: Path) -> None:

@@ -38,6 +38,14 @@ def test_open_creates_file_and_migrations_are_idempotent(tmp_path: Path) -> None
     assert mode == "wal"
 
 
+def test_a_list_is_found_by_name_and_by_id(store: Store) -> None:
+    members = store.find_list("members")
+    assert members is not None
+    assert store.find_list_by_id(members.id) == members
+    assert store.find_list_by_id(members.id + 1) is None
+    assert store.find_list("guests") is None
+
+
 def test_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     Store.open(path).close()

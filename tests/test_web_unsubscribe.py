@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from newsletter.models import SubscriberStatus
 from newsletter.send import unsubscribe_secret
 from newsletter.store import StatusEvent, open_store
 from newsletter.tokens import make_token
+from servers.legacy_tokens import make_v1_token
 from servers.web_app import add_subscriber, running_app
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -37,10 +39,30 @@ def status_of(project: Path, email: str) -> tuple[SubscriberStatus, list[StatusE
         return subscriber.status, store.events(email)
 
 
+def secret_of(project: Path) -> str:
+    loaded = load_config(project)
+    with open_store(loaded) as store:
+        return unsubscribe_secret(loaded, store)
+
+
 def signed(project: Path, subscriber_id: int, email: str, list_name: str = "members") -> str:
     loaded = load_config(project)
     with open_store(loaded) as store:
-        return make_token(unsubscribe_secret(loaded, store), subscriber_id, email, list_name)
+        list_id = store.ensure_list(list_name).id
+        return make_token(unsubscribe_secret(loaded, store), subscriber_id, email, list_id)
+
+
+def flipped(token: str, index: int) -> str:
+    """``token`` with one bit of its ``index``-th byte changed."""
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[index] ^= 1 << index % 8
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+def invalid_page(client: httpx.Client) -> str:
+    reply = client.get("/unsubscribe/not-a-token")
+    assert reply.status_code == 400
+    return reply.text
 
 
 def test_get_asks_for_confirmation_and_unsubscribes_nobody(
@@ -141,16 +163,24 @@ def test_bad_tokens_all_get_one_page_that_reveals_nothing(
     project: Path, client: httpx.Client
 ) -> None:
     ada_id, token = add_subscriber(project, "ada@example.org")
+    secret = secret_of(project)
+    ada, eve = "ada@example.org", "eve@example.org"
+    old = make_v1_token(secret, ada_id, ada, "members")
+    raw_size = len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     bad_tokens = {
-        "forged for an existing subscriber": make_token(
-            "another-secret", ada_id, "ada@example.org", "members"
-        ),
+        "forged for an existing subscriber": make_token("another-secret", ada_id, ada, 1),
         "signed, for nobody in the store": signed(project, 9999, "nobody@example.org"),
-        "signed, address does not match": signed(project, ada_id, "eve@example.org"),
+        "signed, address does not match": signed(project, ada_id, eve),
+        **{f"a bit of byte {index} flipped": flipped(token, index) for index in range(raw_size)},
         "truncated": token[:-6],
+        "a character short": token[:-1],
         "altered": token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
         "garbage": "not-a-token",
         "not base64": "%3Cscript%3E",
+        "version 1, another secret": make_v1_token("another-secret", ada_id, ada, "members"),
+        "version 1, address does not match": make_v1_token(secret, ada_id, eve, "members"),
+        "version 1, altered": flipped(old, 12),
+        "version 1, truncated": old[:-6],
     }
 
     bodies = set()
@@ -178,9 +208,70 @@ def test_a_stronger_status_is_kept(project: Path, client: httpx.Client) -> None:
     assert status_of(project, "ada@example.org")[0] is SubscriberStatus.COMPLAINED
 
 
-def test_values_from_the_token_are_escaped(project: Path, client: httpx.Client) -> None:
+def test_a_deleted_subscribers_link_does_not_reach_whoever_gets_their_id(
+    project: Path, client: httpx.Client
+) -> None:
+    ada_id, token = add_subscriber(project, "ada@example.org")
+    with open_store(load_config(project)) as store:
+        store.remove(ada_id)
+    bo_id, _ = add_subscriber(project, "bo@example.org")
+    assert bo_id == ada_id  # the store gives the freed id to the next subscriber
+
+    replies = [
+        client.get(f"/unsubscribe/{token}"),
+        client.post(f"/unsubscribe/{token}", data=ONE_CLICK),
+    ]
+
+    assert [reply.status_code for reply in replies] == [400, 400]
+    assert {reply.text for reply in replies} == {invalid_page(client)}
+    assert status_of(project, "bo@example.org")[0] is SubscriberStatus.SUBSCRIBED
+
+
+def test_the_page_names_the_list_the_link_was_sent_for(project: Path, client: httpx.Client) -> None:
     ada_id, _ = add_subscriber(project, "ada@example.org")
-    token = signed(project, ada_id, "ada@example.org", "<b>members</b>")
+    token = signed(project, ada_id, "ada@example.org", "guests")
+
+    page = client.get(f"/unsubscribe/{token}")
+    reply = client.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+
+    assert "through the list “guests”" in page.text
+    assert "(list “guests”)" in reply.text
+    assert status_of(project, "ada@example.org")[1][-1].detail == "list guests"
+
+
+def test_a_link_from_before_version_2_still_unsubscribes(
+    project: Path, client: httpx.Client
+) -> None:
+    ada_id, _ = add_subscriber(project, "ada@example.org")
+    token = make_v1_token(secret_of(project), ada_id, "ada@example.org", "members")
+
+    page = client.get(f"/unsubscribe/{token}")
+    reply = client.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+
+    assert page.status_code == 200
+    assert "a***@example.org receives Leading Together through the list “members”" in page.text
+    assert reply.status_code == 200
+    assert "You are unsubscribed" in reply.text
+    status, events = status_of(project, "ada@example.org")
+    assert status is SubscriberStatus.UNSUBSCRIBED
+    assert (events[-1].source, events[-1].detail) == ("one-click", "list members")
+
+
+def test_a_link_from_before_version_2_fails_once_the_address_changed(
+    project: Path, client: httpx.Client
+) -> None:
+    ada_id, _ = add_subscriber(project, "ada@example.org")
+    token = make_v1_token(secret_of(project), ada_id, "ada@old.example.org", "members")
+
+    reply = client.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+
+    assert (reply.status_code, reply.text) == (400, invalid_page(client))
+    assert status_of(project, "ada@example.org")[0] is SubscriberStatus.SUBSCRIBED
+
+
+def test_list_names_from_old_links_are_escaped(project: Path, client: httpx.Client) -> None:
+    ada_id, _ = add_subscriber(project, "ada@example.org")
+    token = make_v1_token(secret_of(project), ada_id, "ada@example.org", "<b>members</b>")
 
     page = client.get(f"/unsubscribe/{token}")
 

@@ -212,9 +212,9 @@ def send_issue(
         outgoing = outgoing_for(loaded, issue, lists[0], test=bool(options.test_to))
         prepared = PreparedIssue(outgoing)
         if options.test_to:
-            _send_test(probe, prepared, options.test_to, secret, lists[0], report)
+            _send_test(probe, prepared, options.test_to, secret, list_ids[0], report)
         elif options.dry_run:
-            _dry_run(store, issue, lists, outgoing, secret, report)
+            _dry_run(store, issue, lists, list_ids[0], outgoing, secret, report)
         else:
             run = _Run(loaded, store, issue, lists, list_ids, options, report)
             run.start(probe, provider is None)
@@ -224,7 +224,6 @@ def send_issue(
                 issue=prepared,
                 make_provider=factory,
                 secret=secret,
-                list_names=dict(zip(list_ids, lists, strict=True)),
                 store_path=loaded.store_path,
             )
             run.deliver(setup, probe, provider is not None, progress, sleep, started)
@@ -429,7 +428,7 @@ def _send_test(
     issue: PreparedIssue,
     addresses: Sequence[str],
     secret: str,
-    list_name: str,
+    list_id: int,
     report: SendReport,
 ) -> None:
     """Send to named addresses with [TEST] in the subject; the ledger is not touched.
@@ -442,8 +441,7 @@ def _send_test(
     emails = [normalise_address(address) for address in addresses]
     signer = TokenSigner(secret)
     rows = [
-        (index, email, "", {}, signer.make(0, email, list_name))
-        for index, email in enumerate(emails)
+        (index, email, "", {}, signer.make(0, email, list_id)) for index, email in enumerate(emails)
     ]
     with provider:
         delivery = provider.deliver(issue, rows)
@@ -471,6 +469,7 @@ def _dry_run(
     store: Store,
     issue: ArchivedIssue,
     lists: Sequence[str],
+    list_id: int,
     outgoing: OutgoingIssue,
     secret: str,
     report: SendReport,
@@ -484,7 +483,7 @@ def _dry_run(
     report.status = "complete"
     first = next(iter(store.subscribers_of(lists[0])), None)
     sample = first or Subscriber(id=0, email="sample@example.org", name="Sample Reader")
-    token = TokenSigner(secret).make(sample.id, sample.email, lists[0])
+    token = TokenSigner(secret).make(sample.id, sample.email, list_id)
     recipient = Recipient(
         sample.id,
         sample.email,

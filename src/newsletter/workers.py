@@ -53,7 +53,6 @@ class WorkerSetup:
     issue: PreparedIssue
     make_provider: Callable[[], Provider]
     secret: str
-    list_names: dict[int, str]
     store_path: Path
 
 
@@ -80,10 +79,10 @@ class Worker:
         """The claim's rows with their merge values and unsubscribe tokens."""
         ids, emails, names, attributes, list_ids = zip(*claimed, strict=True)
         if len(set(list_ids)) == 1:
-            tokens = self.signer.make_many(ids, emails, self.setup.list_names[list_ids[0]])
+            tokens = self.signer.make_many(ids, emails, list_ids[0])
         else:
             tokens = [
-                self.signer.make(sid, email, self.setup.list_names[list_id])
+                self.signer.make(sid, email, list_id)
                 for sid, email, list_id in zip(ids, emails, list_ids, strict=True)
             ]
         loads = orjson.loads

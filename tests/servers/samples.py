@@ -12,6 +12,7 @@ from newsletter.tokens import TokenSigner
 SECRET = "test-secret-for-unsubscribe-links"
 LIST = "members"
 BASE = "https://leading-together.example.org/unsubscribe/"
+LIST_ID = 1
 
 
 def sample_issue(**changes: object) -> OutgoingIssue:
@@ -41,7 +42,7 @@ def sample_issue(**changes: object) -> OutgoingIssue:
 
 def row(subscriber_id: int, email: str, name: str = "", **merge: str) -> RecipientRow:
     """One recipient as the send loop hands them to a provider, with a genuine token."""
-    token = TokenSigner(SECRET).make(subscriber_id, email, LIST)
+    token = TokenSigner(SECRET).make(subscriber_id, email, LIST_ID)
     return (subscriber_id, email, name, dict(merge), token)
 
 

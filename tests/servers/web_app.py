@@ -54,5 +54,5 @@ def add_subscriber(config_path: Path, email: str, name: str = "") -> tuple[int, 
     with open_store(loaded) as store:
         subscriber = store.add(email, name, list_name="members")
         secret = unsubscribe_secret(loaded, store)
-        token = make_token(secret, subscriber.id, subscriber.email, "members")
+        token = make_token(secret, subscriber.id, subscriber.email, store.list_id("members"))
     return subscriber.id, token

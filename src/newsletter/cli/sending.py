@@ -231,15 +231,9 @@ def unsubscribe(config_path: Path | None, token: str) -> None:
     """Verify an unsubscribe token and unsubscribe the person it names."""
     from ..send import unsubscribe_secret
     from ..store import open_store
-    from ..tokens import verify_token
+    from ..unsubscribe import unsubscribe_by_token
 
     loaded = load(config_path)
     with open_store(loaded) as store:
-        payload = verify_token(unsubscribe_secret(loaded, store), token)
-        subscriber = store.get_by_id(payload.subscriber_id)
-        if subscriber is None or subscriber.email != payload.email:
-            from ..errors import TokenError
-
-            raise TokenError("this unsubscribe link is not valid; it may be incomplete or altered")
-        store.unsubscribe(subscriber.id, source="token", detail=f"list {payload.list_name}")
-    click.echo(f"unsubscribed {payload.email}")
+        holder = unsubscribe_by_token(store, unsubscribe_secret(loaded, store), token)
+    click.echo(f"unsubscribed {holder.subscriber.email}")

@@ -138,6 +138,12 @@ class Store:
         )
         return MailingList(*row) if row else None
 
+    def find_list_by_id(self, list_id: int) -> MailingList | None:
+        row = self.db.one(
+            "SELECT id, name, description, created_at FROM lists WHERE id = ?", (list_id,)
+        )
+        return MailingList(*row) if row else None
+
     def lists(self) -> list[MailingList]:
         rows = self.db.all("SELECT id, name, description, created_at FROM lists ORDER BY name")
         return [MailingList(*row) for row in rows]

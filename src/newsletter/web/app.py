@@ -124,7 +124,8 @@ def create_app(loaded: LoadedConfig) -> Starlette:
 
 
 class RedactTokens(logging.Filter):
-    """Keeps unsubscribe tokens, which carry an address, out of the access log."""
+    """Keeps unsubscribe tokens out of the access log: each lets its holder unsubscribe
+    someone, and those of older issues carry the address."""
 
     _TOKEN = re.compile(r"(/unsubscribe/)[^/?\s]+")
 

@@ -1,7 +1,7 @@
 """The few HTML pages the server writes itself, rendered with autoescaping on.
 
-Every value shown comes from a token or the config and is escaped; the pages load
-nothing from elsewhere, so the Content-Security-Policy can forbid everything else.
+Every value shown comes from the store, a token or the config and is escaped; the pages
+load nothing from elsewhere, so the Content-Security-Policy can forbid everything else.
 """
 
 from __future__ import annotations

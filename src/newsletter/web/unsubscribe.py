@@ -3,14 +3,13 @@
 Mail scanners and link previewers follow every GET in a message, so a GET only shows a
 confirmation form; the POST that mail clients send for ``List-Unsubscribe-Post`` (or the
 form) unsubscribes at once. Every failure answers with one fixed page, whether the token
-is forged, truncated or names someone who is not (or no longer) in the store, so the
-endpoint cannot be used to find out who is subscribed.
+is forged, truncated or names someone who is not (or no longer) in the store or whose
+address has changed, so the endpoint cannot be used to find out who is subscribed.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
@@ -19,9 +18,9 @@ from starlette.responses import HTMLResponse, Response
 
 from ..config import LoadedConfig
 from ..errors import TokenError
-from ..models import Subscriber, SubscriberStatus
+from ..models import SubscriberStatus
 from ..store import Store
-from ..tokens import TokenPayload, verify_token
+from ..unsubscribe import TokenHolder, token_holder
 from .common import BodyTooLarge, escalate, read_body, store_for_request
 from .pages import Pages, mask_address
 
@@ -40,14 +39,6 @@ def is_one_click(body: bytes) -> bool:
     if parse_qs(body.decode("latin-1")).get("List-Unsubscribe") == [ONE_CLICK]:
         return True
     return b'name="List-Unsubscribe"' in body and ONE_CLICK.encode() in body
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who a genuine token names, as the store knows them now."""
-
-    token: TokenPayload
-    subscriber: Subscriber
 
 
 class UnsubscribeEndpoint:
@@ -73,8 +64,8 @@ class UnsubscribeEndpoint:
             return self._done(holder)
         return self.pages.render(
             f"Unsubscribe from {self.pages.newsletter.name}?",
-            f"{mask_address(holder.token.email)} receives {self.pages.newsletter.name} through "
-            f"the list “{holder.token.list_name}”. Unsubscribing stops every issue to this "
+            f"{mask_address(holder.subscriber.email)} receives {self.pages.newsletter.name} "
+            f"through the list “{holder.list_name}”. Unsubscribing stops every issue to this "
             "address.",
             button="Unsubscribe",
         )
@@ -88,27 +79,23 @@ class UnsubscribeEndpoint:
         holder = await run_in_threadpool(self._unsubscribe, request.path_params["token"], source)
         return self._invalid() if holder is None else self._done(holder)
 
-    def _holder(self, token: str) -> Holder | None:
+    def _holder(self, token: str) -> TokenHolder | None:
         with store_for_request(self.loaded) as store:
             return self._lookup(store, token)
 
-    def _lookup(self, store: Store, token: str) -> Holder | None:
+    def _lookup(self, store: Store, token: str) -> TokenHolder | None:
         try:
-            payload = verify_token(self.secret, token)
+            return token_holder(store, self.secret, token)
         except TokenError:
             return None
-        subscriber = store.get_by_id(payload.subscriber_id)
-        if subscriber is None or subscriber.email != payload.email:
-            return None
-        return Holder(payload, subscriber)
 
-    def _unsubscribe(self, token: str, source: str) -> Holder | None:
+    def _unsubscribe(self, token: str, source: str) -> TokenHolder | None:
         with store_for_request(self.loaded) as store:
             holder = self._lookup(store, token)
             if holder is None:
                 return None
             subscriber = holder.subscriber
-            detail = f"list {holder.token.list_name}"
+            detail = holder.detail
             if not escalate(store, subscriber, SubscriberStatus.UNSUBSCRIBED, source, detail):
                 _log.info(
                     "unsubscribe request (%s) for subscriber %d kept status %s",
@@ -118,11 +105,11 @@ class UnsubscribeEndpoint:
                 )
             return holder
 
-    def _done(self, holder: Holder) -> HTMLResponse:
+    def _done(self, holder: TokenHolder) -> HTMLResponse:
         return self.pages.render(
             "You are unsubscribed",
-            f"{mask_address(holder.token.email)} will receive no more issues of "
-            f"{self.pages.newsletter.name} (list “{holder.token.list_name}”).",
+            f"{mask_address(holder.subscriber.email)} will receive no more issues of "
+            f"{self.pages.newsletter.name} (list “{holder.list_name}”).",
             "If this was a mistake, reply to any issue and we will add you back.",
         )
 
