@@ -277,16 +277,17 @@ class SendgridProvider(Provider):
 
 
 class _Keys:
-    """Substitution keys that occur nowhere in the issue's own text."""
+    """Short substitution keys (``%0%``, ``%t%``) that occur nowhere in the issue's own
+    text; each recipient repeats them, so every character counts a million times."""
 
     def __init__(self, text: str) -> None:
         self.text = text
 
     def make(self, label: str) -> str:
-        key = f"%%{label}%%"
+        key = f"%{label}%"
         while key in self.text:
             label += "_"
-            key = f"%%{label}%%"
+            key = f"%{label}%"
         return key
 
 
