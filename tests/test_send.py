@@ -382,3 +382,36 @@ def test_rate_paces_the_send(built_project: Path) -> None:
     assert len(waits) == 3
     for wait, expected in zip(waits, [1.0, 2.0, 2.5], strict=True):
         assert expected - 0.3 < wait <= expected
+
+
+def test_a_send_killed_while_waiting_to_retry_leaves_nobody_unconfirmed(
+    built_project: Path, sendgrid_api: Any
+) -> None:
+    config, fake = built_project, sendgrid_api.mail
+    # The second batch is rate-limited with a reset far ahead: the send waits to retry it.
+    fake.script(Reply(), rate_limited(reset_in=60), Reply())
+    configure(
+        config,
+        provider={"type": "sendgrid", "sendgrid": {"host": sendgrid_api.url, "batch_size": 10}},
+    )
+    command = [sys.executable, "-m", "newsletter", "send", ISSUE, "--config", str(config),
+               "--list", "members"]  # fmt: skip
+    process = subprocess.Popen(command, env=os.environ.copy())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        if ledger_counts(config)["retry"]:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # well inside the minute's wait
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    counts = ledger_counts(config)
+    assert counts["retry"] == 10 and counts["unconfirmed"] == 0 and counts["sending"] == 0
+
+    fake.replies.clear()
+    resumed = send(config)
+    assert resumed.exit_code == 0, resumed.output
+    assert "unconfirmed" not in resumed.stdout.split("in all:")[1]
+    assert ledger_counts(config)["sent"] == SUBSCRIBERS
+    taken = accepted(fake)
+    assert sorted(taken) == sorted(set(taken)) and len(taken) == SUBSCRIBERS
