@@ -415,3 +415,28 @@ def test_a_send_killed_while_waiting_to_retry_leaves_nobody_unconfirmed(
     assert ledger_counts(config)["sent"] == SUBSCRIBERS
     taken = accepted(fake)
     assert sorted(taken) == sorted(set(taken)) and len(taken) == SUBSCRIBERS
+
+
+def test_someone_on_two_lists_gets_one_copy_and_the_first_lists_link(built_project: Path) -> None:
+    configure(built_project, lists=[{"name": "members"}, {"name": "partners"}])
+    extra = built_project.parent / "partners.csv"
+    extra.write_text(
+        "email,name\namira.haddad@example.org,Amira Haddad\nnew.partner@example.org,New Partner\n",
+        encoding="utf-8",
+    )
+    imported = run_cli(["subscribers", "import", str(extra), "--list", "partners",
+                        "--config", str(built_project)])  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    result = run_cli(["send", ISSUE, "--config", str(built_project),
+                      "--list", "members", "--list", "partners"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "sent 26" in result.stdout
+    outbox = built_project.parent / "outbox" / ISSUE
+    names = sorted(p.name.split("-", 1)[1] for p in outbox.glob("*.eml"))
+    assert len(names) == len(set(names)) == 26
+    listed = orjson.loads(
+        run_cli(["report", ISSUE, "--config", str(built_project), "--json", "--all"]).stdout
+    )
+    lists = {r["email"]: r["list"] for r in listed["recipients"]}
+    assert lists["amira.haddad@example.org"] == "members"
+    assert lists["new.partner@example.org"] == "partners"

@@ -69,20 +69,30 @@ class RunTally:
     unknown: list[tuple[str, str]] = field(default_factory=list)
     last_failure: str = ""
 
-    def add(self, claim: Claim, delivery: Delivery) -> None:
+    def add(self, claim: Claim, delivery: Delivery, ledger: Ledger) -> None:
         counts = delivery.counts()
         self.accepted += counts[Outcome.ACCEPTED]
         self.refused += counts[Outcome.REFUSED]
         self.unconfirmed += counts[Outcome.UNKNOWN]
         self.deferred += counts[Outcome.NOT_DELIVERED]
         self.batches += 1
-        if counts[Outcome.REFUSED] or counts[Outcome.UNKNOWN]:
-            for sid, email, *_ in claim.rows:
-                outcome, reason = delivery.outcome_of(sid)
-                listed = {Outcome.REFUSED: self.refusals, Outcome.UNKNOWN: self.unknown}
-                target = listed.get(outcome)
-                if target is not None and len(target) < MAX_LISTED:
-                    target.append((email, reason))
+        listed = {Outcome.REFUSED: self.refusals, Outcome.UNKNOWN: self.unknown}
+        named = (
+            [
+                (sid, outcome, reason, listed[outcome])
+                for sid in claim.subscriber_ids
+                for outcome, reason in (delivery.outcome_of(sid),)
+                if outcome in listed
+            ]
+            if counts[Outcome.REFUSED] or counts[Outcome.UNKNOWN]
+            else []
+        )
+        named = [item for item in named if len(item[3]) < MAX_LISTED][:MAX_LISTED]
+        if named:
+            emails = ledger.emails([item[0] for item in named])
+            for sid, _, reason, target in named:
+                if len(target) < MAX_LISTED:
+                    target.append((emails.get(sid, "?"), reason))
         if counts[Outcome.NOT_DELIVERED] or counts[Outcome.UNKNOWN]:
             self.last_failure = delivery.reason or next(
                 (reason for _, reason in delivery.exceptions.values() if reason), ""
@@ -134,6 +144,8 @@ class SendLoop:
         # Paced sends go one batch at a time, so a pause really holds the next one back.
         self._capacity = workers.count if rate else workers.count + 1
         self._released: set[int] = set()
+        # Beyond the highest row an earlier run left, a claim need not look for one.
+        self._last_row = ledger.last_row(send_id)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -171,7 +183,8 @@ class SendLoop:
         return self.tally
 
     def _task(self, claim: Claim) -> Task:
-        return Task(claim.send_id, claim.batch_no, claim.rows)
+        ids = claim.subscriber_ids
+        return Task(claim.send_id, claim.batch_no, ids[0], ids[-1])
 
     # --- claims ----------------------------------------------------------------------------
 
@@ -191,13 +204,15 @@ class SendLoop:
             claim = self.ledger.claim_queued(self.send_id, limit=fresh_room)
             while claim is None and self._lists:
                 list_id = self._lists[0]
+                after = self._after[list_id]
                 claim = self.ledger.claim_new(
-                    self.send_id, list_id, self._after[list_id], fresh_room
+                    self.send_id, list_id, after, fresh_room, fresh=after >= self._last_row
                 )
                 if claim is None:
                     self._lists.pop(0)
                 else:
-                    self._after[list_id] = max(self._after[list_id], claim.rows[-1][0])
+                    self._after[list_id] = max(after, claim.subscriber_ids[-1])
+                    self._last_row = max(self._last_row, claim.subscriber_ids[-1])
         if claim is not None:
             self.tally.claimed += len(claim)
         return claim
@@ -253,7 +268,7 @@ class SendLoop:
         attempt = max(1, self._failures)
         retry_in = self.policy.delay(attempt, delivery.retry_after, self.rng)
         self.ledger.settle(claim, delivery, retry_in=retry_in)
-        self.tally.add(claim, delivery)
+        self.tally.add(claim, delivery, self.ledger)
         if self.progress is not None:
             self.progress(self.tally.settled, self.total)
         if delivery.halt is not None:
@@ -301,7 +316,7 @@ class SendLoop:
                 continue
             if self.ledger.batch_state(claim.send_id, claim.batch_no) == "sending":
                 self.ledger.settle(claim, delivery, retry_in=0.0)
-                self.tally.add(claim, delivery)
+                self.tally.add(claim, delivery, self.ledger)
 
 
 def _seconds_until(moment: str) -> float:

@@ -24,10 +24,10 @@ from pathlib import Path
 import orjson
 
 from .message import PreparedIssue
-from .models import Delivery, RecipientRow
+from .models import Delivery, Outcome, RecipientRow
 from .providers import Provider
 from .store.db import Database
-from .store.ledger import Ledger
+from .store.ledger import BatchRow, Ledger
 from .store.subscribers import Store
 from .tokens import TokenSigner
 
@@ -42,8 +42,9 @@ class Task:
 
     send_id: int
     batch_no: int
-    rows: list[tuple[int, str, str, str, int]]
-    """Subscriber id, address, name, attributes (JSON) and list id, from the claim."""
+    first: int
+    last: int
+    """The batch's lowest and highest subscriber id: its rows are read by the worker."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +67,17 @@ class Worker:
         self.signer = TokenSigner(setup.secret)
 
     def deliver(self, task: Task) -> Delivery:
-        rows = self.recipient_rows(task.rows)
+        claimed = self.ledger.batch_rows(task.send_id, task.batch_no, task.first, task.last)
+        if not claimed:  # everyone in it was removed from the store since the claim
+            return Delivery((), Outcome.ACCEPTED)
+        rows = self.recipient_rows(claimed)
         return self.provider.deliver(
             self.setup.issue,
             rows,
             lambda: self.ledger.mark_sending(task.send_id, task.batch_no),
         )
 
-    def recipient_rows(
-        self, claimed: Sequence[tuple[int, str, str, str, int]]
-    ) -> list[RecipientRow]:
+    def recipient_rows(self, claimed: Sequence[BatchRow]) -> list[RecipientRow]:
         """The claim's rows with their merge values and unsubscribe tokens."""
         ids, emails, names, attributes, list_ids = zip(*claimed, strict=True)
         if len(set(list_ids)) == 1:

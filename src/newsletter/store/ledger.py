@@ -91,19 +91,22 @@ class SendRecord:
 
 @dataclass(frozen=True)
 class Claim:
-    """A batch claimed for delivery: numbered per send, recipients in subscriber id order."""
+    """A batch claimed for delivery: numbered per send, recipients in subscriber id order.
+
+    Only the ids: the worker that delivers the batch reads the recipients' addresses and
+    names itself (``batch_rows``), so they are not read here and sent across to it.
+    """
 
     send_id: int
     batch_no: int
-    rows: list[tuple[int, str, str, str, int]]
-    """Subscriber id, address, name, attributes (JSON) and list id of each recipient."""
-
-    @property
-    def subscriber_ids(self) -> list[int]:
-        return [row[0] for row in self.rows]
+    subscriber_ids: list[int]
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.subscriber_ids)
+
+
+BatchRow = tuple[int, str, str, str, int]
+"""Subscriber id, address, name, attributes (JSON) and list id of a claimed recipient."""
 
 
 @dataclass(frozen=True)
@@ -257,25 +260,44 @@ class Ledger:
 
     # --- claims ----------------------------------------------------------------------------
 
-    def claim_new(self, send_id: int, list_id: int, after: int, limit: int) -> Claim | None:
+    def claim_new(
+        self, send_id: int, list_id: int, after: int, limit: int, *, fresh: bool = False
+    ) -> Claim | None:
         """The next members of a list who have no row in this send yet, still subscribed,
-        after subscriber id ``after``: inserted as one claimed batch."""
+        after subscriber id ``after``: inserted as one claimed batch.
+
+        ``fresh`` says no row of this send lies beyond ``after`` (see ``last_row``), so
+        nobody there needs to be looked for in the ledger first.
+        """
+        unclaimed = (
+            ""
+            if fresh
+            else "AND NOT EXISTS (SELECT 1 FROM send_ledger l WHERE l.send_id = ? "
+            "AND l.subscriber_id = m.subscriber_id) "
+        )
         with self.db.transaction():
             batch_no = self._next_batch_no(send_id)
-            ids = self.db.all(
+            params = (send_id, batch_no, list_id, after) + (() if fresh else (send_id,))
+            found = self.db.all(
                 "INSERT INTO send_ledger (send_id, subscriber_id, list_id, batch_no) "
                 "SELECT ?, m.subscriber_id, m.list_id, ? FROM memberships m "
                 "JOIN subscribers s ON s.id = m.subscriber_id "
                 "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = 'subscribed' "
-                "AND NOT EXISTS (SELECT 1 FROM send_ledger l WHERE l.send_id = ? "
-                "AND l.subscriber_id = m.subscriber_id) "
-                "ORDER BY m.subscriber_id LIMIT ? RETURNING subscriber_id",
-                (send_id, batch_no, list_id, after, send_id, limit),
+                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ? RETURNING subscriber_id",
+                (*params, limit),
             )
-            if not ids:
+            if not found:
                 return None
-            first, last = min(ids)[0], max(ids)[0]
-            return self._claimed(send_id, batch_no, first, last)
+            return self._claimed(send_id, batch_no, [row[0] for row in found])
+
+    def last_row(self, send_id: int) -> int:
+        """The highest subscriber id with a row in this send (0 if none)."""
+        return int(
+            self.db.scalar(
+                "SELECT COALESCE(MAX(subscriber_id), 0) FROM send_ledger WHERE send_id = ?",
+                (send_id,),
+            )
+        )
 
     def claim_retries(self, send_id: int, *, max_attempts: int, limit: int) -> Claim | None:
         """Recipients whose retry is due (and who have attempts left in this run)."""
@@ -314,7 +336,7 @@ class Ledger:
             )
             if not ids:
                 return None
-            return self._claimed(send_id, batch_no, min(ids)[0], max(ids)[0])
+            return self._claimed(send_id, batch_no, [row[0] for row in ids])
 
     def next_retry_at(self, send_id: int, *, max_attempts: int) -> str | None:
         """When the earliest recipient waiting to retry is due; None if nobody waits."""
@@ -333,20 +355,35 @@ class Ledger:
             )
         )
 
-    def _claimed(self, send_id: int, batch_no: int, first: int, last: int) -> Claim:
-        rows = self.db.all(
+    def _claimed(self, send_id: int, batch_no: int, ids: list[int]) -> Claim:
+        ids.sort()
+        self.db.execute(
+            "INSERT INTO send_batches (send_id, batch_no, state, size, claimed_at) "
+            "VALUES (?, ?, 'queued', ?, ?)",
+            (send_id, batch_no, len(ids), utc_now()),
+        )
+        return Claim(send_id, batch_no, ids)
+
+    def batch_rows(self, send_id: int, batch_no: int, first: int, last: int) -> list[BatchRow]:
+        """The recipients of a claimed batch, whose ids lie from ``first`` to ``last``."""
+        return self.db.all(
             "SELECT l.subscriber_id, s.email, s.name, s.attributes, l.list_id "
             "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
             "WHERE l.send_id = ? AND l.subscriber_id BETWEEN ? AND ? AND l.batch_no = ? "
             "ORDER BY l.subscriber_id",
             (send_id, first, last, batch_no),
         )
-        self.db.execute(
-            "INSERT INTO send_batches (send_id, batch_no, state, size, claimed_at) "
-            "VALUES (?, ?, 'queued', ?, ?)",
-            (send_id, batch_no, len(rows), utc_now()),
-        )
-        return Claim(send_id, batch_no, rows)
+
+    def emails(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
+        """Addresses by subscriber id, for naming recipients in a report."""
+        found: dict[int, str] = {}
+        for start in range(0, len(subscriber_ids), 500):
+            part = list(subscriber_ids[start : start + 500])
+            marks = ", ".join("?" * len(part))
+            found.update(
+                self.db.all(f"SELECT id, email FROM subscribers WHERE id IN ({marks})", part)
+            )
+        return found
 
     # --- delivery --------------------------------------------------------------------------
 
