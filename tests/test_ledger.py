@@ -311,3 +311,23 @@ def test_stale_heartbeat_is_taken_over_and_fresh_one_is_not(store: Store, ledger
     assert ledger.release_lock(ISSUE) is True
     assert ledger.lock_holder(ISSUE) is None
     assert other.acquire_lock(ISSUE).replaced is None
+
+
+def test_a_batch_reads_the_same_as_columns_even_with_odd_stored_values(
+    store: Store, ledger: Ledger
+) -> None:
+    send = started(ledger)
+    # Stored before names were checked: a record separator and a comma in values.
+    store.db.execute("UPDATE subscribers SET name = 'Odd\x1eName, Jr' WHERE id = 2")
+    store.db.execute('UPDATE subscribers SET attributes = \'{"a":"x\\u001ey"}\' WHERE id = 3')
+    claim = ledger.claim_new(send, members_id(store), 0, 5)
+    assert claim is not None
+    first, last = claim.subscriber_ids[0], claim.subscriber_ids[-1]
+    rows = ledger.batch_rows(send, claim.batch_no, first, last)
+    columns = ledger.batch_columns(send, claim.batch_no, first, last)
+    assert [list(column) for column in zip(*rows, strict=True)] == [
+        list(column) for column in columns
+    ]
+    assert columns[2][1] == "Odd\x1eName, Jr"
+    store.db.execute("UPDATE subscribers SET name = 'Plain' WHERE id = 2")
+    assert ledger.batch_columns(send, claim.batch_no, first, last)[2][1] == "Plain"

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from .message import PreparedIssue
 from .models import Delivery, Outcome, RecipientRow
 from .providers import Provider
 from .store.db import Database
-from .store.ledger import BatchRow, Ledger
+from .store.ledger import BatchColumns, Ledger
 from .store.subscribers import Store
 from .tokens import TokenSigner
 
@@ -67,19 +67,19 @@ class Worker:
         self.signer = TokenSigner(setup.secret)
 
     def deliver(self, task: Task) -> Delivery:
-        claimed = self.ledger.batch_rows(task.send_id, task.batch_no, task.first, task.last)
-        if not claimed:  # everyone in it was removed from the store since the claim
+        columns = self.ledger.batch_columns(task.send_id, task.batch_no, task.first, task.last)
+        if not columns[0]:  # everyone in it was removed from the store since the claim
             return Delivery((), Outcome.ACCEPTED)
-        rows = self.recipient_rows(claimed)
+        rows = self.recipient_rows(columns)
         return self.provider.deliver(
             self.setup.issue,
             rows,
             lambda: self.ledger.mark_sending(task.send_id, task.batch_no),
         )
 
-    def recipient_rows(self, claimed: Sequence[BatchRow]) -> list[RecipientRow]:
-        """The claim's rows with their merge values and unsubscribe tokens."""
-        ids, emails, names, attributes, list_ids = zip(*claimed, strict=True)
+    def recipient_rows(self, columns: BatchColumns) -> list[RecipientRow]:
+        """The claimed recipients with their merge values and unsubscribe tokens."""
+        ids, emails, names, attributes, list_ids = columns
         if len(set(list_ids)) == 1:
             tokens = self.signer.make_many(ids, emails, list_ids[0])
         else:

@@ -88,10 +88,18 @@ class _Shared:
 
 @dataclass(frozen=True)
 class SendgridPayload:
-    """One Mail Send request: its body and whose personalization is at each index."""
+    """One Mail Send request: its body, in parts, and whose personalization is at each index.
 
-    body: bytes
+    The parts go out one after another: joined, a 400 KB body would be copied twice more
+    into fresh memory for every request.
+    """
+
+    parts: tuple[bytes, ...]
     subscriber_ids: tuple[int, ...]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.parts)
 
     def as_json(self) -> dict[str, Any]:
         """The request as SendGrid would read it (for a debug dump and for tests)."""
@@ -138,17 +146,17 @@ class SendgridProvider(Provider):
         the personalizations in one join. A million recipients make this the hot loop."""
         shared = self._shared_for(issue)
         ids, emails, names, values, tokens = zip(*_names_carried(rows), strict=True)
-        columns: dict[str, list[str]] = {
-            "email": list(emails),
-            "name": list(names),
-            "first_name": [(name.split(None, 1) or ("",))[0] for name in names],
-        }
+        columns: dict[str, Sequence[str]] = {"email": emails, "name": names}
+        if any(field.name == "first_name" for field in shared.fields):
+            columns["first_name"] = [(name.split(None, 1) or ("",))[0] for name in names]
         plain = [_column(field, columns, values) for field in shared.fields]
         escaping = any(_HTML_SPECIALS.search("".join(column)) for column in plain)
-        to = _to_column(emails, names)
-        # Each personalization, as alternating constant text and columns of values.
-        layout: list[str | list[str]] = ['{"to":[', to, '],"custom_args":{"subscriber_id":"']
-        layout += [list(map(str, ids)), '"}']
+        to = _to_layout(emails, names)
+        # Each personalization, as alternating constant text and columns of values, with
+        # the comma that separates it from the one before.
+        count = len(ids)
+        layout: list[str | Sequence[str]] = [_separators(count), '{"to":[', *to]
+        layout += ['],"custom_args":{"subscriber_id":"', list(map(str, ids)), '"}']
         separator = ',"substitutions":{'
         for field, column in zip(shared.fields, plain, strict=True):
             layout += [f'{separator}"{field.key}":"', _json_column(column), '"']
@@ -157,28 +165,25 @@ class SendgridProvider(Provider):
                 escaped = [html.escape(value) for value in column]
                 layout += [f',"{field.html_key}":"', _json_column(escaped), '"']
         if shared.token_key:
-            layout += [f'{separator}"{shared.token_key}":"', list(tokens), '"']
+            layout += [f'{separator}"{shared.token_key}":"', tokens, '"']
             separator = ","
         if separator == ",":
             layout.append("}")
         if shared.unsubscribe_head:
-            layout += [shared.unsubscribe_head, list(tokens), shared.unsubscribe_tail]
-        layout.append("},")
-        personalizations = _fill(layout, len(ids))
-        body = b"".join(
-            (
-                b'{"personalizations":[',
-                personalizations[:-1].encode(),
-                b"],",
-                shared.tail_escaped if escaping else shared.tail,
-            )
+            layout += [shared.unsubscribe_head, tokens, shared.unsubscribe_tail]
+        layout.append("}")
+        parts = (
+            b'{"personalizations":[',
+            _fill(layout, count).encode(),
+            b"],",
+            shared.tail_escaped if escaping else shared.tail,
         )
-        return SendgridPayload(body, tuple(ids))
+        return SendgridPayload(parts, tuple(ids))
 
     def post(self, payload: SendgridPayload, subscriber_ids: Sequence[int]) -> Delivery:
         try:
             response = self._connection().post_json(
-                MAIL_SEND_PATH, payload.body, permission=MAIL_SEND_PERMISSION
+                MAIL_SEND_PATH, payload.parts, permission=MAIL_SEND_PERMISSION
             )
         except ProviderError as exc:
             if exc.status == 400:
@@ -310,8 +315,8 @@ def _replace(text: str, keys: dict[str, str]) -> str:
 
 
 def _column(
-    field: _Field, columns: dict[str, list[str]], values: Sequence[dict[str, str]]
-) -> list[str]:
+    field: _Field, columns: dict[str, Sequence[str]], values: Sequence[dict[str, str]]
+) -> Sequence[str]:
     """The field's value for every recipient, its fallback where they have none.
 
     The built-in fields come from the subscriber record, as in ``message.merge_values``:
@@ -329,7 +334,7 @@ def _column(
     return column
 
 
-def _json_column(column: list[str]) -> list[str]:
+def _json_column(column: Sequence[str]) -> Sequence[str]:
     """The column as JSON string insides, escaping (per value) only if something needs it."""
     if _UNSAFE.search("".join(column)) is None:
         return column
@@ -339,12 +344,25 @@ def _json_column(column: list[str]) -> list[str]:
 def _names_carried(rows: Sequence[RecipientRow]) -> Sequence[RecipientRow]:
     """The rows with every name that holds a line break or control character left out:
     such a recipient is addressed and greeted as one without a name."""
-    if _CONTROL.search("".join(row[2] for row in rows)) is None:
+    if _CONTROL.search("".join([row[2] for row in rows])) is None:
         return rows
     return [
         (sid, email, "" if _CONTROL.search(name) else name, values, token)
         for sid, email, name, values, token in rows
     ]
+
+
+def _to_layout(emails: Sequence[str], names: Sequence[str]) -> list[str | Sequence[str]]:
+    """The ``to`` objects as a layout: in the usual batch (everyone named, nothing to quote
+    or escape) the addresses and names themselves, woven in by the one join; otherwise
+    one JSON object per recipient."""
+    if (
+        all(names)
+        and _NAME_NEEDS_CARE.search("".join(names)) is None
+        and _UNSAFE.search("".join(emails)) is None
+    ):
+        return ['{"email":"', emails, '","name":"', names, '"}']
+    return [_to_column(emails, names)]
 
 
 def _to_column(emails: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -365,7 +383,12 @@ def _address(email: str, name: str | None) -> dict[str, str]:
     return {"email": email, "name": name} if name else {"email": email}
 
 
-def _fill(layout: list[str | list[str]], count: int) -> str:
+def _separators(count: int) -> list[str]:
+    """Nothing before the first personalization, a comma before each of the others."""
+    return ["", *repeat(",", count - 1)] if count else []
+
+
+def _fill(layout: Sequence[str | Sequence[str]], count: int) -> str:
     """A layout filled for every row in one join: no Python code per recipient."""
     streams = [repeat(part, count) if isinstance(part, str) else part for part in layout]
     return "".join(chain.from_iterable(zip(*streams, strict=True)))

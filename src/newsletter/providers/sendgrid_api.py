@@ -15,7 +15,7 @@ send, and its errors do not say whether the body went out.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -52,8 +52,11 @@ class SendgridApi:
     def close(self) -> None:
         self._client.close()
 
-    def post_json(self, path: str, body: bytes, *, permission: str) -> httpx.Response:
-        """POST a JSON body; the 2xx answer, or our error for anything else.
+    def post_json(
+        self, path: str, body: bytes | Sequence[bytes], *, permission: str
+    ) -> httpx.Response:
+        """POST a JSON body (or its parts, written one after another); the 2xx answer, or
+        our error for anything else.
 
         Raises ``DeliveryUnknownError`` when the body was written in full and no answer
         came (a read timeout, a connection reset or closed before the answer), and
@@ -67,12 +70,14 @@ class SendgridApi:
                 written = True
 
         where = f"sendgrid {self.host}{path}"
+        parts = (body,) if isinstance(body, bytes) else tuple(body)
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Length": str(sum(map(len, parts))),
+        }
         try:
             response = self._client.post(
-                path,
-                content=body,
-                headers={"Content-Type": "application/json"},
-                extensions={"trace": trace},
+                path, content=iter(parts), headers=headers, extensions={"trace": trace}
             )
         except httpx.HTTPError as exc:
             if written:

@@ -107,6 +107,13 @@ class Claim:
 
 BatchRow = tuple[int, str, str, str, int]
 """Subscriber id, address, name, attributes (JSON) and list id of a claimed recipient."""
+BatchColumns = tuple[list[int], list[str], list[str], list[str], list[int]]
+_SEPARATOR = "\x1e"
+_BATCH_COLUMNS = "l.subscriber_id, s.email, s.name, s.attributes, l.list_id"
+_BATCH_FROM = (
+    "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
+    "WHERE l.send_id = ? AND l.subscriber_id BETWEEN ? AND ? AND l.batch_no = ?"
+)
 
 
 @dataclass(frozen=True)
@@ -367,12 +374,38 @@ class Ledger:
     def batch_rows(self, send_id: int, batch_no: int, first: int, last: int) -> list[BatchRow]:
         """The recipients of a claimed batch, whose ids lie from ``first`` to ``last``."""
         return self.db.all(
-            "SELECT l.subscriber_id, s.email, s.name, s.attributes, l.list_id "
-            "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
-            "WHERE l.send_id = ? AND l.subscriber_id BETWEEN ? AND ? AND l.batch_no = ? "
-            "ORDER BY l.subscriber_id",
+            f"SELECT {_BATCH_COLUMNS} {_BATCH_FROM} ORDER BY l.subscriber_id",
             (send_id, first, last, batch_no),
         )
+
+    def batch_columns(self, send_id: int, batch_no: int, first: int, last: int) -> BatchColumns:
+        """``batch_rows`` as five columns (ids, addresses, names, attributes, list ids).
+
+        Read as one row of five long strings, cut apart in Python: a thousand rows of five
+        values each cost more to turn into Python objects than the query itself. A value
+        that holds the separator (a name stored before names were checked) makes the read
+        fall back to ``batch_rows``.
+        """
+        params = (send_id, first, last, batch_no)
+        row = self.db.one(
+            "SELECT COUNT(*), group_concat(subscriber_id), group_concat(email, char(30)), "
+            "group_concat(name, char(30)), group_concat(attributes, char(30)), "
+            f"group_concat(list_id) FROM (SELECT {_BATCH_COLUMNS} {_BATCH_FROM} "
+            "ORDER BY l.subscriber_id)",
+            params,
+        )
+        count = int(row[0]) if row else 0
+        if not count:
+            return ([], [], [], [], [])
+        ids = list(map(int, row[1].split(",")))
+        emails, names, attributes = (row[i].split(_SEPARATOR) for i in (2, 3, 4))
+        list_ids = list(map(int, row[5].split(",")))
+        if count == len(emails) == len(names) == len(attributes):
+            return (ids, emails, names, attributes, list_ids)
+        ids, emails, names, attributes, list_ids = map(
+            list, zip(*self.batch_rows(send_id, batch_no, first, last), strict=True)
+        )
+        return (ids, emails, names, attributes, list_ids)
 
     def emails(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
         """Addresses by subscriber id, for naming recipients in a report."""
