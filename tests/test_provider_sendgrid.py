@@ -135,7 +135,7 @@ def test_a_thousand_recipients_go_in_one_schema_valid_request(fake: FakeSendGrid
         person = people[index]
         personalization = body["personalizations"][index]
         assert personalization["to"] == [{"email": person[1], "name": person[2]}]
-        assert personalization["custom_args"] == {"subscriber_id": str(person[0])}
+        assert personalization["custom_args"] == {"sid": str(person[0])}
         assert personalization["headers"] == {"List-Unsubscribe": f"<{url_of(person)}>, {MAILTO}"}
         received = _as_received(body, index)
         assert received["subject"] == "Issue #1 for Reader: leading together"

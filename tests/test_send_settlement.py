@@ -38,7 +38,7 @@ def test_a_lost_reply_is_unconfirmed_then_settled_by_events_and_resent_only_if_a
     assert first.exit_code == 11, first.output
     assert "complete, with unconfirmed recipients" in first.stdout
     lost = fake.requests[1].body
-    lost_people = [(p["to"][0]["email"], p["custom_args"]["subscriber_id"])
+    lost_people = [(p["to"][0]["email"], p["custom_args"]["sid"])
                    for p in lost["personalizations"]]  # fmt: skip
     listed = report(config)
     assert listed["status"] == "complete-with-unconfirmed"
@@ -54,10 +54,10 @@ def test_a_lost_reply_is_unconfirmed_then_settled_by_events_and_resent_only_if_a
     category = lost["categories"][0]
     assert category == ISSUE
     events = [
-        {"email": email, "event": "processed", "subscriber_id": sid, "category": lost["categories"],
+        {"email": email, "event": "processed", "sid": sid, "category": lost["categories"],
          "sg_event_id": f"p-{sid}", "timestamp": 1_795_000_000}
         for email, sid in lost_people[:7]
-    ] + [
+    ] + [  # named subscriber_id, as in the events of sends before "sid"
         {"email": lost_people[7][0], "event": "dropped", "reason": "Bounced Address",
          "subscriber_id": lost_people[7][1], "category": category, "sg_event_id": "d-1",
          "timestamp": 1_795_000_000}

@@ -3,10 +3,10 @@
 The issue's bodies go once per request; each recipient is a personalization with their
 address, their own substitutions and the one header that must be theirs
 (``List-Unsubscribe``: SendGrid does not substitute into headers), tagged with our
-subscriber id in ``custom_args``; the issue id is the request's first category. SendGrid's
-events carry both, so the Event Webhook can settle a recipient whose outcome we did not
-learn. (SendGrid's schema types a message-level ``custom_args`` as a string, so the issue
-id does not go there.)
+subscriber id in ``custom_args`` (as ``sid``); the issue id is the request's first
+category. SendGrid's events carry both, so the Event Webhook can settle a recipient whose
+outcome we did not learn. (SendGrid's schema types a message-level ``custom_args`` as a
+string, so the issue id does not go there.)
 
 Everything the same for every recipient is said once per request: the list headers, the
 unsubscribe link's base (the body carries the base and a short key that
@@ -40,6 +40,8 @@ from .base import Provider
 from .sendgrid_api import MAIL_SEND_PATH, SendgridApi, error_list
 
 MAX_CATEGORIES = 10
+SUBSCRIBER_ARG = "sid"
+"""The ``custom_args`` key of our subscriber id: short, since every recipient repeats it."""
 MAIL_SEND_PERMISSION = "Mail Send"
 _UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
 """What a JSON string would escape: text without any goes into a body as it is."""
@@ -156,7 +158,7 @@ class SendgridProvider(Provider):
         # the comma that separates it from the one before.
         count = len(ids)
         layout: list[str | Sequence[str]] = [_separators(count), '{"to":[', *to]
-        layout += ['],"custom_args":{"subscriber_id":"', list(map(str, ids)), '"}']
+        layout += ['],"custom_args":{"' + SUBSCRIBER_ARG + '":"', list(map(str, ids)), '"}']
         separator = ',"substitutions":{'
         for field, column in zip(shared.fields, plain, strict=True):
             layout += [f'{separator}"{field.key}":"', _json_column(column), '"']

@@ -75,7 +75,8 @@ def outcome_for(event: Mapping[str, Any]) -> Outcome | None:
 
 def _ledger_key(event: Mapping[str, Any], sends: Callable[[str], bool]) -> tuple[str, int] | None:
     """(issue id, subscriber id) of the recipient an event is about, if it is one of ours."""
-    raw = event.get("subscriber_id")
+    # "sid" since requests carry it so; "subscriber_id" in events of earlier sends.
+    raw = event.get("sid", event.get("subscriber_id"))
     try:
         subscriber_id = int(str(raw))
     except ValueError:
