@@ -34,6 +34,7 @@ from .store.db import parse_time
 from .store.ledger import Claim, Ledger
 from .workers import Task, Workers
 
+HEARTBEAT_S = 1.0
 MAX_LISTED = 100
 """Refused and unconfirmed recipients named in a run's summary; the ledger has them all."""
 
@@ -144,6 +145,7 @@ class SendLoop:
         # Paced sends go one batch at a time, so a pause really holds the next one back.
         self._capacity = workers.count if rate else workers.count + 1
         self._released: set[int] = set()
+        self._last_beat = float("-inf")
         # Beyond the highest row an earlier run left, a claim need not look for one.
         self._last_row = ledger.last_row(send_id)
 
@@ -195,14 +197,16 @@ class SendLoop:
         room = self.batch_size
         fresh_room = room if self.limit is None else min(room, self.limit - self.tally.claimed)
         with self.ledger.transaction():
-            self.ledger.heartbeat(self.issue_id)
-            claim = self.ledger.claim_retries(
-                self.send_id, max_attempts=self.policy.max_attempts, limit=room
-            )
-            if claim is not None or fresh_room <= 0:
-                return claim
-            claim = self.ledger.claim_queued(self.send_id, limit=fresh_room)
-            while claim is None and self._lists:
+            self._heartbeat()
+            claim = None
+            if self.ledger.has_waiting(self.send_id):
+                claim = self.ledger.claim_retries(
+                    self.send_id, max_attempts=self.policy.max_attempts, limit=room
+                )
+                if claim is not None or fresh_room <= 0:
+                    return claim
+                claim = self.ledger.claim_queued(self.send_id, limit=fresh_room)
+            while claim is None and self._lists and fresh_room > 0:
                 list_id = self._lists[0]
                 after = self._after[list_id]
                 claim = self.ledger.claim_new(
@@ -216,6 +220,14 @@ class SendLoop:
         if claim is not None:
             self.tally.claimed += len(claim)
         return claim
+
+    def _heartbeat(self) -> None:
+        """Say the send is alive (and find out if the lock was lost), once a second at most:
+        the lock goes stale only after minutes."""
+        now = time.monotonic()
+        if now - self._last_beat >= HEARTBEAT_S:
+            self.ledger.heartbeat(self.issue_id)
+            self._last_beat = now
 
     def _wait_for_retries(self) -> bool:
         """Nothing to claim and nothing out: wait for the next retry or pause to end; False

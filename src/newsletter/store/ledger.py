@@ -306,6 +306,16 @@ class Ledger:
             )
         )
 
+    def has_waiting(self, send_id: int) -> bool:
+        """Whether anyone of the send is queued or waits to retry with a row of their own."""
+        return bool(
+            self.db.scalar(
+                f"SELECT EXISTS (SELECT 1 FROM send_ledger {_OWN} WHERE send_id = ? "
+                "AND state IN ('queued', 'retry'))",
+                (send_id,),
+            )
+        )
+
     def claim_retries(self, send_id: int, *, max_attempts: int, limit: int) -> Claim | None:
         """Recipients whose retry is due (and who have attempts left in this run)."""
         return self._claim_own(
