@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from .archive import Archive
 from .config import LoadedConfig, resolve_secret
 from .dispatch import ProgressCallback, RetryPolicy, RunTally, SendLoop
-from .errors import AuthenticationError, ConfigError, NewsletterError, ProviderError, SendError
+from .errors import AuthenticationError, ConfigError, ProviderError, SendError
 from .message import PreparedIssue, build_mime
 from .models import ArchivedIssue, Delivery, Outcome, OutgoingIssue, Recipient, Subscriber
 from .providers import Provider, get_provider
@@ -98,9 +96,6 @@ class SendReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "sample"}
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
 
 def list_id_for(loaded: LoadedConfig, list_name: str) -> str:
@@ -497,14 +492,7 @@ def _dry_run(
     report.sample = message.as_string()
 
 
-def summary_of(ledger: Ledger, issue_id: str) -> dict[str, Any] | None:
-    """The last run's report as the ledger keeps it, or None if the issue was never sent."""
-    send = ledger.find_send(issue_id)
-    return None if send is None else send.summary
-
-
 __all__ = [
-    "NewsletterError",
     "SendOptions",
     "SendReport",
     "outgoing_for",
