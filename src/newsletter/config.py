@@ -234,7 +234,7 @@ class SmtpSettings(_Model):
     password: str | None = None
     connections: int = Field(default=4, ge=1, le=64)
     """Connections used at once, each delivering its own batch."""
-    batch_size: int = Field(default=25, ge=1, le=1000)
+    batch_size: int = Field(default=50, ge=1, le=1000)
     """Messages per batch on one connection: a stop can leave at most one batch per
     connection with an unknown outcome, so smaller batches mean fewer unconfirmed."""
     timeout: float = Field(default=30.0, gt=0)
