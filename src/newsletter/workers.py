@@ -60,10 +60,12 @@ class WorkerSetup:
 class Worker:
     """One worker's provider instance and signer; delivers one batch at a time."""
 
-    def __init__(self, setup: WorkerSetup, ledger: Ledger) -> None:
+    def __init__(
+        self, setup: WorkerSetup, ledger: Ledger, provider: Provider | None = None
+    ) -> None:
         self.setup = setup
         self.ledger = ledger
-        self.provider = setup.make_provider()
+        self.provider = provider or setup.make_provider()
         self.signer = TokenSigner(setup.secret)
 
     def deliver(self, task: Task) -> Delivery:
@@ -140,12 +142,10 @@ class Workers:
 
     def _new_worker(self) -> Worker:
         with self._lock:
-            worker = Worker(self.setup, self._ledger)
-            if self._spare is not None:
-                # The instance the send opened to check the provider: its connection is
-                # already made, so the first worker uses it.
-                worker.provider.close()
-                worker.provider, self._spare = self._spare, None
+            # The instance the send opened to check the provider: its connection is
+            # already made, so the first worker uses it.
+            spare, self._spare = self._spare, None
+            worker = Worker(self.setup, self._ledger, spare)
             self._all.append(worker)
             return worker
 
