@@ -275,7 +275,9 @@ class SendLoop:
     def _settle(self, claim: Claim, delivery: Delivery) -> NewsletterError | None:
         """Record a batch's answer and decide what follows: go on, pause, or stop."""
         counts = delivery.counts()
-        failed_whole = not counts[Outcome.ACCEPTED] and not counts[Outcome.REFUSED]
+        failed_whole = bool(delivery.subscriber_ids) and not (
+            counts[Outcome.ACCEPTED] or counts[Outcome.REFUSED]
+        )
         self._failures = self._failures + 1 if failed_whole else 0
         attempt = max(1, self._failures)
         retry_in = self.policy.delay(attempt, delivery.retry_after, self.rng)
