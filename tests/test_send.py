@@ -440,3 +440,18 @@ def test_someone_on_two_lists_gets_one_copy_and_the_first_lists_link(built_proje
     lists = {r["email"]: r["list"] for r in listed["recipients"]}
     assert lists["amira.haddad@example.org"] == "members"
     assert lists["new.partner@example.org"] == "partners"
+
+
+def test_resend_options_are_checked_before_anything_is_sent(built_project: Path) -> None:
+    alone = send(built_project, "--older-than", "2h")
+    assert alone.exit_code == 2
+    assert "--older-than goes with --resend-unconfirmed" in alone.output
+    garbled = send(built_project, "--resend-unconfirmed", "--older-than", "two hours")
+    assert garbled.exit_code == 2
+    assert "expected a duration such as 30m, 2h or 1d" in garbled.output
+    assert sum(ledger_counts(built_project).values()) == 0
+    configure(built_project, sending={"max_attempts": 0})
+    bad = send(built_project)
+    assert bad.exit_code == 2
+    assert "newsletter.yml:" in bad.stderr and "sending.max_attempts" in bad.stderr
+    assert not (built_project.parent / "outbox").exists()
