@@ -455,3 +455,34 @@ def test_resend_options_are_checked_before_anything_is_sent(built_project: Path)
     assert bad.exit_code == 2
     assert "newsletter.yml:" in bad.stderr and "sending.max_attempts" in bad.stderr
     assert not (built_project.parent / "outbox").exists()
+
+
+def test_sigterm_stops_a_send_after_recording_the_batch_on_its_way(
+    built_project: Path, sendgrid_api: Any
+) -> None:
+    config, fake = built_project, sendgrid_api.mail
+    fake.script(Reply(), Reply(delay=2))  # the second batch's answer takes two seconds
+    configure(
+        config,
+        provider={"type": "sendgrid", "sendgrid": {"host": sendgrid_api.url,
+                                                   "batch_size": 10, "timeout": 30.0}},
+    )  # fmt: skip
+    command = [sys.executable, "-m", "newsletter", "send", ISSUE, "--config", str(config),
+               "--list", "members"]  # fmt: skip
+    process = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(fake.requests) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # as systemd or a CI runner stops a job
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    counts = ledger_counts(config)
+    # The batch on its way was answered and recorded; nothing was left unknown.
+    assert (counts["sent"], counts["sending"], counts["unconfirmed"]) == (20, 0, 0)
+    assert len(fake.requests) == 2
+    resumed = send(config)
+    assert resumed.exit_code == 0, resumed.output
+    assert ledger_counts(config)["sent"] == SUBSCRIBERS
+    taken = accepted(fake)
+    assert sorted(taken) == sorted(set(taken)) and len(taken) == SUBSCRIBERS

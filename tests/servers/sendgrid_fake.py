@@ -72,7 +72,8 @@ class FakeSendGrid:
         self.api_key = api_key
         self.requests: list[Recorded] = []
         self.statuses: list[int] = []
-        """The status answered to each recorded request, 0 for none (dropped)."""
+        """The status given to each recorded request (also when its answer came too late
+        for the client), 0 when the connection was dropped without one."""
         self.replies: deque[Reply] = deque()
         self._stop = threading.Event()
         self._server = LoopbackHTTP(handler_for(self))
@@ -140,7 +141,7 @@ def handler_for(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
                 return
             fake.requests.append(Recorded(self.path, dict(self.headers.items()), body))
             reply = fake.next_reply()
-            fake.statuses.append(0 if reply.drop or reply.delay else reply.status)
+            fake.statuses.append(0 if reply.drop else reply.status)
             if reply.delay:
                 fake.wait(reply.delay)
             if reply.drop:
