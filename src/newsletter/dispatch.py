@@ -32,6 +32,7 @@ from .models import Delivery, Outcome
 from .providers.base import retry_delay
 from .store.db import parse_time
 from .store.ledger import Claim, Ledger
+from .tokens import TokenSigner
 from .workers import Task, Workers
 
 HEARTBEAT_S = 1.0
@@ -114,6 +115,7 @@ class SendLoop:
         issue_id: str,
         list_ids: Sequence[int],
         workers: Workers,
+        signer: TokenSigner,
         *,
         batch_size: int,
         policy: RetryPolicy,
@@ -128,6 +130,7 @@ class SendLoop:
         self.send_id = send_id
         self.issue_id = issue_id
         self.workers = workers
+        self.signer = signer
         self.batch_size = max(1, min(batch_size, int(rate))) if rate else batch_size
         self.policy = policy
         self.limit = limit
@@ -185,8 +188,17 @@ class SendLoop:
         return self.tally
 
     def _task(self, claim: Claim) -> Task:
-        ids = claim.subscriber_ids
-        return Task(claim.send_id, claim.batch_no, ids[0], ids[-1])
+        """The claim as its worker needs it, with each recipient's unsubscribe token.
+
+        Tokens are signed here, while the worker builds and posts the batch before: the
+        two halves of the work take about as long, so neither process waits on the other.
+        """
+        ids, emails, lists = claim.subscriber_ids, claim.emails, claim.list_ids
+        if lists and lists[0] == lists[-1] and len(set(lists)) == 1:
+            tokens = self.signer.make_many(ids, emails, lists[0])
+        else:
+            tokens = list(map(self.signer.make, ids, emails, lists))
+        return Task(claim.send_id, claim.batch_no, ids, tokens)
 
     # --- claims ----------------------------------------------------------------------------
 

@@ -215,13 +215,10 @@ def send_issue(
             run.start(probe, provider is None)
             if probe.name == "sendgrid":
                 _sync_suppressions(loaded, report)
-            setup = WorkerSetup(
-                issue=prepared,
-                make_provider=factory,
-                secret=secret,
-                store_path=loaded.store_path,
+            setup = WorkerSetup(issue=prepared, make_provider=factory, store_path=loaded.store_path)
+            run.deliver(
+                setup, TokenSigner(secret), probe, provider is not None, progress, sleep, started
             )
-            run.deliver(setup, probe, provider is not None, progress, sleep, started)
             return report
     _finish(report, started)
     return report
@@ -296,6 +293,7 @@ class _Run:
     def deliver(
         self,
         setup: WorkerSetup,
+        signer: TokenSigner,
         probe: Provider,
         one_instance: bool,
         progress: ProgressCallback | None,
@@ -314,6 +312,7 @@ class _Run:
                     self.issue.slug,
                     self.list_ids,
                     workers,
+                    signer,
                     batch_size=probe.max_batch_size,
                     policy=policy_of(self.loaded),
                     limit=self.options.limit,

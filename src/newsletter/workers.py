@@ -1,5 +1,5 @@
-"""The workers of a send: each turns a claimed batch into personalised recipients, says it
-is going out, and delivers it through a provider instance of its own.
+"""The workers of a send: each reads a claimed batch's recipients, builds the request, says
+it is going out, and delivers it through a provider instance of its own.
 
 A worker is a thread, or, for a provider whose deliveries are mostly CPU work (building
 SendGrid's big requests), a process with a core of its own; either way it comes from the
@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,6 @@ from .providers import Provider
 from .store.db import Database
 from .store.ledger import BatchColumns, Ledger
 from .store.subscribers import Store
-from .tokens import TokenSigner
 
 ORPHAN_CHECK_S = 0.5
 _NO_ATTRIBUTES = ("{}", "")
@@ -42,9 +41,10 @@ class Task:
 
     send_id: int
     batch_no: int
-    first: int
-    last: int
-    """The batch's lowest and highest subscriber id: its rows are read by the worker."""
+    subscriber_ids: list[int]
+    """In id order; the worker reads their rows itself."""
+    tokens: list[str]
+    """Each recipient's unsubscribe token, in the same order."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,6 @@ class WorkerSetup:
 
     issue: PreparedIssue
     make_provider: Callable[[], Provider]
-    secret: str
     store_path: Path
 
 
@@ -66,35 +65,33 @@ class Worker:
         self.setup = setup
         self.ledger = ledger
         self.provider = provider or setup.make_provider()
-        self.signer = TokenSigner(setup.secret)
 
     def deliver(self, task: Task) -> Delivery:
-        columns = self.ledger.batch_columns(task.send_id, task.batch_no, task.first, task.last)
+        ids = task.subscriber_ids
+        columns = self.ledger.batch_columns(task.send_id, task.batch_no, ids[0], ids[-1])
         if not columns[0]:  # everyone in it was removed from the store since the claim
             return Delivery((), Outcome.ACCEPTED)
-        rows = self.recipient_rows(columns)
+        tokens = task.tokens
+        if len(columns[0]) != len(ids):  # some were removed since: match tokens by id
+            by_id = dict(zip(ids, tokens, strict=True))
+            tokens = [by_id[sid] for sid in columns[0]]
+        rows = recipient_rows(columns, tokens)
         return self.provider.deliver(
             self.setup.issue,
             rows,
             lambda: self.ledger.mark_sending(task.send_id, task.batch_no),
         )
 
-    def recipient_rows(self, columns: BatchColumns) -> list[RecipientRow]:
-        """The claimed recipients with their merge values and unsubscribe tokens."""
-        ids, emails, names, attributes, list_ids = columns
-        if len(set(list_ids)) == 1:
-            tokens = self.signer.make_many(ids, emails, list_ids[0])
-        else:
-            tokens = [
-                self.signer.make(sid, email, list_id)
-                for sid, email, list_id in zip(ids, emails, list_ids, strict=True)
-            ]
-        loads = orjson.loads
-        values = [_EMPTY if raw in _NO_ATTRIBUTES else loads(raw) for raw in attributes]
-        return list(zip(ids, emails, names, values, tokens, strict=True))
-
     def close(self) -> None:
         self.provider.close()
+
+
+def recipient_rows(columns: BatchColumns, tokens: Sequence[str]) -> list[RecipientRow]:
+    """The claimed recipients with their merge values and unsubscribe tokens."""
+    ids, emails, names, attributes, _ = columns
+    loads = orjson.loads
+    values = [_EMPTY if raw in _NO_ATTRIBUTES else loads(raw) for raw in attributes]
+    return list(zip(ids, emails, names, values, tokens, strict=True))
 
 
 class Workers:

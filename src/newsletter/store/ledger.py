@@ -93,13 +93,16 @@ class SendRecord:
 class Claim:
     """A batch claimed for delivery: numbered per send, recipients in subscriber id order.
 
-    Only the ids: the worker that delivers the batch reads the recipients' addresses and
-    names itself (``batch_rows``), so they are not read here and sent across to it.
+    The ids, addresses and lists, for signing the unsubscribe tokens: the worker that
+    delivers the batch reads the rest (names, attributes) itself (``batch_columns``).
     """
 
     send_id: int
     batch_no: int
     subscriber_ids: list[int]
+    emails: list[str]
+    """Each recipient's address, as the unsubscribe token is signed with it."""
+    list_ids: list[int]
 
     def __len__(self) -> int:
         return len(self.subscriber_ids)
@@ -283,19 +286,24 @@ class Ledger:
             "AND l.subscriber_id = m.subscriber_id) "
         )
         with self.db.transaction():
-            batch_no = self._next_batch_no(send_id)
-            params = (send_id, batch_no, list_id, after) + (() if fresh else (send_id,))
             found = self.db.all(
-                "INSERT INTO send_ledger (send_id, subscriber_id, list_id, batch_no) "
-                "SELECT ?, m.subscriber_id, m.list_id, ? FROM memberships m "
+                "SELECT m.subscriber_id, s.email FROM memberships m "
                 "JOIN subscribers s ON s.id = m.subscriber_id "
                 "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = 'subscribed' "
-                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ? RETURNING subscriber_id",
-                (*params, limit),
+                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ?",
+                (list_id, after, *(() if fresh else (send_id,)), limit),
             )
             if not found:
                 return None
-            return self._claimed(send_id, batch_no, [row[0] for row in found])
+            ids, emails = (list(column) for column in zip(*found, strict=True))
+            batch_no = self._next_batch_no(send_id)
+            # The ids go in as one JSON array: one statement, no Python per row.
+            self.db.execute(
+                "INSERT INTO send_ledger (send_id, subscriber_id, list_id, batch_no) "
+                "SELECT ?, value, ?, ? FROM json_each(?)",
+                (send_id, list_id, batch_no, "[" + ",".join(map(str, ids)) + "]"),
+            )
+            return self._claimed(send_id, batch_no, ids, emails, [list_id] * len(ids))
 
     def last_row(self, send_id: int) -> int:
         """The highest subscriber id with a row in this send (0 if none)."""
@@ -353,7 +361,15 @@ class Ledger:
             )
             if not ids:
                 return None
-            return self._claimed(send_id, batch_no, [row[0] for row in ids])
+            first, last = min(ids)[0], max(ids)[0]
+            rows = self.batch_rows(send_id, batch_no, first, last)
+            return self._claimed(
+                send_id,
+                batch_no,
+                [row[0] for row in rows],
+                [row[1] for row in rows],
+                [row[4] for row in rows],
+            )
 
     def next_retry_at(self, send_id: int, *, max_attempts: int) -> str | None:
         """When the earliest recipient waiting to retry is due; None if nobody waits."""
@@ -372,14 +388,15 @@ class Ledger:
             )
         )
 
-    def _claimed(self, send_id: int, batch_no: int, ids: list[int]) -> Claim:
-        ids.sort()
+    def _claimed(
+        self, send_id: int, batch_no: int, ids: list[int], emails: list[str], list_ids: list[int]
+    ) -> Claim:
         self.db.execute(
             "INSERT INTO send_batches (send_id, batch_no, state, size, claimed_at) "
             "VALUES (?, ?, 'queued', ?, ?)",
             (send_id, batch_no, len(ids), utc_now()),
         )
-        return Claim(send_id, batch_no, ids)
+        return Claim(send_id, batch_no, ids, emails, list_ids)
 
     def batch_rows(self, send_id: int, batch_no: int, first: int, last: int) -> list[BatchRow]:
         """The recipients of a claimed batch, whose ids lie from ``first`` to ``last``."""
