@@ -211,10 +211,10 @@ def send_issue(
         elif options.dry_run:
             _dry_run(store, issue, lists, list_ids[0], outgoing, secret, report)
         else:
-            run = _Run(loaded, store, issue, lists, list_ids, options, report)
-            run.start(probe, provider is None)
             if probe.name == "sendgrid":
                 _sync_suppressions(loaded, report)
+            run = _Run(loaded, store, issue, lists, list_ids, options, report)
+            run.start(probe, provider is None)
             setup = WorkerSetup(issue=prepared, make_provider=factory, store_path=loaded.store_path)
             run.deliver(
                 setup, TokenSigner(secret), probe, provider is not None, progress, sleep, started
@@ -244,12 +244,17 @@ class _Run:
         """Check the provider, take the lock, settle what an earlier run left."""
         if opened_here:
             probe.open()  # a missing key or a refused login shows before the ledger changes
-        lock = self.ledger.acquire_lock(self.issue.slug)
+        try:
+            lock = self.ledger.acquire_lock(self.issue.slug)
+        except BaseException:
+            probe.close()
+            raise
         if lock.replaced:
             self.report.notes.append(f"took over the send lock left by {lock.replaced}")
         try:
             self._settle_earlier_runs()
         except BaseException:
+            probe.close()
             self.ledger.release_lock(self.issue.slug)
             raise
 
