@@ -71,30 +71,20 @@ class RunTally:
     unknown: list[tuple[str, str]] = field(default_factory=list)
     last_failure: str = ""
 
-    def add(self, claim: Claim, delivery: Delivery, ledger: Ledger) -> None:
+    def add(self, claim: Claim, delivery: Delivery) -> None:
         counts = delivery.counts()
         self.accepted += counts[Outcome.ACCEPTED]
         self.refused += counts[Outcome.REFUSED]
         self.unconfirmed += counts[Outcome.UNKNOWN]
         self.deferred += counts[Outcome.NOT_DELIVERED]
         self.batches += 1
-        listed = {Outcome.REFUSED: self.refusals, Outcome.UNKNOWN: self.unknown}
-        named = (
-            [
-                (sid, outcome, reason, listed[outcome])
-                for sid in claim.subscriber_ids
-                for outcome, reason in (delivery.outcome_of(sid),)
-                if outcome in listed
-            ]
-            if counts[Outcome.REFUSED] or counts[Outcome.UNKNOWN]
-            else []
-        )
-        named = [item for item in named if len(item[3]) < MAX_LISTED][:MAX_LISTED]
-        if named:
-            emails = ledger.emails([item[0] for item in named])
-            for sid, _, reason, target in named:
-                if len(target) < MAX_LISTED:
-                    target.append((emails.get(sid, "?"), reason))
+        if counts[Outcome.REFUSED] or counts[Outcome.UNKNOWN]:
+            listed = {Outcome.REFUSED: self.refusals, Outcome.UNKNOWN: self.unknown}
+            for sid, email in zip(claim.subscriber_ids, claim.emails, strict=True):
+                outcome, reason = delivery.outcome_of(sid)
+                target = listed.get(outcome)
+                if target is not None and len(target) < MAX_LISTED:
+                    target.append((email, reason))
         if counts[Outcome.NOT_DELIVERED] or counts[Outcome.UNKNOWN]:
             self.last_failure = delivery.reason or next(
                 (reason for _, reason in delivery.exceptions.values() if reason), ""
@@ -294,7 +284,7 @@ class SendLoop:
         attempt = max(1, self._failures)
         retry_in = self.policy.delay(attempt, delivery.retry_after, self.rng)
         self.ledger.settle(claim, delivery, retry_in=retry_in)
-        self.tally.add(claim, delivery, self.ledger)
+        self.tally.add(claim, delivery)
         if self.progress is not None:
             self.progress(self.tally.settled, self.total)
         if delivery.halt is not None:
@@ -342,7 +332,7 @@ class SendLoop:
                 continue
             if self.ledger.batch_state(claim.send_id, claim.batch_no) == "sending":
                 self.ledger.settle(claim, delivery, retry_in=0.0)
-                self.tally.add(claim, delivery, self.ledger)
+                self.tally.add(claim, delivery)
 
 
 def _seconds_until(moment: str) -> float:

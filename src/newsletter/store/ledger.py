@@ -434,17 +434,6 @@ class Ledger:
         )
         return (ids, emails, names, attributes, list_ids)
 
-    def emails(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
-        """Addresses by subscriber id, for naming recipients in a report."""
-        found: dict[int, str] = {}
-        for start in range(0, len(subscriber_ids), 500):
-            part = list(subscriber_ids[start : start + 500])
-            marks = ", ".join("?" * len(part))
-            found.update(
-                self.db.all(f"SELECT id, email FROM subscribers WHERE id IN ({marks})", part)
-            )
-        return found
-
     # --- delivery --------------------------------------------------------------------------
 
     def mark_sending(self, send_id: int, batch_no: int) -> bool:
