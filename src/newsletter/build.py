@@ -88,6 +88,7 @@ def meta_context(
         "lead": selection.lead,
         "posts": selection.posts,
         "guests": selection.guests,
+        "others": [item.title for item in (*selection.posts, *selection.guests)],
     }
 
 

@@ -193,15 +193,22 @@ class SummarySettings(_Model):
         return value
 
 
+PREHEADER = (
+    "{% if others %}Also inside: {{ others | join(' · ') }}{% else %}{{ lead.title }}{% endif %}"
+)
+
+
 class IssueSettings(_Model):
     subject: str = "{{ newsletter.name }} #{{ issue.number }}: {{ lead.title }}"
-    preheader: str = "{{ lead.summary }}"
+    preheader: str = PREHEADER
+    """The inbox's preview line after the subject: by default the titles of the other items,
+    which the lead's summary would only repeat at the top of the message."""
     first_number: int = Field(default=1, ge=1)
 
 
 class Theme(_Model):
     primary_color: str = "#1d4f76"
-    accent_color: str = "#c8553d"
+    accent_color: str = "#b3472f"
     background_color: str = "#f3f4f6"
     text_color: str = "#1f2933"
     muted_color: str = "#616e7c"
