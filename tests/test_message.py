@@ -1,5 +1,6 @@
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 
 import pytest
@@ -45,6 +46,7 @@ def test_headers_are_present_and_exact() -> None:
     assert message["X-Newsletter-Issue"] == "001-2026-11-24"
     assert message["Message-ID"].endswith(f"@{DOMAIN}>")
     assert message["Date"].datetime is not None
+    assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000", str(message["Date"]))
 
 
 def test_long_unsubscribe_url_stays_a_plain_url_on_the_wire() -> None:

@@ -19,10 +19,11 @@ import email.policy
 import html
 import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 
 from . import merge
 from .addresses import check_name, control_character, normalise_address
@@ -242,7 +243,7 @@ class PreparedIssue:
             lines.append(f"Reply-To: {issue.reply_to}")
         lines += [
             self._subject_header or _text_header("Subject", self._subject.fill(filled)),
-            f"Date: {formatdate(usegmt=True)}",
+            f"Date: {format_datetime(datetime.now(UTC))}",  # '+0000': RFC 5322's numeric zone
             f"Message-ID: {make_msgid(domain=message_id_domain)}",
             self._list_id_header,
         ]
