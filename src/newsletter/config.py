@@ -193,6 +193,24 @@ class SummarySettings(_Model):
         return value
 
 
+class AuthorSettings(_Model):
+    """A person whose posts or columns appear, as every source's items should present them."""
+
+    name: str = Field(min_length=1)
+    role: str | None = None
+    organisation: str | None = None
+    link: str | None = None
+    photo: str | None = None
+    """An image URL (https), shown beside their guest columns."""
+    aliases: list[str] = []
+    """Other spellings of the name that feeds use (a login, initials)."""
+
+    @field_validator("link", "photo")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+
 PREHEADER = (
     "{% if others %}Also inside: {{ others | join(' · ') }}{% else %}{{ lead.title }}{% endif %}"
 )
@@ -349,6 +367,7 @@ class Config(_Model):
     sources: list[SourceSettings] = Field(min_length=1)
     selection: SelectionSettings = SelectionSettings()
     summaries: SummarySettings = SummarySettings()
+    authors: list[AuthorSettings] = []
     issue: IssueSettings = IssueSettings()
     template: TemplateSettings = TemplateSettings()
     output: OutputSettings = OutputSettings()
@@ -365,6 +384,14 @@ class Config(_Model):
         for what, names in (
             ("sources", [s.name for s in self.sources]),
             ("lists", [lst.name for lst in self.lists]),
+            (
+                "authors",
+                [
+                    " ".join(name.split()).casefold()
+                    for person in self.authors
+                    for name in (person.name, *person.aliases)
+                ],
+            ),
         ):
             seen: set[str] = set()
             for name in names:

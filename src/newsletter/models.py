@@ -35,6 +35,9 @@ class Post:
     kind: PostKind = PostKind.POST
     author: str | None = None
     author_role: str | None = None
+    author_organisation: str | None = None
+    author_url: str | None = None
+    author_photo: str | None = None
     summary: str = ""
     """Plain text, no markup."""
     body_html: str = ""

@@ -18,6 +18,7 @@ import jinja2
 from ..config import LoadedConfig
 from ..errors import TemplateError
 from ..models import IssueMeta, RenderedIssue, Selection
+from .byline import byline
 from .environment import (
     HTML_TEMPLATE,
     TEXT_TEMPLATE,
@@ -44,6 +45,7 @@ class Renderer:
     def __init__(self, template_dir: Path) -> None:
         self.template_dir = Path(template_dir)
         self.environment = build_environment(self.template_dir)
+        self.environment.globals["byline"] = byline
 
     def render(
         self, loaded: LoadedConfig, meta: IssueMeta, selection: Selection, view_url: str

@@ -6,8 +6,11 @@ kind means adding a module and one line to ``READERS``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..config import FeedSource, LoadedConfig, MarkdownSource
 from ..models import SourceResult
+from ..people import attribute
 from .base import Reader
 from .feed import FeedReader
 from .markdown import MarkdownReader
@@ -25,7 +28,9 @@ def read_source(
 ) -> SourceResult:
     """Read one source. Raises SourceError if it is unusable, ContentWarning under strict."""
     reader_class = READERS[type(source)]
-    return reader_class(source, loaded, strict=strict).read()
+    result = reader_class(source, loaded, strict=strict).read()
+    authors = loaded.settings.authors
+    return replace(result, posts=attribute(result.posts, authors)) if authors else result
 
 
 def read_sources(loaded: LoadedConfig, *, strict: bool = False) -> list[SourceResult]:
