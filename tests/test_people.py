@@ -56,6 +56,7 @@ def project(tmp_path: Path, authors: str = AUTHORS) -> LoadedConfig:
             """\
         newsletter:
           name: Test Letter
+          language: en-GB
           site_url: https://example.org
           sender: {name: Test, address: news@example.org}
           postal_address: 1 Test Street, Testville
@@ -137,7 +138,7 @@ def test_what_an_item_says_of_itself_wins(tmp_path: Path) -> None:
             "the name 'bo' is used twice",
         ),
         ("authors:\n  - {name: Ann, photo: ann.jpg}\n", "expected an http(s) URL"),
-        ("authors:\n  - {role: Director}\n", "newsletter.yml:10: authors[0].name: required"),
+        ("authors:\n  - {role: Director}\n", "newsletter.yml:11: authors[0].name: required"),
     ],
 )
 def test_a_bad_authors_list_is_a_config_error(tmp_path: Path, authors: str, message: str) -> None:

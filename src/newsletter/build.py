@@ -22,6 +22,7 @@ from .errors import HeaderInjectionError, TemplateError
 from .message import check_subject
 from .models import ArchivedIssue, IssueMeta, ItemWarning, Post, RenderedIssue, Selection
 from .render import render_issue, render_meta_text
+from .render.locale import translations_for
 from .select import select_items
 from .sources import read_sources
 
@@ -89,6 +90,7 @@ def meta_context(
         "posts": selection.posts,
         "guests": selection.guests,
         "others": [item.title for item in (*selection.posts, *selection.guests)],
+        "_": translations_for(loaded.settings.newsletter.language).gettext,
     }
 
 

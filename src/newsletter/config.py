@@ -108,6 +108,9 @@ class NewsletterInfo(_Model):
     def _language(cls, value: str) -> str:
         if not re.match(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", value):
             raise ValueError(f"expected a language tag such as 'en' or 'en-GB', got {value!r}")
+        from .render.locale import locale_for  # Babel loads only when a config is checked
+
+        locale_for(value)
         return value
 
     @property
@@ -212,7 +215,8 @@ class AuthorSettings(_Model):
 
 
 PREHEADER = (
-    "{% if others %}Also inside: {{ others | join(' · ') }}{% else %}{{ lead.title }}{% endif %}"
+    "{% if others %}{{ _('Also inside:') }} {{ others | join(' · ') }}"
+    "{% else %}{{ lead.title }}{% endif %}"
 )
 
 

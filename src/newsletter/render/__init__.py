@@ -28,6 +28,7 @@ from .environment import (
     render_template,
 )
 from .html import inline_css, mjml_to_html
+from .locale import translations_for
 from .text import LinkReferences, tidy_text
 
 __all__ = [
@@ -89,6 +90,7 @@ def issue_context(
         "guests": selection.guests,
         "items": selection.items,
         "view_url": view_url,
+        "_": translations_for(settings.newsletter.language).gettext,
     }
 
 

@@ -23,4 +23,5 @@ def byline(context: jinja2.runtime.Context, post: Post) -> str:
     who = ", ".join(
         part for part in (post.author, post.author_role, post.author_organisation) if part
     )
-    return f"By {who}{SEPARATOR}{when}"
+    translate = context.get("_") or (lambda text: text)
+    return translate("By %(who)s") % {"who": who} + SEPARATOR + when

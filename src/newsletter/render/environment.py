@@ -20,17 +20,11 @@ from markupsafe import Markup
 
 from ..errors import NewsletterError, TemplateError
 from ..merge import placeholder
+from .locale import long_date
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 TEXT_WIDTH = 76
-
-# English month names, not strftime's %B: the output must not depend on the host's locale.
-MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
-
 
 ISSUE_FIELDS = ("view_url",)
 """Merge fields with one value for the whole issue: filled when the issue is rendered."""
@@ -50,14 +44,16 @@ def merge_field(context: jinja2.runtime.Context, name: str, fallback: str | None
 
 @jinja2.pass_context
 def format_date(context: jinja2.runtime.Context, value: date | datetime) -> str:
-    """'24 November 2026'; a post's timestamp is shown in the newsletter's own time zone."""
+    """'24 November 2026' in the newsletter's language (CLDR's long form, not strftime's, so
+    the host's locale changes nothing); a post's timestamp in the newsletter's time zone."""
     if isinstance(value, datetime):
         newsletter = context.get("newsletter")
         zone = getattr(newsletter, "timezone", None)
         if zone and value.tzinfo is not None:
             value = value.astimezone(ZoneInfo(zone))
         value = value.date()
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+    language = getattr(context.get("newsletter"), "language", None) or "en-GB"
+    return long_date(value, language)
 
 
 def wrap_text(
