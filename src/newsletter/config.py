@@ -34,6 +34,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _check_colour(value: str) -> str:
+    if not HEX_COLOUR.match(value):
+        raise ValueError(f"expected a hex colour such as '#1d4f76', got {value!r}")
+    return value
+
+
 def _check_url(value: str) -> str:
     if not re.match(r"^https?://[^\s/]+", value):
         raise ValueError(f"expected an http(s) URL such as https://example.org, got {value!r}")
@@ -220,12 +226,60 @@ PREHEADER = (
 )
 
 
+CHECK_CODES = (
+    "gmail-clip", "link-relative", "link-malformed", "link-broken", "link-text",
+    "text-missing-link", "image-alt", "image-size", "contrast", "heading-order", "lang",
+    "dark-mode", "hidden-text",
+)  # fmt: skip
+
+
+class CheckSettings(_Model):
+    """`newsletter check`, which `send` and `run` run first: which findings stop a send."""
+
+    blocking: list[str] = [
+        "gmail-clip", "link-relative", "link-malformed", "text-missing-link", "hidden-text",
+    ]  # fmt: skip
+    """Findings that stop a send; every other finding is a warning."""
+    ignore: list[str] = []
+    """Findings not reported at all."""
+    link_timeout: float = Field(default=10.0, gt=0, le=120)
+    link_concurrency: int = Field(default=8, ge=1, le=64)
+    link_cache_hours: float = Field(default=24.0, ge=0)
+
+    @field_validator("blocking", "ignore")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in CHECK_CODES]
+        if unknown:
+            raise ValueError(
+                f"unknown finding {', '.join(map(repr, unknown))}; known: {', '.join(CHECK_CODES)}"
+            )
+        return value
+
+
 class IssueSettings(_Model):
     subject: str = "{{ newsletter.name }} #{{ issue.number }}: {{ lead.title }}"
     preheader: str = PREHEADER
     """The inbox's preview line after the subject: by default the titles of the other items,
     which the lead's summary would only repeat at the top of the message."""
     first_number: int = Field(default=1, ge=1)
+
+
+class DarkTheme(_Model):
+    """The colours clients that honour ``prefers-color-scheme: dark`` show instead."""
+
+    background_color: str = "#111418"
+    card_color: str = "#1c2128"
+    text_color: str = "#e6e8eb"
+    muted_color: str = "#a3acb6"
+    primary_color: str = "#8cc4f0"
+    accent_color: str = "#f2a08a"
+    button_text_color: str = "#111418"
+
+    @field_validator("*")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        return _check_colour(value)
 
 
 class Theme(_Model):
@@ -240,15 +294,14 @@ class Theme(_Model):
     logo_url: str | None = None
     logo_alt: str | None = None
     logo_width: int = Field(default=160, ge=16, le=600)
+    dark: DarkTheme = DarkTheme()
 
     @field_validator(
         "primary_color", "accent_color", "background_color", "text_color", "muted_color"
     )
     @classmethod
     def _colour(cls, value: str) -> str:
-        if not HEX_COLOUR.match(value):
-            raise ValueError(f"expected a hex colour such as '#1d4f76', got {value!r}")
-        return value
+        return _check_colour(value)
 
     @field_validator("font_url", "logo_url")
     @classmethod
@@ -372,6 +425,7 @@ class Config(_Model):
     selection: SelectionSettings = SelectionSettings()
     summaries: SummarySettings = SummarySettings()
     authors: list[AuthorSettings] = []
+    check: CheckSettings = CheckSettings()
     issue: IssueSettings = IssueSettings()
     template: TemplateSettings = TemplateSettings()
     output: OutputSettings = OutputSettings()

@@ -78,6 +78,12 @@ class NothingNewError(NewsletterError):
     exit_code = 10
 
 
+class CheckFailedError(NewsletterError):
+    """The pre-send check found something the config says must stop a send."""
+
+    exit_code = 12
+
+
 class StoreError(NewsletterError):
     """The subscriber store or send ledger cannot be used as asked."""
 

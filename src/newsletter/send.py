@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .archive import Archive
 from .config import LoadedConfig, resolve_secret
 from .dispatch import ProgressCallback, RetryPolicy, RunTally, SendLoop
-from .errors import AuthenticationError, ConfigError, ProviderError, SendError
+from .errors import AuthenticationError, CheckFailedError, ConfigError, ProviderError, SendError
 from .message import PreparedIssue, build_mime
 from .models import ArchivedIssue, Delivery, Outcome, OutgoingIssue, Recipient, Subscriber
 from .providers import Provider, get_provider
@@ -49,6 +49,8 @@ class SendOptions:
     """With ``resend_unconfirmed``: only those unconfirmed for at least this long."""
     retry_refused: bool = False
     """Send again to recipients the provider refused before (after fixing the cause)."""
+    skip_check: bool = False
+    """Send even when the pre-send check finds something that blocks a send."""
 
 
 @dataclass
@@ -184,10 +186,13 @@ def send_issue(
     archive = Archive(loaded.issues_dir, newsletter=loaded.settings.newsletter)
     issue = archive.find(issue_ref)
     lists = _lists_for(loaded, options)
+    real = not (options.test_to or options.dry_run)
+    warnings = _check_first(loaded, issue.slug, options.skip_check) if real else []
     factory = make_provider or (lambda: get_provider(loaded))
     probe = provider or factory()
     mode = "test" if options.test_to else ("dry-run" if options.dry_run else "send")
     report = SendReport(issue_id=issue.slug, lists=list(lists), provider=probe.name, mode=mode)
+    report.notes.extend(warnings)
     report.started_at = _now()
     started = time.perf_counter()
     from .store import open_store
@@ -222,6 +227,24 @@ def send_issue(
             return report
     _finish(report, started)
     return report
+
+
+def _check_first(loaded: LoadedConfig, slug: str, skip: bool) -> list[str]:
+    """Run `newsletter check` before anything is sent; its warnings become the report's
+    notes. A blocking finding stops the send before the ledger or provider is touched."""
+    from .check import check_issue
+
+    result = check_issue(loaded, slug)
+    notes = [f"check: {finding.code}: {finding.message}" for finding in result.findings]
+    if result.blocking and not skip:
+        first = result.blocking[0]
+        raise CheckFailedError(
+            f"issue {slug} is not sent: the check found {len(result.blocking)} blocking "
+            f"finding(s), first {first.code} at {first.element}: {first.message}",
+            hint=f"{first.fix}; `newsletter check {slug}` lists them all; "
+            "`newsletter send --skip-check` sends anyway",
+        )
+    return notes
 
 
 @dataclass

@@ -4,7 +4,8 @@ Exit statuses (documented in the README):
   0 success; 1 unexpected failure; 2 invalid configuration or usage; 3 a source or item
   failed; 4 a template failed; 5 the archive cannot be written; 6 the subscriber store;
   7 a send failed or left recipients to retry; 8 another send or run holds the lock;
-  10 nothing new to send; 11 sent, but some recipients' outcome is unconfirmed.
+  10 nothing new to send; 11 sent, but some recipients' outcome is unconfirmed;
+  12 the pre-send check found something that blocks a send.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("compose", "validate"),
     "build": ("compose", "build"),
     "preview": ("compose", "preview"),
+    "check": ("checking", "check"),
     "subscribers": ("subscribers", "subscribers"),
     "send": ("sending", "send"),
     "report": ("reporting", "report"),

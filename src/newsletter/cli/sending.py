@@ -89,6 +89,11 @@ def _progress_bar(enabled: bool) -> Iterator[object]:
     help="Also send again to recipients the provider refused on an earlier run "
     "(once the cause is fixed).",
 )
+@click.option(
+    "--skip-check",
+    is_flag=True,
+    help="Send even if `newsletter check` finds something that check.blocking lists.",
+)
 @handle_errors
 def send(
     config_path: Path | None,
@@ -101,6 +106,7 @@ def send(
     resend_unconfirmed: bool,
     older_than: timedelta | None,
     retry_refused: bool,
+    skip_check: bool,
 ) -> None:
     """Send ISSUE (a number, folder name or 'latest') to the subscribers of its lists.
 
@@ -125,6 +131,7 @@ def send(
         resend_unconfirmed=resend_unconfirmed,
         older_than=older_than,
         retry_refused=retry_refused,
+        skip_check=skip_check,
     )
     show_bar = sys.stderr.isatty() and not dry_run and not options.test_to
     with _progress_bar(show_bar) as bar, stop_on_sigterm():
