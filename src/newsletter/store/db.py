@@ -7,6 +7,7 @@ same few methods (and its own spelling of an identity column, see ``Dialect``).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,18 @@ from ..errors import StoreError
 
 Row = tuple[Any, ...]
 BUSY_TIMEOUT_MS = 15_000
+
+
+def _create_private(path: Path) -> None:
+    """A new store is readable by its owner alone (0600): it holds every subscriber's
+    address and, when NEWSLETTER_SECRET is unset, the secret that signs unsubscribe links.
+    SQLite gives its -wal and -shm files the database file's mode. An existing file keeps
+    its mode (``newsletter validate`` warns when others can read it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def utc_now() -> str:
@@ -277,6 +290,7 @@ class Database:
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
             self._conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=15
             )
