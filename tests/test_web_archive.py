@@ -145,6 +145,6 @@ def test_newsletter_serve_runs_and_keeps_tokens_out_of_its_log(built: Path) -> N
     assert SUBJECT in front.text
     assert bad_link.status_code == 400
     assert f"on http://127.0.0.1:{port}/" in output
-    assert "unsigned webhook events are accepted" in output
+    assert "SendGrid Event Webhook: off (answers 503): set web.sendgrid_webhook_key" in output
     assert "/unsubscribe/<token>" in output
     assert "SECRETTOKENabc123" not in output

@@ -309,9 +309,20 @@ class WebSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     sendgrid_webhook_key: str | None = None
-    """SendGrid's Event Webhook verification key (public, base64 DER); unset: unsigned events
-    are accepted, so set it in production."""
+    """SendGrid's Event Webhook verification key (public, base64 DER); unset, the webhook
+    is off unless ``accept_unsigned_webhook_events`` is on."""
+    accept_unsigned_webhook_events: bool = False
+    """Without a key, accept events nobody signed: anyone who can reach the server can then
+    mark people bounced or complained. For a trial behind a private network only."""
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
+    @property
+    def webhook_mode(self) -> Literal["verified", "unsigned", "off"]:
+        """Whether ``POST /webhooks/sendgrid`` checks signatures, takes anything, or is off;
+        a key always wins over the opt-in."""
+        if self.sendgrid_webhook_key:
+            return "verified"
+        return "unsigned" if self.accept_unsigned_webhook_events else "off"
 
 
 class Config(_Model):

@@ -23,6 +23,10 @@ def validate(config_path: Path | None, strict: bool) -> None:
     Every problem in the file is listed at once, with its line and key.
     """
     loaded = load(config_path)
+    if loaded.settings.web.webhook_mode == "unsigned":
+        from .web import UNSIGNED_WARNING
+
+        warn(UNSIGNED_WARNING)
     results = read_sources(loaded, strict=strict)
     for result in results:
         for warning in result.warnings:
