@@ -121,22 +121,17 @@ def preview(
     config_path: Path | None, issue_ref: str, port: int, screenshot: bool, out_dir: Path | None
 ) -> None:
     """Serve the issue archive on localhost, or screenshot an issue at phone and desktop widths."""
-    from ..preview import ArchiveServer, screenshot_issue
+    from ..preview import archive_server, screenshot_issue
 
     loaded = load(config_path)
     archive = Archive(loaded.issues_dir, newsletter=loaded.settings.newsletter)
     issue = archive.find(issue_ref)
     if screenshot:
         target = out_dir or loaded.resolve("screenshots")
-        for path in screenshot_issue(loaded.issues_dir, issue.slug, target):
+        for path in screenshot_issue(loaded, issue.slug, target):
             click.echo(f"wrote {path}")
         return
-    server = ArchiveServer(loaded.issues_dir, port=port, quiet=False)
-    click.echo(f"serving {loaded.issues_dir} at {server.url}/")
+    server = archive_server(loaded, port=port, log_level="info")
+    click.echo(f"serving the published files of {loaded.issues_dir} at {server.url}/")
     click.echo(f"  issue {issue.number}: {server.url}/{issue.slug}/   (Ctrl-C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.run()

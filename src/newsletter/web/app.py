@@ -12,8 +12,8 @@ Routes::
     POST /unsubscribe/{token}       unsubscribes (RFC 8058 one-click, or the confirm form)
     POST /webhooks/sendgrid         SendGrid's Event Webhook
 
-Only these files of the issues folder are served: it also holds send reports, which name
-recipients, so it is never exposed as a whole.
+Only these files of the issues folder are served (``archive_routes``), never the folder as
+a whole; ``newsletter preview`` serves the same routes through the same app.
 """
 
 from __future__ import annotations
@@ -88,8 +88,27 @@ class Archive:
         return FileResponse(path, media_type=media_type, headers=ARCHIVE_CACHE)
 
 
+def archive_routes(archive: Archive) -> list[Route]:
+    """What may be served from the issues folder, and nothing else.
+
+    The archive writes each issue's ``email.html``, ``email.txt``, ``issue.json`` and web
+    copy, and the folder's ``index.html`` and ``feed.xml``; only the pages a reader opens
+    are published. Anything else that lands there (a report, a JSON file with addresses, a
+    half-written hidden folder) is not found, in ``serve`` and ``preview`` alike.
+    """
+    return [
+        Route("/", archive.index, methods=["GET"]),
+        Route("/" + INDEX_FILE, archive.index, methods=["GET"]),
+        Route("/" + FEED_FILE, archive.feed, methods=["GET"]),
+        Route("/{slug}", archive.issue_folder, methods=["GET"]),
+        Route("/{slug}/", archive.web_copy, methods=["GET"]),
+        Route("/{slug}/" + WEB_FILE, archive.web_copy, methods=["GET"]),
+        Route("/{slug}/" + HTML_FILE, archive.email_html, methods=["GET"]),
+    ]
+
+
 def create_app(loaded: LoadedConfig) -> Starlette:
-    """The app for one newsletter.yml.
+    """The app ``newsletter serve`` runs for one newsletter.yml.
 
     The store is opened once here, so a broken or unwritable store (and an unusable webhook
     key) stops the server at start rather than on a reader's click.
@@ -97,28 +116,34 @@ def create_app(loaded: LoadedConfig) -> Starlette:
     with open_store(loaded) as store:
         secret = unsubscribe_secret(loaded, store)
     pages = Pages(loaded.settings.newsletter)
-    archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
     unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
     webhook = SendgridWebhook(loaded, signature_check(loaded))
-
-    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
-        return pages.not_found()
-
     routes = [
-        Route("/", archive.index, methods=["GET"]),
-        Route("/" + INDEX_FILE, archive.index, methods=["GET"]),
-        Route("/" + FEED_FILE, archive.feed, methods=["GET"]),
         Route("/unsubscribe", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.confirm, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.apply, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
-        Route("/{slug}", archive.issue_folder, methods=["GET"]),
-        Route("/{slug}/", archive.web_copy, methods=["GET"]),
-        Route("/{slug}/" + WEB_FILE, archive.web_copy, methods=["GET"]),
-        Route("/{slug}/" + HTML_FILE, archive.email_html, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    return _app(loaded, pages, routes)
+
+
+def create_preview_app(loaded: LoadedConfig) -> Starlette:
+    """The archive alone, as ``serve`` publishes it, for ``newsletter preview``: no store is
+    opened or created just to look at an issue."""
+    return _app(loaded, Pages(loaded.settings.newsletter), [])
+
+
+def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
+    archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
+
+    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
+        return pages.not_found()
+
+    app = Starlette(
+        routes=routes + archive_routes(archive),
+        exception_handlers={404: not_found},
+    )
     app.router.redirect_slashes = False  # or every unknown path would redirect before its 404
     return app
 
