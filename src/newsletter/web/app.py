@@ -13,7 +13,8 @@ Routes::
     POST /webhooks/sendgrid         SendGrid's Event Webhook
 
 Only these files of the issues folder are served (``archive_routes``), never the folder as
-a whole; ``newsletter preview`` serves the same routes through the same app.
+a whole; ``newsletter preview`` serves the same routes through the same app. Every answer
+carries the security headers of ``headers.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -28,11 +30,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, WEB_FILE, web_copy
 from ..config import LoadedConfig, NewsletterInfo
 from ..send import unsubscribe_secret
 from ..store import open_store
+from .headers import SecurityHeaders, security_headers
 from .pages import Pages
 from .unsubscribe import UnsubscribeEndpoint
 from .webhooks import SendgridWebhook, signature_check
@@ -134,13 +138,26 @@ def create_preview_app(loaded: LoadedConfig) -> Starlette:
     return _app(loaded, Pages(loaded.settings.newsletter), [])
 
 
+class _HeadedStarlette(Starlette):
+    """Starlette whose every answer, its own error pages included, carries ``headers``."""
+
+    def __init__(self, headers: dict[str, str], **kwargs: Any) -> None:
+        self.security_headers = headers
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside ServerErrorMiddleware, which answers a crash past any user middleware.
+        return SecurityHeaders(super().build_middleware_stack(), self.security_headers)
+
+
 def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
     archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
 
     async def not_found(request: Request, exc: Exception) -> HTMLResponse:
         return pages.not_found()
 
-    app = Starlette(
+    app = _HeadedStarlette(
+        security_headers(loaded.settings.template.theme),
         routes=routes + archive_routes(archive),
         exception_handlers={404: not_found},
     )
