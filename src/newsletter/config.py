@@ -353,6 +353,11 @@ class Config(_Model):
                         f"{what}: the name {name!r} is used twice; names must be unique"
                     )
                 seen.add(name)
+        _outside_published(
+            self.output.directory,
+            ("store.path", self.store.path),
+            ("provider.outbox.directory", self.provider.outbox.directory),
+        )
         known = {lst.name for lst in self.lists}
         for name in self.schedule.lists:
             if known and name not in known:
@@ -360,6 +365,22 @@ class Config(_Model):
                     f"schedule.lists: {name!r} is not one of the lists {sorted(known)}"
                 )
         return self
+
+
+def _outside_published(published: str, *private: tuple[str, str]) -> None:
+    """The issues folder is published as a whole by static hosts: the store and the outbox
+    name every subscriber, so neither may live inside it. Paths are compared as written,
+    relative to the same file; an absolute and a relative one are not compared."""
+    folder = os.path.normpath(published)
+    for key, path in private:
+        inner = os.path.normpath(path)
+        if os.path.isabs(inner) == os.path.isabs(folder) and (
+            inner == folder or inner.startswith(folder.rstrip(os.sep) + os.sep) or folder == "."
+        ):
+            raise ValueError(
+                f"{key}: {path!r} is inside output.directory ({published!r}), which is "
+                "published; keep it beside newsletter.yml, outside the issues folder"
+            )
 
 
 @dataclass(frozen=True)
