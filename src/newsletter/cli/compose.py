@@ -120,7 +120,11 @@ def build(config_path: Path | None, on: object, dry_run: bool, strict: bool) -> 
 def preview(
     config_path: Path | None, issue_ref: str, port: int, screenshot: bool, out_dir: Path | None
 ) -> None:
-    """Serve the issue archive on localhost, or screenshot an issue at phone and desktop widths."""
+    """Serve the issue archive on localhost, or screenshot an issue at phone and desktop widths.
+
+    The archive is served by the same app and routes as `newsletter serve`: the issue
+    pages, each issue's email.html, the index and the feed, and nothing else in issues/.
+    """
     from ..preview import archive_server, screenshot_issue
 
     loaded = load(config_path)

@@ -1,9 +1,10 @@
 """Which provider events were already applied, so a redelivered event changes nothing twice.
 
 SendGrid delivers each event at least once: it retries a batch for up to 24 hours after a
-non-2xx answer or a timeout, and a batch whose answer was lost arrives again whole. Every
-event carries a unique ``sg_event_id``; remembering those a few days covers every retry
-while the table stays small.
+non-2xx answer or a timeout, a batch whose answer was lost arrives again whole, and users
+report the same event arriving over 29 hours (sendgrid/docs issue 2933). Every event
+carries a unique ``sg_event_id``; remembering those three days covers every retry while
+the table stays small.
 """
 
 from __future__ import annotations
