@@ -37,7 +37,12 @@ def _create_private(path: Path) -> None:
 
 def utc_now() -> str:
     """Timestamps are text so they read the same in SQLite, PostgreSQL and a CSV export."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    """A UTC moment as stored: fixed width, so text order is time order."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str) -> datetime:
@@ -270,6 +275,19 @@ MIGRATIONS: tuple[Migration, ...] = (
                     UPDATE send_batches SET size = size - 1
                         WHERE send_id = OLD.send_id AND batch_no = OLD.batch_no;
                 END""",
+        ),
+    ),
+    Migration(
+        4,
+        "webhook events already applied, by the provider's event id",
+        (
+            # SendGrid delivers an event at least once; this remembers which it has seen
+            # long enough to outlast its retries (see store/seen_events.py).
+            """CREATE TABLE webhook_events_seen (
+                event_id TEXT PRIMARY KEY,
+                received_at TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX webhook_events_seen_age ON webhook_events_seen (received_at)",
         ),
     ),
 )
