@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.sources.sanitize import (
-    absolute_url,
-    clean_html,
-    html_to_text,
-    make_summary,
-    truncate,
-)
+from newsletter.sources.sanitize import absolute_url, clean_html, html_to_text
 
 POST_URL = "https://example.org/blog/my-post/"
 
@@ -98,19 +92,3 @@ def test_unsafe_or_malformed_urls_resolve_to_none() -> None:
 def test_html_to_text_strips_tags_decodes_entities_and_separates_blocks() -> None:
     text = html_to_text("<p>Fish &amp; chips</p><p>Second\n   line<script>x()</script></p>")
     assert text == "Fish & chips Second line"
-
-
-def test_truncate_cuts_on_a_word_boundary_with_an_ellipsis() -> None:
-    text = " ".join(["word"] * 100)  # 499 characters
-    cut = truncate(text, 280)
-    assert len(cut) <= 280
-    assert cut.endswith("word…")
-    assert truncate("short enough", 280) == "short enough"
-
-
-def test_summary_prefers_the_given_text_else_the_first_paragraph() -> None:
-    body = "<h2>Intro</h2><p></p><p>First <em>real</em> paragraph.</p><p>Second.</p>"
-    assert make_summary(None, body) == "First real paragraph."
-    assert make_summary("  <b>Given</b>   summary ", body) == "Given summary"
-    assert make_summary(None, "<ul><li>Only a list</li></ul>") == "Only a list"
-    assert make_summary(None, "") == ""

@@ -170,6 +170,29 @@ class SelectionSettings(_Model):
     exclude: list[str] = []
 
 
+class SummarySettings(_Model):
+    """How an item's summary is made from what its source gives (see sources/summary.py)."""
+
+    length: int = Field(default=280, ge=40, le=2000)
+    """Most characters a summary may have; it ends with a whole sentence or a word and '…'."""
+    boilerplate: list[str] = []
+    """Regular expressions of text to remove, besides the built-in platform patterns."""
+    builtin_boilerplate: bool = True
+    """Remove what WordPress, Ghost, Substack, Medium and Blogger add to feed items."""
+
+    @field_validator("boilerplate")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for index, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"item {index} ({pattern!r}) is not a regular expression: {exc}"
+                ) from None
+        return value
+
+
 class IssueSettings(_Model):
     subject: str = "{{ newsletter.name }} #{{ issue.number }}: {{ lead.title }}"
     preheader: str = "{{ lead.summary }}"
@@ -329,6 +352,7 @@ class Config(_Model):
     newsletter: NewsletterInfo
     sources: list[SourceSettings] = Field(min_length=1)
     selection: SelectionSettings = SelectionSettings()
+    summaries: SummarySettings = SummarySettings()
     issue: IssueSettings = IssueSettings()
     template: TemplateSettings = TemplateSettings()
     output: OutputSettings = OutputSettings()

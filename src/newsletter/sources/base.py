@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from ..config import FeedSource, GuestRule, LoadedConfig, MarkdownSource
 from ..errors import ContentWarning
 from ..models import ItemWarning, Post, SourceResult
+from .summary import Summarizer
 
 S = TypeVar("S", MarkdownSource, FeedSource)
 RawItem = TypeVar("RawItem")
@@ -40,6 +41,10 @@ class Reader(ABC, Generic[S, RawItem]):
         self.source = source
         self.loaded = loaded
         self.strict = strict
+        settings = loaded.settings.summaries
+        self.summarizer = Summarizer(
+            settings.length, tuple(settings.boilerplate), settings.builtin_boilerplate
+        )
 
     def read(self) -> SourceResult:
         posts: list[Post] = []

@@ -23,7 +23,7 @@ from ..config import FeedSource
 from ..errors import SourceError
 from ..models import Post, PostKind
 from .base import Reader, SkipItem, is_guest_column
-from .sanitize import clean_html, html_to_text, make_summary, web_url
+from .sanitize import clean_html, html_to_text, web_url
 
 USER_AGENT = f"newsletter/{__version__}"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
@@ -84,7 +84,7 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
             published=datetime(*stamp[:6], tzinfo=UTC),
             kind=PostKind.GUEST if guest else PostKind.POST,
             author=author,
-            summary=make_summary(given_summary, body),
+            summary=self.summarizer.summary(given_summary, body),
             body_html=body,
             image=_image(entry, link),
             tags=tags,

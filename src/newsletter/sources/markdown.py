@@ -23,7 +23,7 @@ from ..config import MarkdownSource
 from ..errors import SourceError
 from ..models import Post, PostKind
 from .base import Reader, SkipItem, is_guest_column
-from .sanitize import clean_html, make_summary, web_url
+from .sanitize import clean_html, web_url
 
 MARKDOWN_EXTENSIONS = ("extra", "sane_lists", "smarty")
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[-_]")
@@ -102,7 +102,7 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
             kind=kind,
             author=author,
             author_role=_text(data.get("author_role")) or None,
-            summary=make_summary(_text(data.get("summary")) or None, body),
+            summary=self.summarizer.summary(_text(data.get("summary")) or None, body),
             body_html=body,
             image=web_url(image, url) if image else None,
             tags=tuple(tags),

@@ -1,7 +1,7 @@
-"""Make any source's HTML safe to put in an e-mail, and derive a plain-text summary.
+"""Make any source's HTML safe to put in an e-mail, and its text readable on one line.
 
 Both readers pass every body through here, so the rest of the pipeline can trust
-``Post.body_html`` and ``Post.summary`` without knowing where they came from. Nothing in
+``Post.body_html`` without knowing where they came from. Nothing in
 this module raises on bad input: broken markup is repaired or dropped, never an error.
 """
 
@@ -11,11 +11,7 @@ import html
 import re
 from urllib.parse import urljoin, urlsplit
 
-import lxml.html
 import nh3
-from lxml import etree
-
-SUMMARY_LIMIT = 280
 
 ALLOWED_TAGS = frozenset(
     {
@@ -92,35 +88,3 @@ def html_to_text(markup: str) -> str:
     spaced = _BLOCK_START.sub(" <", markup)
     stripped = nh3.clean(spaced, tags=set(), clean_content_tags=set(DROPPED_WITH_CONTENT))
     return _SPACES.sub(" ", html.unescape(stripped)).strip()
-
-
-def truncate(text: str, limit: int = SUMMARY_LIMIT) -> str:
-    """Cut at the last word boundary before ``limit`` and mark the cut with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    boundary = cut.rfind(" ")
-    if boundary > limit // 2:
-        cut = cut[:boundary]
-    return cut.rstrip(" ,;:.-–—") + "…"
-
-
-def first_paragraph(clean_body: str) -> str:
-    """Text of the first non-empty <p> of an already sanitised body, else all its text."""
-    if not clean_body.strip():
-        return ""
-    try:
-        root = lxml.html.fragment_fromstring(clean_body, create_parent="div")
-    except (etree.ParserError, ValueError):
-        return html_to_text(clean_body)
-    for paragraph in root.iter("p"):
-        text = _SPACES.sub(" ", paragraph.text_content()).strip()
-        if text:
-            return text
-    return html_to_text(clean_body)
-
-
-def make_summary(given: str | None, clean_body: str, limit: int = SUMMARY_LIMIT) -> str:
-    """The author's own summary as plain text when there is one, else the opening paragraph."""
-    text = html_to_text(given) if given and given.strip() else ""
-    return truncate(text or first_paragraph(clean_body), limit)
