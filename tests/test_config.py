@@ -183,3 +183,32 @@ def test_paths_resolve_relative_to_the_config_file(tmp_path: Path) -> None:
     loaded = load_config(tmp_path / "newsletter.yml")
     assert loaded.resolve("content") == tmp_path / "content"
     assert loaded.template_dir == tmp_path / "templates" / "default"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "path"),
+    [
+        ("store:\n  path: issues/newsletter.db\n", "store.path", "issues/newsletter.db"),
+        ("store:\n  path: ./issues/../issues/x.db\n", "store.path", "./issues/../issues/x.db"),
+        ("provider:\n  outbox:\n    directory: issues/outbox\n", "provider.outbox.directory",
+         "issues/outbox"),
+        ("output:\n  directory: .\n", "store.path", "newsletter.db"),
+    ],
+    ids=["store", "store via ..", "outbox", "published project folder"],
+)  # fmt: skip
+def test_the_store_and_the_outbox_may_not_live_in_the_published_folder(
+    extra: str, key: str, path: str
+) -> None:
+    found = problems(MINIMAL + extra)
+
+    assert any(
+        f"{key}: {path!r} is inside output.directory" in p and "which is published" in p
+        for p in found
+    ), found
+
+
+def test_a_store_beside_the_issues_folder_is_fine() -> None:
+    config = parse_config(
+        MINIMAL + "store:\n  path: data/issues.db\noutput:\n  directory: issues\n"
+    )
+    assert config.store.path == "data/issues.db"

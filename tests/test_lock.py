@@ -143,7 +143,7 @@ def test_a_holder_that_has_not_written_its_line_yet_is_just_starting(lock_path: 
         with pytest.raises(LockedError) as caught:
             RunLock(lock_path, stale_after=timedelta(hours=1)).acquire()
     assert str(caught.value).startswith(
-        f"another `newsletter run` (just starting) holds {lock_path}; "
+        f"another `newsletter run` or `newsletter build` (just starting) holds {lock_path}; "
     )
 
 
@@ -153,4 +153,8 @@ def test_holder_lines_that_cannot_be_read_mean_unknown() -> None:
     assert LockHolder.parse("host 12 2026-11-24T08:00:00") is None  # naive time
     parsed = LockHolder.parse("web1 12 2026-11-24T08:00:00+00:00\n")
     assert parsed == LockHolder("web1", 12, datetime(2026, 11, 24, 8, tzinfo=UTC))
+    assert LockHolder.parse("web1 12 2026-11-24T08:00:00+00:00 build\n") == LockHolder(
+        "web1", 12, datetime(2026, 11, 24, 8, tzinfo=UTC), "build"
+    )
+    assert LockHolder.parse("web1 12 2026-11-24T08:00:00+00:00 rm\n") is None
     assert str(parsed) == "pid 12 on host web1, since 2026-11-24T08:00:00+00:00"

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import run_cli
-from newsletter.preview import ArchiveServer
+from newsletter.config import load_config
+from newsletter.preview import archive_server
+from servers.web_app import first_answer, free_port, running_app
 
 ON = "2026-11-24"
+PUBLISHED = ("", "index.html", "feed.xml", f"001-{ON}/", f"001-{ON}/index.html",
+             f"001-{ON}/email.html")  # fmt: skip
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -29,14 +37,70 @@ def build_sample(config: Path) -> Path:
 
 
 def test_archive_server_serves_the_issue_and_index(sample_project: Path) -> None:
-    issues = build_sample(sample_project)
-    with ArchiveServer(issues) as server:
+    build_sample(sample_project)
+    with archive_server(load_config(sample_project)) as server:
         with urllib.request.urlopen(f"{server.url}/{'001-' + ON}/email.html") as reply:
             body = reply.read().decode("utf-8")
         assert reply.status == 200
         assert "Leading Together" in body
         with urllib.request.urlopen(f"{server.url}/index.html") as reply:
             assert f'href="001-{ON}/"' in reply.read().decode("utf-8")
+
+
+STRAY = {
+    "report.csv": "email,state\nada@example.org,sent\n",
+    "subscribers.json": '[{"email": "ada@example.org"}]',
+    ".env": "NEWSLETTER_SECRET=hunter2",
+    ".git/config": "[core]",
+    f"001-{ON}/send-report.json": '{"failures": [{"email": "ada@example.org"}]}',
+    f"001-{ON}/.notes": "ada@example.org",
+}
+"""Files nobody published that land in issues/: neither preview nor serve may show them."""
+
+
+def add_stray_files(issues: Path) -> None:
+    for name, text in STRAY.items():
+        (issues / name).parent.mkdir(parents=True, exist_ok=True)
+        (issues / name).write_text(text, encoding="utf-8")
+
+
+def test_newsletter_preview_serves_the_published_pages_and_nothing_else(
+    sample_project: Path,
+) -> None:
+    add_stray_files(build_sample(sample_project))
+    port = free_port()
+    preview = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "preview", "--config", str(sample_project),
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert preview.stdout is not None
+        banner = preview.stdout.readline() + preview.stdout.readline()
+        first_answer(preview, base)
+        published = [httpx.get(f"{base}/{path}") for path in PUBLISHED]
+        stray = {name: httpx.get(f"{base}/{name}") for name in STRAY}
+    finally:
+        preview.terminate()
+        preview.communicate(timeout=10)
+
+    assert f"at {base}/" in banner
+    assert [r.status_code for r in published] == [200] * len(PUBLISHED)
+    assert {name: r.status_code for name, r in stray.items()} == dict.fromkeys(STRAY, 404)
+    assert not any("ada@example.org" in r.text or "hunter2" in r.text for r in stray.values())
+
+
+@pytest.mark.parametrize("name", sorted(STRAY))
+def test_serve_does_not_publish_stray_files_either(sample_project: Path, name: str) -> None:
+    add_stray_files(build_sample(sample_project))
+
+    with running_app(sample_project) as client:
+        reply = client.get(f"/{name}")
+
+    assert reply.status_code == 404
+    assert "ada@example.org" not in reply.text
 
 
 @pytest.mark.browser

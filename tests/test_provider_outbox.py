@@ -1,7 +1,9 @@
 import email
 import email.policy
+import os
 import resource
 import signal
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +69,19 @@ def test_each_recipient_becomes_a_parseable_eml_file(tmp_path: Path) -> None:
     assert bo["Subject"] == "Issue #1 for friends: leading together"
     assert "Dear reader," in bo.get_body(("plain",)).get_content()
     assert url_of(people[1]) in bo.get_body(("plain",)).get_content()
+
+
+def test_messages_are_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    """They carry addresses and personal unsubscribe links."""
+    previous = os.umask(0o022)
+    try:
+        with OutboxProvider(tmp_path / "out") as provider:
+            deliver(provider, [row(4, "di@example.com", "Di")])
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "out" / ISSUE_FOLDER
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "4-di@example.com.eml").stat().st_mode) == 0o600
 
 
 def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:

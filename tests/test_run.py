@@ -71,6 +71,69 @@ def test_an_issue_built_ahead_is_the_one_sent(members_project: Path) -> None:
     assert issue_folders(members_project) == ["001-2026-11-23"]
 
 
+def test_a_slot_whose_send_has_begun_keeps_that_issue(members_project: Path) -> None:
+    """A newer issue built by hand for the same slot is not sent over a begun one."""
+    from newsletter.store import Ledger, open_store
+
+    first = run_cli(["build", "--config", str(members_project), "--date", "2026-11-23"])
+    assert first.exit_code == 0, first.output
+    with open_store(load_config(members_project)) as store:
+        Ledger(store).open_send("001-2026-11-23", ["members"])  # a send that began, then died
+    second = run_cli(["build", "--config", str(members_project), "--date", "2026-11-24"])
+    assert second.exit_code == 0, second.output
+    assert issue_folders(members_project) == ["001-2026-11-23", "002-2026-11-24"]
+
+    result = run_at(members_project, TUESDAY)
+    assert result.exit_code == 0, result.output
+    assert "issue 001-2026-11-23 resumed and finished: 25 sent" in result.stdout
+    assert eml_count(members_project) == 25
+    with open_store(load_config(members_project)) as store:
+        assert Ledger(store).find_send("002-2026-11-24") is None
+
+
+def hold_run_lock(config: Path, command: str) -> subprocess.Popen[str]:
+    """Another process holding the newsletter's run lock as ``command`` would."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from newsletter.lock import RunLock, "
+         "default_lock_path; RunLock(default_lock_path(Path(sys.argv[1])), "
+         "command=sys.argv[2]).acquire(); print('locked', flush=True); time.sleep(60)",
+         str(config.parent), command],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_build_refuses_while_a_run_holds_the_lock(
+    members_project: Path,
+) -> None:
+    holder = hold_run_lock(members_project, "run")
+    try:
+        result = run_cli(["build", "--config", str(members_project), "--date", "2026-11-24"])
+        assert result.exit_code == 8, result.output
+        assert f"another `newsletter run` (pid {holder.pid} on host" in result.stderr
+        assert issue_folders(members_project) == []
+        dry = run_cli(["build", "--config", str(members_project), "--dry-run"])
+        assert dry.exit_code == 0, dry.output  # a dry run files nothing, so needs no lock
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_cli(["build", "--config", str(members_project)]).exit_code == 0
+
+
+def test_a_run_refuses_while_a_build_holds_the_lock(members_project: Path) -> None:
+    holder = hold_run_lock(members_project, "build")
+    try:
+        result = run_at(members_project, TUESDAY)
+        assert result.exit_code == 8, result.output
+        assert f"another `newsletter build` (pid {holder.pid} on host" in result.stderr
+        assert issue_folders(members_project) == [] and eml_count(members_project) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_partly_sent_issue_is_resumed(members_project: Path) -> None:
     assert (
         run_cli(["build", "--config", str(members_project), "--date", "2026-11-24"]).exit_code == 0

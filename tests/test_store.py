@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,31 @@ def test_open_creates_file_and_migrations_are_idempotent(tmp_path: Path) -> None
     assert rows == [(m.version,) for m in MIGRATIONS]
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_a_new_store_and_its_journal_are_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    """It holds every address and, without NEWSLETTER_SECRET, the link-signing secret."""
+    path = tmp_path / "store.db"
+    previous = os.umask(0o022)
+    try:
+        with Store.open(path) as store:
+            store.ensure_list("members")
+            journals = [path.with_name(path.name + end) for end in ("-wal", "-shm")]
+            assert all(journal.exists() for journal in journals)
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [path, *journals]}
+    finally:
+        os.umask(previous)
+    assert modes == {"store.db": 0o600, "store.db-wal": 0o600, "store.db-shm": 0o600}
+
+
+def test_an_existing_store_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with Store.open(path):
+        pass
+    path.chmod(0o640)  # a group the operator chose, say for backups
+    with Store.open(path):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 def test_a_list_is_found_by_name_and_by_id(store: Store) -> None:

@@ -164,3 +164,12 @@ def test_a_version_1_token_still_verifies_with_its_list_name() -> None:
     assert payload == TokenPayload(123, "ann@example.org", None, "members")
     unicode = make_v1_token(SECRET, 2**40, "ünïcode@exämple.org", "list-a")
     assert verify_token(SECRET, unicode, {2**40: "ünïcode@exämple.org"}.get).list_name == "list-a"
+
+
+def test_version_1_is_refused_like_any_bad_token_once_its_period_is_over() -> None:
+    assert verify_token(SECRET, V1_ANN, ANN).subscriber_id == 123
+    with pytest.raises(TokenError) as caught:
+        verify_token(SECRET, V1_ANN, ANN, accept_v1=False)
+    assert str(caught.value) == INVALID
+    current = make_token(SECRET, 123, "ann@example.org", 1)
+    assert verify_token(SECRET, current, ANN, accept_v1=False).subscriber_id == 123

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from newsletter.models import SubscriberStatus
 from newsletter.send import unsubscribe_secret
 from newsletter.store import StatusEvent, open_store
 from newsletter.tokens import make_token
+from newsletter.unsubscribe import legacy_links_until
 from servers.legacy_tokens import make_v1_token
 from servers.web_app import add_subscriber, running_app
 
@@ -267,6 +269,27 @@ def test_a_link_from_before_version_2_fails_once_the_address_changed(
 
     assert (reply.status_code, reply.text) == (400, invalid_page(client))
     assert status_of(project, "ada@example.org")[0] is SubscriberStatus.SUBSCRIBED
+
+
+def test_links_from_before_version_2_stop_working_a_year_after_the_move(
+    project: Path, client: httpx.Client
+) -> None:
+    ada_id, current = add_subscriber(project, "ada@example.org")
+    old = make_v1_token(secret_of(project), ada_id, "ada@example.org", "members")
+    with open_store(load_config(project)) as store:
+        moved = datetime.now(UTC) - timedelta(days=366)
+        with store.db.transaction():
+            store.db.execute(
+                "UPDATE schema_migrations SET applied_at = ? WHERE version = 3",
+                (moved.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
+            )
+        assert legacy_links_until(store) < datetime.now(UTC)
+
+    expired = client.post(f"/unsubscribe/{old}", data=ONE_CLICK)
+    assert (expired.status_code, expired.text) == (400, invalid_page(client))
+    assert status_of(project, "ada@example.org")[0] is SubscriberStatus.SUBSCRIBED
+    assert client.post(f"/unsubscribe/{current}", data=ONE_CLICK).status_code == 200
+    assert status_of(project, "ada@example.org")[0] is SubscriberStatus.UNSUBSCRIBED
 
 
 def test_list_names_from_old_links_are_escaped(project: Path, client: httpx.Client) -> None:

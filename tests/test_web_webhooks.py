@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from conftest import run_cli
 from newsletter.config import load_config
 from newsletter.models import SubscriberStatus
 from newsletter.store import open_store
-from servers.web_app import add_subscriber, running_app
+from servers.web_app import add_subscriber, free_port, running_app
 
 URL = "/webhooks/sendgrid"
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -118,7 +121,7 @@ def test_signed_events_update_statuses_and_record_why(
     reply = post_signed(client, signer, events)
 
     assert reply.status_code == 200
-    assert reply.json() == {"processed": 12, "updated": 6, "ignored": 1, "settled": 0}
+    assert reply.json() == {"received": 12, "repeated": 0}
     assert statuses(project, *PEOPLE) == {
         ada: SubscriberStatus.BOUNCED,
         grace: SubscriberStatus.COMPLAINED,
@@ -145,20 +148,58 @@ def test_a_retried_batch_changes_nothing_more(
     first = post_signed(client, signer, batch)
     second = post_signed(client, signer, batch)
 
-    assert first.json() == {"processed": 1, "updated": 1, "ignored": 0, "settled": 0}
-    assert second.json() == {"processed": 1, "updated": 0, "ignored": 0, "settled": 0}
+    assert first.json() == {"received": 1, "repeated": 0}
+    assert second.json() == {"received": 1, "repeated": 1}
+    with open_store(load_config(project)) as store:
+        sources = [e.source for e in store.events("ada@example.org")]
+    assert sources.count("sendgrid-webhook") == 1
+    assert statuses(project, "ada@example.org")["ada@example.org"] is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_an_event_seen_before_is_skipped_even_beside_new_ones(
+    project: Path, client: httpx.Client, signer: Signer
+) -> None:
+    add_subscriber(project, "ada@example.org")
+    add_subscriber(project, "grace@example.org")
+    unsubscribe = event("ada@example.org", "unsubscribe")
+    post_signed(client, signer, [unsubscribe])
+    with open_store(load_config(project)) as store:  # she asked to come back
+        store.set_status("ada@example.org", SubscriberStatus.SUBSCRIBED, "cli", "rejoined")
+
+    reply = post_signed(client, signer, [unsubscribe, event("grace@example.org", "spamreport")])
+
+    assert reply.json() == {"received": 2, "repeated": 1}
+    assert statuses(project, "ada@example.org", "grace@example.org") == {
+        "ada@example.org": SubscriberStatus.SUBSCRIBED,
+        "grace@example.org": SubscriberStatus.COMPLAINED,
+    }
+
+
+def test_events_without_an_id_are_still_applied_once(
+    project: Path, client: httpx.Client, signer: Signer
+) -> None:
+    add_subscriber(project, "ada@example.org")
+    bare = {"email": "ada@example.org", "event": "bounce", "type": "bounce"}
+
+    replies = [post_signed(client, signer, [bare]).json() for _ in range(2)]
+
+    assert replies == [{"received": 1, "repeated": 0}] * 2
     with open_store(load_config(project)) as store:
         sources = [e.source for e in store.events("ada@example.org")]
     assert sources.count("sendgrid-webhook") == 1
 
 
-def test_an_event_for_an_unknown_address_is_acknowledged_and_counted(
-    client: httpx.Client, signer: Signer
+def test_the_answer_does_not_tell_a_known_address_from_an_unknown_one(
+    project: Path, client: httpx.Client, signer: Signer
 ) -> None:
-    reply = post_signed(client, signer, [event("nobody@example.org", "spamreport")])
+    add_subscriber(project, "ada@example.org")
 
-    assert reply.status_code == 200
-    assert reply.json() == {"processed": 1, "updated": 0, "ignored": 1, "settled": 0}
+    known = post_signed(client, signer, [event("ada@example.org", "spamreport")])
+    unknown = post_signed(client, signer, [event("nobody@example.org", "spamreport")])
+
+    assert (known.status_code, unknown.status_code) == (200, 200)
+    assert known.content == unknown.content == b'{"received":1,"repeated":0}'
+    assert statuses(project, "ada@example.org")["ada@example.org"] is SubscriberStatus.COMPLAINED
 
 
 def test_bad_missing_or_stale_signatures_are_refused(
@@ -217,15 +258,46 @@ def test_a_body_that_is_not_an_event_batch_is_a_bad_request(
     assert message in reply.text
 
 
-def test_without_a_key_unsigned_events_are_accepted(sample_project: Path) -> None:
+def test_without_a_key_the_webhook_is_off_and_names_the_key_to_set(sample_project: Path) -> None:
     add_subscriber(sample_project, "ada@example.org")
 
     with running_app(sample_project) as client:
         reply = client.post(URL, json=[event("ada@example.org", "spamreport")])
 
-    assert reply.json() == {"processed": 1, "updated": 1, "ignored": 0, "settled": 0}
+    assert reply.status_code == 503
+    assert "web.sendgrid_webhook_key" in reply.text
+    assert "web.accept_unsigned_webhook_events" in reply.text
+    status = statuses(sample_project, "ada@example.org")["ada@example.org"]
+    assert status is SubscriberStatus.SUBSCRIBED
+
+
+def test_unsigned_events_are_taken_only_when_the_config_opts_in(sample_project: Path) -> None:
+    add_subscriber(sample_project, "ada@example.org")
+    configure_web(sample_project, "accept_unsigned_webhook_events: true")
+
+    with running_app(sample_project) as client:
+        reply = client.post(URL, json=[event("ada@example.org", "spamreport")])
+
+    assert reply.json() == {"received": 1, "repeated": 0}
     status = statuses(sample_project, "ada@example.org")["ada@example.org"]
     assert status is SubscriberStatus.COMPLAINED
+    validated = run_cli(["validate", "--config", str(sample_project)])
+    assert validated.exit_code == 0, validated.output
+    assert "web.accept_unsigned_webhook_events is on" in validated.stderr
+
+
+def test_with_a_key_the_opt_in_does_not_let_unsigned_events_through(
+    project: Path, signer: Signer
+) -> None:
+    add_subscriber(project, "ada@example.org")
+    configure_web(project, "accept_unsigned_webhook_events: true")
+
+    with running_app(project) as client:
+        unsigned = client.post(URL, json=[event("ada@example.org", "spamreport")])
+        signed = post_signed(client, signer, [])
+
+    assert (unsigned.status_code, signed.status_code) == (403, 200)
+    assert statuses(project, "ada@example.org")["ada@example.org"] is SubscriberStatus.SUBSCRIBED
 
 
 def test_the_key_can_come_from_the_environment(
@@ -259,3 +331,48 @@ def test_an_unusable_key_stops_the_server_from_starting(
 
     assert result.exit_code == 2
     assert message in result.output
+
+
+def serve_banner(project: Path) -> str:
+    """What `newsletter serve` prints before it takes requests."""
+    command = [sys.executable, "-m", "newsletter", "serve", "--config", str(project)]
+    server = subprocess.Popen(
+        [*command, "--port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = []
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:
+            lines.append(line)
+            if "Application startup complete" in line or "Uvicorn running" in line:
+                break
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+    return "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("settings", "shown", "warned"),
+    [
+        ([], "SendGrid Event Webhook: off (answers 503): set web.sendgrid_webhook_key", False),
+        (["accept_unsigned_webhook_events: true"], "/webhooks/sendgrid, NOT verified", True),
+        (["sendgrid_webhook_key: KEY"], "/webhooks/sendgrid, signatures verified", False),
+    ],
+    ids=["off", "unsigned", "verified"],
+)
+def test_serve_says_at_start_which_endpoints_are_live_and_whether_events_are_verified(
+    sample_project: Path, signer: Signer, settings: list[str], shown: str, warned: bool
+) -> None:
+    configure_web(sample_project, *(line.replace("KEY", signer.public_b64) for line in settings))
+
+    banner = serve_banner(sample_project)
+
+    assert "  archive: / (index.html, feed.xml" in banner
+    assert "  unsubscribe links: " in banner
+    assert shown in banner
+    assert ("web.accept_unsigned_webhook_events is on" in banner) is warned

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from .archive import Archive
 from .config import LoadedConfig
 from .errors import HeaderInjectionError, TemplateError
+from .lock import RunLock, default_lock_path
 from .message import check_subject
 from .models import ArchivedIssue, IssueMeta, ItemWarning, Post, RenderedIssue, Selection
 from .render import render_issue, render_meta_text
@@ -125,11 +126,30 @@ def build_issue(
     dry_run: bool = False,
     strict: bool = False,
     on_warning: Callable[[ItemWarning], None] | None = None,
+    lock_held: bool = False,
 ) -> BuildResult:
     """Build the next issue and file it in the archive (unless ``dry_run``).
 
-    Raises NothingNewError when no content qualifies, before anything is written.
+    A real build holds the run lock from reading the sources to filing the issue, so a
+    build by hand and a timer's run cannot both number and file an issue at once;
+    ``lock_held`` says the caller (``run``) holds it already. Raises LockedError when
+    another process holds it, and NothingNewError when no content qualifies, both
+    before anything is written.
     """
+    if dry_run or lock_held:
+        return _build(loaded, on, now, dry_run, strict, on_warning)
+    with RunLock(default_lock_path(loaded.base_dir), command="build"):
+        return _build(loaded, on, now, dry_run, strict, on_warning)
+
+
+def _build(
+    loaded: LoadedConfig,
+    on: date | None,
+    now: datetime | None,
+    dry_run: bool,
+    strict: bool,
+    on_warning: Callable[[ItemWarning], None] | None,
+) -> BuildResult:
     timer = StageTimer()
     settings = loaded.settings
     moment = build_time(loaded, on, now)

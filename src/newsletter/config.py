@@ -414,9 +414,20 @@ class WebSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     sendgrid_webhook_key: str | None = None
-    """SendGrid's Event Webhook verification key (public, base64 DER); unset: unsigned events
-    are accepted, so set it in production."""
+    """SendGrid's Event Webhook verification key (public, base64 DER); unset, the webhook
+    is off unless ``accept_unsigned_webhook_events`` is on."""
+    accept_unsigned_webhook_events: bool = False
+    """Without a key, accept events nobody signed: anyone who can reach the server can then
+    mark people bounced or complained. For a trial behind a private network only."""
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
+    @property
+    def webhook_mode(self) -> Literal["verified", "unsigned", "off"]:
+        """Whether ``POST /webhooks/sendgrid`` checks signatures, takes anything, or is off;
+        a key always wins over the opt-in."""
+        if self.sendgrid_webhook_key:
+            return "verified"
+        return "unsigned" if self.accept_unsigned_webhook_events else "off"
 
 
 class Config(_Model):
@@ -458,6 +469,11 @@ class Config(_Model):
                         f"{what}: the name {name!r} is used twice; names must be unique"
                     )
                 seen.add(name)
+        _outside_published(
+            self.output.directory,
+            ("store.path", self.store.path),
+            ("provider.outbox.directory", self.provider.outbox.directory),
+        )
         known = {lst.name for lst in self.lists}
         for name in self.schedule.lists:
             if known and name not in known:
@@ -465,6 +481,22 @@ class Config(_Model):
                     f"schedule.lists: {name!r} is not one of the lists {sorted(known)}"
                 )
         return self
+
+
+def _outside_published(published: str, *private: tuple[str, str]) -> None:
+    """The issues folder is published as a whole by static hosts: the store and the outbox
+    name every subscriber, so neither may live inside it. Paths are compared as written,
+    relative to the same file; an absolute and a relative one are not compared."""
+    folder = os.path.normpath(published)
+    for key, path in private:
+        inner = os.path.normpath(path)
+        if os.path.isabs(inner) == os.path.isabs(folder) and (
+            inner == folder or inner.startswith(folder.rstrip(os.sep) + os.sep) or folder == "."
+        ):
+            raise ValueError(
+                f"{key}: {path!r} is inside output.directory ({published!r}), which is "
+                "published; keep it beside newsletter.yml, outside the issues folder"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""The run lock: two ``newsletter run`` processes never work at the same time.
+"""The run lock: two ``newsletter run`` or ``build`` processes never work at the same time.
+
+``build`` takes it as ``run`` does: a build by hand racing a timer's run would otherwise
+give two issues numbered alike, or one slot two issues. Sends are kept apart per issue
+by the ledger's own send lock instead, which works across hosts and lets several senders
+share one send.
 
 The lock is an ``flock`` on an open file, not the file's existence: the kernel drops it
 when its process ends, however it ends, so a run killed with SIGKILL or by a reboot never
@@ -28,6 +33,7 @@ from .errors import LockedError
 LOCK_DIR = ".newsletter"
 LOCK_NAME = "run.lock"
 DEFAULT_STALE_AFTER = timedelta(hours=6)
+COMMANDS = ("run", "build")
 
 
 def default_lock_path(base_dir: Path) -> Path:
@@ -40,20 +46,26 @@ class LockHolder:
     host: str
     pid: int
     started_at: datetime
+    command: str = "run"
+    """The newsletter command holding it, for the message a second process prints."""
 
     def line(self) -> str:
-        return f"{self.host} {self.pid} {self.started_at.isoformat(timespec='seconds')}\n"
+        started = self.started_at.isoformat(timespec="seconds")
+        return f"{self.host} {self.pid} {started} {self.command}\n"
 
     @classmethod
     def parse(cls, text: str) -> LockHolder | None:
-        """Read the file's one line; anything else (empty, torn, foreign) means unknown."""
+        """Read the file's one line; anything else (empty, torn, foreign) means unknown.
+
+        A line of three fields was written before the command was recorded: a run's."""
         parts = text.split()
-        if len(parts) != 3:
+        if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in COMMANDS):
             return None
-        host, pid, started = parts
+        host, pid, started = parts[:3]
+        command = parts[3] if len(parts) == 4 else "run"
         try:
             started_at = datetime.fromisoformat(started)
-            holder = cls(host=host, pid=int(pid), started_at=started_at)
+            holder = cls(host=host, pid=int(pid), started_at=started_at, command=command)
         except ValueError:
             return None
         return holder if started_at.tzinfo is not None else None
@@ -75,9 +87,13 @@ class RunLock:
         *,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        command: str = "run",
     ) -> None:
+        if command not in COMMANDS:
+            raise ValueError(f"the run lock is taken by {COMMANDS}, not {command!r}")
         self.path = Path(path)
         self.stale_after = stale_after
+        self.command = command
         self._clock = clock
         self._fd: int | None = None
         self.holder: LockHolder | None = None
@@ -98,7 +114,7 @@ class RunLock:
             os.close(fd)
             raise
         self.took_over_from = LockHolder.parse(_read(fd))
-        self.holder = LockHolder(socket.gethostname(), os.getpid(), self._clock())
+        self.holder = LockHolder(socket.gethostname(), os.getpid(), self._clock(), self.command)
         _rewrite(fd, self.holder.line())
         self._fd = fd
         _HELD.add(fd)
@@ -131,9 +147,9 @@ class RunLock:
 
     def _locked(self, holder: LockHolder | None) -> LockedError:
         if holder is None:  # the holder has locked but not yet written its line
-            who = "another `newsletter run` (just starting)"
+            who = "another `newsletter run` or `newsletter build` (just starting)"
         else:
-            who = f"another `newsletter run` ({holder})"
+            who = f"another `newsletter {holder.command}` ({holder})"
         message = (
             f"{who} holds {self.path}; it will finish on its own; if it is stuck, stop that process"
         )

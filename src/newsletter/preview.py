@@ -7,19 +7,18 @@ an HTML parser cannot tell them.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .config import LoadedConfig
 from .errors import NewsletterError
+
+if TYPE_CHECKING:
+    from .web.server import LoopbackServer
 
 DEFAULT_WIDTHS = (375, 640)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -37,48 +36,15 @@ class ScreenshotError(NewsletterError):
     exit_code = 9
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def archive_server(
+    loaded: LoadedConfig, port: int = 0, log_level: str = "warning"
+) -> LoopbackServer:
+    """The archive on localhost through the app ``newsletter serve`` runs: the same routes,
+    so a file that is not published (a report, a dotfile) is not served here either."""
+    from .web import create_preview_app
+    from .web.server import LoopbackServer
 
-
-@dataclass
-class ArchiveServer:
-    """The issues/ folder over HTTP on localhost, in a background thread."""
-
-    directory: Path
-    host: str = "127.0.0.1"
-    port: int = 0
-    quiet: bool = True
-
-    def __post_init__(self) -> None:
-        handler_class = _QuietHandler if self.quiet else SimpleHTTPRequestHandler
-        handler = functools.partial(handler_class, directory=str(self.directory))
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self.port = self._server.server_address[1]
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> ArchiveServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ArchiveServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    return LoopbackServer(create_preview_app(loaded), port=port, log_level=log_level)
 
 
 def find_chromium() -> str:
@@ -141,14 +107,8 @@ def screenshot(url: str, out: Path, *, width: int, height: int = 2400, timeout: 
     return out
 
 
-@contextmanager
-def served(directory: Path) -> Iterator[ArchiveServer]:
-    with ArchiveServer(directory) as server:
-        yield server
-
-
 def screenshot_issue(
-    issues_dir: Path,
+    loaded: LoadedConfig,
     slug: str,
     out_dir: Path,
     *,
@@ -158,7 +118,7 @@ def screenshot_issue(
     """PNGs of one archived issue as a reader sees it, one per width, served from localhost."""
     find_chromium()  # fail with the install hint before starting anything
     paths = []
-    with served(issues_dir) as server:
+    with archive_server(loaded) as server:
         url = f"{server.url}/{slug}/"
         for width in widths:
             paths.append(

@@ -52,20 +52,31 @@ def schedule_of(loaded: LoadedConfig) -> Schedule:
     return parse_schedule(loaded.settings.schedule, loaded.settings.newsletter.timezone)
 
 
-def issue_for_slot(archive: Archive, schedule: Schedule, slot: Slot) -> ArchivedIssue | None:
-    """The issue that serves ``slot``: the newest one dated after the previous slot.
+def issue_for_slot(
+    archive: Archive, schedule: Schedule, slot: Slot, begun: Callable[[str], bool]
+) -> ArchivedIssue | None:
+    """The issue that serves ``slot``: among those dated after the previous slot, the
+    newest whose send has begun, else the newest.
 
     An issue the comms team built ahead of time to preview (dated the day before a
-    Tuesday slot, say) is the one the slot sends; it is not built a second time.
+    Tuesday slot, say) is the one the slot sends; it is not built a second time. Once a
+    send of one of them has begun, that one stays the slot's issue (``begun`` asks the
+    ledger): a newer one built by hand meanwhile must not go to the people who have the
+    first already.
     """
     previous = schedule.previous_slot(slot)
     after: date | None = previous.date() if previous is not None else None
-    candidates = [
-        issue
-        for issue in archive.issues()
-        if issue.date <= slot.date() and (after is None or issue.date > after)
-    ]
-    return max(candidates, key=lambda issue: issue.number, default=None)
+    candidates = sorted(
+        (
+            issue
+            for issue in archive.issues()
+            if issue.date <= slot.date() and (after is None or issue.date > after)
+        ),
+        key=lambda issue: issue.number,
+        reverse=True,
+    )
+    started = next((issue for issue in candidates if begun(issue.slug)), None)
+    return started or next(iter(candidates), None)
 
 
 def run_due(
@@ -108,11 +119,15 @@ def _run_locked(
         return RunOutcome("nothing-due", f"nothing is due{when}", next_slot=next_slot)
 
     archive = Archive(loaded.issues_dir, newsletter=loaded.settings.newsletter)
-    issue = issue_for_slot(archive, schedule, slot)
+    with open_store(loaded) as store:
+        ledger = Ledger(store)
+        issue = issue_for_slot(
+            archive, schedule, slot, lambda slug: ledger.find_send(slug) is not None
+        )
     built: BuildResult | None = None
     if issue is None:
         try:
-            built = build_issue(loaded, on=slot.date(), now=now)
+            built = build_issue(loaded, on=slot.date(), now=now, lock_held=True)
         except NothingNewError as exc:
             return RunOutcome(
                 "nothing-new",

@@ -19,8 +19,9 @@ The ids are varints and the MAC is cut to 128 bits (plenty for a value an attack
 only test online, one request at a time), so a token for a million subscribers is 28
 characters; one of version 1 grew with the list name and the address, to 100 and more.
 
-Version 1, in the links of issues sent before, still verifies; the address it carries
-must still be the subscriber's::
+Version 1, in the links of issues sent before, still verifies for a year after the store
+took on the send ledger that came with version 2 (see ``unsubscribe.legacy_links_until``);
+the address it carries must still be the subscriber's::
 
     version (1 byte, 1) | subscriber id (8 bytes, big-endian) | list name | NUL | address
     | HMAC-SHA256 of everything before it (32 bytes), keyed with context | secret
@@ -229,12 +230,14 @@ class TokenSigner:
         mac.update(body + email)
         return mac.digest()[:_MAC_SIZE]
 
-    def verify(self, token: str, email_of: EmailOf) -> TokenPayload:
-        """The payload of a genuine token; TokenError, always with one message, otherwise."""
+    def verify(self, token: str, email_of: EmailOf, *, accept_v1: bool = True) -> TokenPayload:
+        """The payload of a genuine token; TokenError, always with one message, otherwise.
+
+        ``accept_v1`` is false once the period for links of version 1 is over."""
         raw = _decode(token)
         if raw[0] == VERSION:
             return self._verify(raw, email_of)
-        if raw[0] == _V1:
+        if raw[0] == _V1 and accept_v1:
             return self._verify_v1(raw, email_of)
         raise TokenError(_INVALID)
 
@@ -270,7 +273,9 @@ class TokenSigner:
         return TokenPayload(subscriber_id, email, None, list_name)
 
 
-def verify_token(secret: str, token: str, email_of: EmailOf) -> TokenPayload:
+def verify_token(
+    secret: str, token: str, email_of: EmailOf, *, accept_v1: bool = True
+) -> TokenPayload:
     """The payload of a genuine token for a subscriber whose address is still the one signed.
 
     ``email_of`` gives the address the store holds for a subscriber id, or None. Every
@@ -278,7 +283,7 @@ def verify_token(secret: str, token: str, email_of: EmailOf) -> TokenPayload:
     raises TokenError with one and the same message, so the endpoint cannot be used to
     probe who is subscribed.
     """
-    return TokenSigner(secret).verify(token, email_of)
+    return TokenSigner(secret).verify(token, email_of, accept_v1=accept_v1)
 
 
 def _secret_bytes(secret: str) -> bytes:

@@ -7,10 +7,17 @@ accept and refuse exactly the same links.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from .models import Subscriber
 from .store import Store
+from .store.db import parse_time
 from .tokens import TokenPayload, verify_token
+
+LEGACY_LINKS_FOR = timedelta(days=365)
+"""How long links of version 1 (which carried the address) keep working."""
+LEGACY_LINKS_MIGRATION = 3
+"""The store migration that came with tokens of version 2: the period counts from it."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +47,23 @@ def token_holder(store: Store, secret: str, token: str) -> TokenHolder:
         found[subscriber_id] = subscriber
         return subscriber.email
 
-    payload = verify_token(secret, token, email_of)
+    accept_v1 = datetime.now(UTC) < legacy_links_until(store)
+    payload = verify_token(secret, token, email_of, accept_v1=accept_v1)
     return TokenHolder(found[payload.subscriber_id], _list_name(store, payload))
+
+
+def legacy_links_until(store: Store) -> datetime:
+    """When links of version 1 stop working: a year after this store moved to version 2.
+
+    An unsubscribe link has to outlive the issue that carried it (people unsubscribe from
+    an issue months old), and the mark of the move is in the store itself, so the period
+    is the same for every deployment whatever day it upgraded.
+    """
+    applied = store.db.scalar(
+        "SELECT applied_at FROM schema_migrations WHERE version = ?", (LEGACY_LINKS_MIGRATION,)
+    )
+    moved = parse_time(applied) if applied else datetime.now(UTC)
+    return moved + LEGACY_LINKS_FOR
 
 
 def unsubscribe_by_token(store: Store, secret: str, token: str) -> TokenHolder:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import socket
-import threading
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from newsletter.config import load_config
 from newsletter.send import unsubscribe_secret
 from newsletter.store import open_store
 from newsletter.tokens import make_token
 from newsletter.web import create_app
+from newsletter.web.server import LoopbackServer
 
 
 def free_port() -> int:
@@ -28,24 +28,21 @@ def free_port() -> int:
 @contextmanager
 def running_app(config_path: Path) -> Iterator[httpx.Client]:
     """An HTTP client aimed at the app for ``config_path``; the server stops on exit."""
-    app = create_app(load_config(config_path))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the web app did not start")
-        time.sleep(0.01)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{config.port}", timeout=10) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    server = LoopbackServer(create_app(load_config(config_path)))
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+def first_answer(server: subprocess.Popen[str], url: str, timeout: float = 15) -> httpx.Response:
+    """GET ``url`` from a server started as a command, once it listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            assert time.monotonic() < deadline, f"nothing answered at {url}"
+            time.sleep(0.05)
 
 
 def add_subscriber(config_path: Path, email: str, name: str = "") -> tuple[int, str]:

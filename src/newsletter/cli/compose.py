@@ -23,6 +23,10 @@ def validate(config_path: Path | None, strict: bool) -> None:
     Every problem in the file is listed at once, with its line and key.
     """
     loaded = load(config_path)
+    if loaded.settings.web.webhook_mode == "unsigned":
+        from .web import UNSIGNED_WARNING
+
+        warn(UNSIGNED_WARNING)
     results = read_sources(loaded, strict=strict)
     for result in results:
         for warning in result.warnings:
@@ -116,23 +120,22 @@ def build(config_path: Path | None, on: object, dry_run: bool, strict: bool) -> 
 def preview(
     config_path: Path | None, issue_ref: str, port: int, screenshot: bool, out_dir: Path | None
 ) -> None:
-    """Serve the issue archive on localhost, or screenshot an issue at phone and desktop widths."""
-    from ..preview import ArchiveServer, screenshot_issue
+    """Serve the issue archive on localhost, or screenshot an issue at phone and desktop widths.
+
+    The archive is served by the same app and routes as `newsletter serve`: the issue
+    pages, each issue's email.html, the index and the feed, and nothing else in issues/.
+    """
+    from ..preview import archive_server, screenshot_issue
 
     loaded = load(config_path)
     archive = Archive(loaded.issues_dir, newsletter=loaded.settings.newsletter)
     issue = archive.find(issue_ref)
     if screenshot:
         target = out_dir or loaded.resolve("screenshots")
-        for path in screenshot_issue(loaded.issues_dir, issue.slug, target):
+        for path in screenshot_issue(loaded, issue.slug, target):
             click.echo(f"wrote {path}")
         return
-    server = ArchiveServer(loaded.issues_dir, port=port, quiet=False)
-    click.echo(f"serving {loaded.issues_dir} at {server.url}/")
+    server = archive_server(loaded, port=port, log_level="info")
+    click.echo(f"serving the published files of {loaded.issues_dir} at {server.url}/")
     click.echo(f"  issue {issue.number}: {server.url}/{issue.slug}/   (Ctrl-C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.run()

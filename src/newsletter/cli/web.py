@@ -9,6 +9,17 @@ import click
 
 from .common import config_option, handle_errors, load, warn
 
+WEBHOOK_STATES = {
+    "verified": "/webhooks/sendgrid, signatures verified",
+    "unsigned": "/webhooks/sendgrid, NOT verified (web.accept_unsigned_webhook_events)",
+    "off": "off (answers 503): set web.sendgrid_webhook_key to turn it on",
+}
+UNSIGNED_WARNING = (
+    "web.accept_unsigned_webhook_events is on: anyone who reaches /webhooks/sendgrid can mark "
+    "subscribers bounced or complained; set web.sendgrid_webhook_key to SendGrid's "
+    "verification key instead"
+)
+
 
 @click.command()
 @config_option
@@ -38,12 +49,10 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     port = port or web.port
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"serving {loaded.settings.newsletter.name} on http://{shown_host}:{port}/")
+    click.echo("  archive: / (index.html, feed.xml, each issue's page and email.html)")
     click.echo(f"  unsubscribe links: {loaded.unsubscribe_url}/<token>")
-    click.echo("  SendGrid Event Webhook: /webhooks/sendgrid")
-    if web.sendgrid_webhook_key is None:
-        warn(
-            "web.sendgrid_webhook_key is not set: unsigned webhook events are accepted; "
-            "set it to SendGrid's verification key in production"
-        )
+    click.echo(f"  SendGrid Event Webhook: {WEBHOOK_STATES[web.webhook_mode]}")
+    if web.webhook_mode == "unsigned":
+        warn(UNSIGNED_WARNING)
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     uvicorn.run(app, host=host, port=port, server_header=False, log_level="info")

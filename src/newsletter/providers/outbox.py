@@ -66,8 +66,10 @@ class OutboxProvider(Provider):
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers never see half a message: write beside it, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Readers never see half a message: write beside it, then rename over it.
+
+    Messages carry addresses and personal links, so folders are 0700 and files 0600."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".eml")
     try:
         with os.fdopen(fd, "wb") as handle:

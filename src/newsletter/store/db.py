@@ -7,6 +7,7 @@ same few methods (and its own spelling of an identity column, see ``Dialect``).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,9 +23,26 @@ Row = tuple[Any, ...]
 BUSY_TIMEOUT_MS = 15_000
 
 
+def _create_private(path: Path) -> None:
+    """A new store is readable by its owner alone (0600): it holds every subscriber's
+    address and, when NEWSLETTER_SECRET is unset, the secret that signs unsubscribe links.
+    SQLite gives its -wal and -shm files the database file's mode. An existing file keeps
+    its mode (``newsletter validate`` warns when others can read it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def utc_now() -> str:
     """Timestamps are text so they read the same in SQLite, PostgreSQL and a CSV export."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    """A UTC moment as stored: fixed width, so text order is time order."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str) -> datetime:
@@ -259,6 +277,19 @@ MIGRATIONS: tuple[Migration, ...] = (
                 END""",
         ),
     ),
+    Migration(
+        4,
+        "webhook events already applied, by the provider's event id",
+        (
+            # SendGrid delivers an event at least once; this remembers which it has seen
+            # long enough to outlast its retries (see store/seen_events.py).
+            """CREATE TABLE webhook_events_seen (
+                event_id TEXT PRIMARY KEY,
+                received_at TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX webhook_events_seen_age ON webhook_events_seen (received_at)",
+        ),
+    ),
 )
 
 
@@ -277,6 +308,7 @@ class Database:
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
             self._conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=15
             )

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .app import RedactTokens, create_app
+from .app import RedactTokens, create_app, create_preview_app
 
-__all__ = ["RedactTokens", "create_app"]
+__all__ = ["RedactTokens", "create_app", "create_preview_app"]

@@ -12,8 +12,9 @@ Routes::
     POST /unsubscribe/{token}       unsubscribes (RFC 8058 one-click, or the confirm form)
     POST /webhooks/sendgrid         SendGrid's Event Webhook
 
-Only these files of the issues folder are served: it also holds send reports, which name
-recipients, so it is never exposed as a whole.
+Only these files of the issues folder are served (``archive_routes``), never the folder as
+a whole; ``newsletter preview`` serves the same routes through the same app. Every answer
+carries the security headers of ``headers.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -28,11 +30,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, WEB_FILE, web_copy
 from ..config import LoadedConfig, NewsletterInfo
 from ..send import unsubscribe_secret
 from ..store import open_store
+from .headers import SecurityHeaders, security_headers
 from .pages import Pages
 from .unsubscribe import UnsubscribeEndpoint
 from .webhooks import SendgridWebhook, signature_check
@@ -88,8 +92,27 @@ class Archive:
         return FileResponse(path, media_type=media_type, headers=ARCHIVE_CACHE)
 
 
+def archive_routes(archive: Archive) -> list[Route]:
+    """What may be served from the issues folder, and nothing else.
+
+    The archive writes each issue's ``email.html``, ``email.txt``, ``issue.json`` and web
+    copy, and the folder's ``index.html`` and ``feed.xml``; only the pages a reader opens
+    are published. Anything else that lands there (a report, a JSON file with addresses, a
+    half-written hidden folder) is not found, in ``serve`` and ``preview`` alike.
+    """
+    return [
+        Route("/", archive.index, methods=["GET"]),
+        Route("/" + INDEX_FILE, archive.index, methods=["GET"]),
+        Route("/" + FEED_FILE, archive.feed, methods=["GET"]),
+        Route("/{slug}", archive.issue_folder, methods=["GET"]),
+        Route("/{slug}/", archive.web_copy, methods=["GET"]),
+        Route("/{slug}/" + WEB_FILE, archive.web_copy, methods=["GET"]),
+        Route("/{slug}/" + HTML_FILE, archive.email_html, methods=["GET"]),
+    ]
+
+
 def create_app(loaded: LoadedConfig) -> Starlette:
-    """The app for one newsletter.yml.
+    """The app ``newsletter serve`` runs for one newsletter.yml.
 
     The store is opened once here, so a broken or unwritable store (and an unusable webhook
     key) stops the server at start rather than on a reader's click.
@@ -97,28 +120,47 @@ def create_app(loaded: LoadedConfig) -> Starlette:
     with open_store(loaded) as store:
         secret = unsubscribe_secret(loaded, store)
     pages = Pages(loaded.settings.newsletter)
-    archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
     unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
     webhook = SendgridWebhook(loaded, signature_check(loaded))
-
-    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
-        return pages.not_found()
-
     routes = [
-        Route("/", archive.index, methods=["GET"]),
-        Route("/" + INDEX_FILE, archive.index, methods=["GET"]),
-        Route("/" + FEED_FILE, archive.feed, methods=["GET"]),
         Route("/unsubscribe", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.confirm, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.apply, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
-        Route("/{slug}", archive.issue_folder, methods=["GET"]),
-        Route("/{slug}/", archive.web_copy, methods=["GET"]),
-        Route("/{slug}/" + WEB_FILE, archive.web_copy, methods=["GET"]),
-        Route("/{slug}/" + HTML_FILE, archive.email_html, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    return _app(loaded, pages, routes)
+
+
+def create_preview_app(loaded: LoadedConfig) -> Starlette:
+    """The archive alone, as ``serve`` publishes it, for ``newsletter preview``: no store is
+    opened or created just to look at an issue."""
+    return _app(loaded, Pages(loaded.settings.newsletter), [])
+
+
+class _HeadedStarlette(Starlette):
+    """Starlette whose every answer, its own error pages included, carries ``headers``."""
+
+    def __init__(self, headers: dict[str, str], **kwargs: Any) -> None:
+        self.security_headers = headers
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside ServerErrorMiddleware, which answers a crash past any user middleware.
+        return SecurityHeaders(super().build_middleware_stack(), self.security_headers)
+
+
+def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
+    archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
+
+    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
+        return pages.not_found()
+
+    app = _HeadedStarlette(
+        security_headers(loaded.settings.template.theme),
+        routes=routes + archive_routes(archive),
+        exception_handlers={404: not_found},
+    )
     app.router.redirect_slashes = False  # or every unknown path would redirect before its 404
     return app
 

@@ -1,7 +1,7 @@
 """The few HTML pages the server writes itself, rendered with autoescaping on.
 
 Every value shown comes from the store, a token or the config and is escaped; the pages
-load nothing from elsewhere, so the Content-Security-Policy can forbid everything else.
+load nothing from elsewhere, so the Content-Security-Policy (``headers.py``) forbids the rest.
 """
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ from starlette.responses import HTMLResponse
 
 from ..config import NewsletterInfo
 
-PRIVATE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'",
-}
-"""Unsubscribe URLs carry a personal token: no cache, no Referer and no index may keep it."""
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+"""Unsubscribe URLs carry a personal token: no cache and no index may keep it (and no
+Referer, which ``headers.py`` forbids for every page)."""
 
 _ENV = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 _PAGE = _ENV.from_string(

@@ -3,7 +3,14 @@
 SendGrid posts a JSON array of events and retries for up to 24 hours on any non-2xx
 answer, so an event we cannot use (an address we do not know, an event kind we do not
 act on) is acknowledged, never refused; only a request that is not SendGrid's (bad
-signature, stale timestamp) or not an event batch at all is turned away.
+signature, stale timestamp) or not an event batch at all is turned away. The answer says
+how many events arrived and how many were seen before, never what they did: whether an
+address is on a list is nobody's business but ours. What they did goes to the log, by
+subscriber id.
+
+Unsigned events are refused: with no verification key (``web.sendgrid_webhook_key``) the
+route is off and says which key to set, unless ``web.accept_unsigned_webhook_events``
+opts in. An event SendGrid delivers twice (same ``sg_event_id``) is applied once.
 
 Events also settle the send ledger: a recipient whose request went out with no answer
 (unconfirmed) is sent once SendGrid reports that it processed, delivered, deferred or
@@ -16,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,6 +35,7 @@ from ..config import ENV_REFERENCE, LoadedConfig, resolve_secret
 from ..errors import ConfigError
 from ..models import Outcome, SubscriberStatus
 from ..store import Ledger, Store
+from ..store.seen_events import SeenEvents
 from .common import BodyTooLarge, escalate, read_body, store_for_request
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -46,14 +54,20 @@ _log = logging.getLogger("newsletter.web")
 
 @dataclass(frozen=True)
 class WebhookResult:
-    processed: int = 0
+    received: int = 0
     """Events in the batch."""
+    repeated: int = 0
+    """Events applied before (the same ``sg_event_id``), skipped this time."""
     updated: int = 0
     """Subscribers whose status changed."""
     ignored: int = 0
     """Events that called for a change but named no subscriber we know."""
     settled: int = 0
     """Unconfirmed recipients whose outcome the events settled in the send ledger."""
+
+    def public(self) -> dict[str, int]:
+        """What the sender is told: nothing that depends on who is in the store."""
+        return {"received": self.received, "repeated": self.repeated}
 
 
 _TAKEN = frozenset(
@@ -116,10 +130,14 @@ def apply_events(store: Store, events: Sequence[Mapping[str, Any]]) -> WebhookRe
     """Apply a batch to the store; a status only gets stronger (``SubscriberStatus.strength``).
 
     The ledger is settled first: an event that also changes a status (a bounce) settles
-    its recipient too. The same event twice changes nothing the second time.
+    its recipient too. The batch is one transaction with the record of its event ids, so
+    an event is either applied and remembered or neither; one seen before is skipped, and
+    one without an id changes nothing twice anyway (statuses only get stronger, only an
+    unconfirmed recipient is settled).
     """
-    updated = ignored = settled = 0
+    repeated = updated = ignored = settled = 0
     ledger = Ledger(store)
+    seen = SeenEvents(store.db)
     known: dict[str, bool] = {}
 
     def is_send(issue_id: str) -> bool:
@@ -127,24 +145,39 @@ def apply_events(store: Store, events: Sequence[Mapping[str, Any]]) -> WebhookRe
             known[issue_id] = ledger.find_send(issue_id) is not None
         return known[issue_id]
 
-    for event in events:
-        outcome = outcome_for(event)
-        key = _ledger_key(event, is_send) if outcome is not None else None
-        if outcome is not None and key is not None:
-            settled += ledger.confirm(*key, outcome, _detail(event))
-        status = status_for(event)
-        if status is None:
-            if event.get("event") == "bounce":
-                _log.info("temporary bounce (%s), status unchanged", _detail(event))
-            continue
-        email = event.get("email")
-        subscriber = store.get(email) if isinstance(email, str) else None
-        if subscriber is None:
-            ignored += 1
-            continue
-        if escalate(store, subscriber, status, SOURCE, _detail(event)):
-            updated += 1
-    return WebhookResult(processed=len(events), updated=updated, ignored=ignored, settled=settled)
+    with store.db.transaction():
+        seen.prune()
+        for event in events:
+            event_id = event.get("sg_event_id")
+            if isinstance(event_id, str) and event_id and not seen.first_time(event_id):
+                repeated += 1
+                continue
+            changed, unknown, confirmed = _apply_event(store, ledger, event, is_send)
+            updated += changed
+            ignored += unknown
+            settled += confirmed
+    return WebhookResult(len(events), repeated, updated, ignored, settled)
+
+
+def _apply_event(
+    store: Store, ledger: Ledger, event: Mapping[str, Any], is_send: Callable[[str], bool]
+) -> tuple[bool, bool, bool]:
+    """(status changed, subscriber unknown, recipient settled) for one event."""
+    settled = False
+    outcome = outcome_for(event)
+    key = _ledger_key(event, is_send) if outcome is not None else None
+    if outcome is not None and key is not None:
+        settled = ledger.confirm(*key, outcome, _detail(event))
+    status = status_for(event)
+    if status is None:
+        if event.get("event") == "bounce":
+            _log.info("temporary bounce (%s), status unchanged", _detail(event))
+        return False, False, settled
+    email = event.get("email")
+    subscriber = store.get(email) if isinstance(email, str) else None
+    if subscriber is None:
+        return False, True, settled
+    return escalate(store, subscriber, status, SOURCE, _detail(event)), False, settled
 
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:
@@ -214,15 +247,27 @@ def signature_check(loaded: LoadedConfig) -> SignatureCheck | None:
         ) from None
 
 
+OFF_MESSAGE = (
+    "SendGrid's Event Webhook is off: set web.sendgrid_webhook_key in newsletter.yml to the "
+    "verification key SendGrid shows (Settings > Mail Settings > Event Webhook > Signature "
+    "Verification), or web.accept_unsigned_webhook_events: true to take unsigned events\n"
+)
+
+
 class SendgridWebhook:
-    """``POST /webhooks/sendgrid``."""
+    """``POST /webhooks/sendgrid``: off, unsigned (opted in) or verified, as configured."""
 
     def __init__(self, loaded: LoadedConfig, check: SignatureCheck | None) -> None:
         self.loaded = loaded
         self.check = check
+        self.off = loaded.settings.web.webhook_mode == "off"
         self.limit = loaded.settings.web.max_body_bytes
 
     async def receive(self, request: Request) -> Response:
+        if self.off:
+            # 503, not 404: SendGrid retries for a day, so events sent before the key is
+            # set still arrive once it is.
+            return PlainTextResponse(OFF_MESSAGE, status_code=503)
         try:
             body = await read_body(request, self.limit)
         except BodyTooLarge:
@@ -238,7 +283,16 @@ class SendgridWebhook:
         except ValueError as exc:
             return PlainTextResponse(f"{exc}\n", status_code=400)
         result = await run_in_threadpool(self._apply, events)
-        return JSONResponse(asdict(result))
+        _log.info(
+            "webhook: %d events (%d repeated); %d statuses changed, %d for unknown addresses, "
+            "%d unconfirmed recipients settled",
+            result.received,
+            result.repeated,
+            result.updated,
+            result.ignored,
+            result.settled,
+        )
+        return JSONResponse(result.public())
 
     def _apply(self, events: list[dict[str, Any]]) -> WebhookResult:
         with store_for_request(self.loaded) as store:
