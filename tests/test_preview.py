@@ -105,6 +105,15 @@ def test_serve_does_not_publish_stray_files_either(sample_project: Path, name: s
 
 @pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def brightness(png: Path) -> float:
+    """Mean grey level (0 black, 255 white) of the top 1,200 pixels of a screenshot."""
+    from PIL import Image, ImageStat
+
+    with Image.open(png) as image:
+        top = image.convert("L").crop((0, 0, image.width, min(1200, image.height)))
+        return float(ImageStat.Stat(top).mean[0])
+
+
 def test_screenshots_at_phone_and_desktop_widths(sample_project: Path, tmp_path: Path) -> None:
     build_sample(sample_project)
     out = tmp_path / "shots"
@@ -119,6 +128,11 @@ def test_screenshots_at_phone_and_desktop_widths(sample_project: Path, tmp_path:
     assert png_size(desktop)[0] == 640
     # A blank page compresses to almost nothing; a rendered issue does not.
     assert phone.stat().st_size > 20_000
+    # The same issue for a reader whose system prefers dark: the dark variant, not the light.
+    for width, light in ((375, phone), (640, desktop)):
+        dark = out / f"001-{ON}-{width}px-dark.png"
+        assert png_size(dark)[0] == width
+        assert brightness(light) > 180 and brightness(dark) < 70, (light, dark)
 
 
 def test_screenshot_without_a_browser_says_how_to_install_one(

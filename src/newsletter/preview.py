@@ -63,8 +63,13 @@ def find_chromium() -> str:
     raise BrowserNotFound("no Chromium browser found for screenshots", hint=INSTALL_HINT)
 
 
+SCHEMES = ("light", "dark")
+DARK_FLAGS = ("--force-dark-mode", "--blink-settings=preferredColorScheme=0")
+"""Make the page see ``prefers-color-scheme: dark`` (Blink's scheme 0 is dark)."""
+
+
 def chromium_command(
-    browser: str, url: str, out: Path, width: int, height: int, profile: str
+    browser: str, url: str, out: Path, width: int, height: int, profile: str, dark: bool = False
 ) -> list[str]:
     # The background-networking flags keep Chromium from calling home: on a machine
     # without network those calls fail noisily and slow every start.
@@ -82,16 +87,26 @@ def chromium_command(
         f"--user-data-dir={profile}",
         f"--window-size={width},{height}",
         f"--screenshot={out}",
+        *(DARK_FLAGS if dark else ()),
         url,
     ]
 
 
-def screenshot(url: str, out: Path, *, width: int, height: int = 2400, timeout: float = 60) -> Path:
-    """One PNG of ``url`` at ``width`` CSS pixels, written to ``out``."""
+def screenshot(
+    url: str,
+    out: Path,
+    *,
+    width: int,
+    height: int = 2400,
+    timeout: float = 60,
+    dark: bool = False,
+) -> Path:
+    """One PNG of ``url`` at ``width`` CSS pixels, written to ``out``; ``dark`` as a reader
+    whose system prefers a dark colour scheme sees it."""
     browser = find_chromium()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="newsletter-chromium-") as profile:
-        command = chromium_command(browser, url, out, width, height, profile)
+        command = chromium_command(browser, url, out, width, height, profile, dark)
         try:
             completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -114,14 +129,19 @@ def screenshot_issue(
     *,
     widths: tuple[int, ...] = DEFAULT_WIDTHS,
     height: int = 2400,
+    schemes: tuple[str, ...] = SCHEMES,
 ) -> list[Path]:
-    """PNGs of one archived issue as a reader sees it, one per width, served from localhost."""
+    """PNGs of one archived issue as a reader sees it, per width and colour scheme
+    (``NNN-...-375px.png``, ``NNN-...-375px-dark.png``), served from localhost."""
     find_chromium()  # fail with the install hint before starting anything
     paths = []
     with archive_server(loaded) as server:
         url = f"{server.url}/{slug}/"
         for width in widths:
-            paths.append(
-                screenshot(url, out_dir / f"{slug}-{width}px.png", width=width, height=height)
-            )
+            for scheme in schemes:
+                suffix = "" if scheme == "light" else f"-{scheme}"
+                out = out_dir / f"{slug}-{width}px{suffix}.png"
+                paths.append(
+                    screenshot(url, out, width=width, height=height, dark=scheme == "dark")
+                )
     return paths

@@ -107,7 +107,8 @@ def build(config_path: Path | None, on: object, dry_run: bool, strict: bool) -> 
 @click.option(
     "--screenshot",
     is_flag=True,
-    help="Write PNG screenshots at 375 and 640 px wide with headless Chromium, then exit.",
+    help="Write PNG screenshots at 375 and 640 px wide, light and dark, with headless "
+    "Chromium, then exit.",
 )
 @click.option(
     "--out",
