@@ -1,11 +1,13 @@
 """newsletter.yml's YAML and ``${VAR}``: what a hand never writes is refused with the line to fix.
 
 Aliases are bounded, keys written twice are refused, the file size is capped before parsing,
-and ``${VAR}`` means the same in every string setting.
+and ``${VAR}`` means the same in every string setting; ``newsletter validate`` warns when
+the store, which holds a secret, is readable by others.
 """
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -343,3 +345,35 @@ def test_build_expands_a_set_variable(
 
     assert result.exit_code == 0, result.output
     assert (sample_project.parent / "published" / "issues" / "001-2026-11-24").is_dir()
+
+
+# --- files that hold a secret ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file mode bits are POSIX")
+def test_validate_warns_when_others_can_read_the_store(sample_project: Path) -> None:
+    store = sample_project.parent / "newsletter.db"
+    added = run_cli(["subscribers", "add", "ada@example.org", "--list", "members",
+                     "--config", str(sample_project)])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    store.chmod(0o644)
+
+    result = run_cli(["validate", "--config", str(sample_project)])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: {store} is readable by group and others (mode 0644) but holds the subscriber "
+        "list and, unless NEWSLETTER_SECRET is set, the secret that signs unsubscribe links; "
+        f"run: chmod 600 {store}"
+    ) in result.stderr
+    assert "valid." in result.stdout
+
+    store.chmod(0o640)
+    assert (
+        "readable by group (mode 0640)"
+        in run_cli(["validate", "--config", str(sample_project)]).stderr
+    )
+    store.chmod(0o600)
+    quiet = run_cli(["validate", "--config", str(sample_project)])
+    assert quiet.exit_code == 0
+    assert "newsletter.db" not in quiet.stderr
