@@ -184,7 +184,7 @@ class _Builder:
 
     def value(self, event: Event, path: Path) -> Any:
         kind = type(event)
-        anchor = getattr(event, "anchor", None)
+        anchor = event.anchor  # type: ignore[attr-defined]
         if kind is ScalarEvent and anchor is None:  # most values: no bookkeeping
             self.built += 1
             return self.scalar_value(event, path)  # type: ignore[arg-type]
@@ -242,28 +242,28 @@ class _Builder:
             return self.on_string(path, event.start_mark.line + 1, value)
         return value
 
-    def tag_of(self, event: ScalarEvent) -> str:
-        if event.tag not in (None, "!"):
-            return event.tag  # type: ignore[return-value]
-        if not event.implicit[0]:  # quoted: always a string
-            return STR_TAG
-        tag = self.plain_tags.get(event.value)
-        if tag is None:
-            tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
-            self.plain_tags[event.value] = tag
-        return tag
-
-    def scalar(self, event: ScalarEvent, tag: str) -> Any:
-        if tag == STR_TAG:
-            return event.value
+    def scalar(self, event: ScalarEvent) -> tuple[str, Any]:
+        """A scalar's tag and value; each plain spelling is resolved once (keys repeat)."""
+        tag = event.tag
+        if tag is None or tag == "!":
+            if not event.implicit[0]:  # quoted: always a string
+                return STR_TAG, event.value
+            if event.value[:1] not in self.resolver.yaml_implicit_resolvers:
+                return STR_TAG, event.value  # no number, bool or null starts this way
+            tag = self.plain_tags.get(event.value)
+            if tag is None:
+                tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
+                self.plain_tags[event.value] = tag
+        if tag in (STR_TAG, MERGE_TAG):
+            return tag, event.value
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-        return self.constructor.construct_object(node)
+        return tag, self.constructor.construct_object(node)
 
     def scalar_value(self, event: ScalarEvent, path: Path) -> Any:
         """A scalar where a value is due (not a key), passed to the string hook when it may
         need one."""
-        value = self.scalar(event, self.tag_of(event))
-        if self.on_string is not None and type(value) is str and "$" in value:
+        value = self.scalar(event)[1]
+        if type(value) is str and "$" in value and self.on_string is not None:
             return self.on_string(path, event.start_mark.line + 1, value)
         return value
 
@@ -288,11 +288,10 @@ class _Builder:
                     event.start_mark,
                 )
             line = event.start_mark.line + 1
-            tag = self.tag_of(event)  # type: ignore[arg-type]
+            tag, key = self.scalar(event)  # type: ignore[arg-type]
             if tag == MERGE_TAG:  # '<<: *defaults': keys written beside it override
                 merged.append((self.value(self.next_event(), (*path, "<<")), event.start_mark))
                 continue
-            key = self.scalar(event, tag)  # type: ignore[arg-type]
             key_path = (*path, key)
             if key in result:
                 self.repeated_keys.append(
