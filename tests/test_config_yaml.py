@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from newsletter import yaml_loader
 from newsletter.config import load_config, parse_config
 from newsletter.errors import ConfigError
 from newsletter.yaml_loader import ALIAS_NODE_BUDGET, MAX_CONFIG_BYTES
@@ -256,6 +257,27 @@ def test_an_aliased_reference_is_expanded_where_it_is_copied(
     ]
 
 
+def test_an_alias_copies_the_text_as_written_not_as_expanded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NL_DIR", "out")
+    monkeypatch.setenv("NL_KEY", "secret-value")
+    text = MINIMAL + (
+        "output: {directory: &literal 'keep-$${NL_DIR}'}\n"
+        "template: {directory: *literal}\n"
+        "unsubscribe: {secret: &ref '${NL_KEY}', mailto: *ref}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert caught.value.problems == [
+        "newsletter.yml:12: unsubscribe.mailto: 'secret-value' is not a valid e-mail address: "
+        "An email address must have an @-sign."
+    ]  # expanded where it is copied, though left as a reference where it is written
+    config = parse_config(text.replace(", mailto: *ref", ""))
+    assert config.output.directory == config.template.directory == "keep-${NL_DIR}"
+    assert config.unsubscribe.secret == "${NL_KEY}"
+
+
 def test_secrets_stay_references_until_a_command_needs_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -272,6 +294,19 @@ def test_secrets_stay_references_until_a_command_needs_them(
     assert config.provider.sendgrid.api_key == "${NL_UNSET_KEY}"
     found = problems(MINIMAL + "provider:\n  smtp: {password: 'pw-${SMTP_PASSWORD}'}\n")
     assert found[0].startswith("newsletter.yml:11: provider.smtp.password: secrets never live")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [BILLION_LAUGHS, "selection: &loop\n  pin: [*loop]\n", MINIMAL + "newsletter: {}\n"],
+    ids=["alias bomb", "alias in its anchor", "key twice"],
+)
+def test_without_libyaml_the_messages_are_the_same(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = problems(text)
+    monkeypatch.setattr(yaml_loader, "_Events", yaml_loader.PythonEvents)
+    assert problems(text) == expected
 
 
 # --- the command line ---------------------------------------------------------------------------

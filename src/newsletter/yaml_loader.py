@@ -36,22 +36,27 @@ from yaml.events import (
     StreamEndEvent,
 )
 from yaml.nodes import ScalarNode
+from yaml.parser import Parser
+from yaml.reader import Reader
 from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from .errors import ConfigError
 
+
+class PythonEvents(Reader, Scanner, Parser):
+    """PyYAML's own event source, for a PyYAML built without libyaml: slower, same events."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+
 try:
     from yaml.cyaml import CParser as _Events
-except ImportError:  # PyYAML built without libyaml: the same events, more slowly
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
-
-    class _Events(Reader, Scanner, Parser):  # type: ignore[no-redef]
-        def __init__(self, stream: str) -> None:
-            Reader.__init__(self, stream)
-            Scanner.__init__(self)
-            Parser.__init__(self)
+except ImportError:
+    _Events = PythonEvents  # type: ignore[misc,assignment]
 
 
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
@@ -185,22 +190,23 @@ class _Builder:
     def value(self, event: Event, path: Path) -> Any:
         kind = type(event)
         anchor = event.anchor  # type: ignore[attr-defined]
-        if kind is ScalarEvent and anchor is None:  # most values: no bookkeeping
+        if kind is ScalarEvent:
+            written = self.scalar(event)[1]  # type: ignore[arg-type]
             self.built += 1
-            return self.scalar_value(event, path)  # type: ignore[arg-type]
+            if anchor is not None:  # an alias gets the text as written, not as rewritten here
+                self.anchors[anchor] = (written, 1)
+            return self.rewritten(written, path, event)
         if kind is AliasEvent:
             return self.alias(event, path)  # type: ignore[arg-type]
         if anchor is not None:
             self.anchors[anchor] = None
         before = self.built
-        if kind is ScalarEvent:
-            value = self.scalar_value(event, path)  # type: ignore[arg-type]
-        elif len(path) >= MAX_DEPTH:
+        if len(path) >= MAX_DEPTH:
             raise _Refused(
                 f"nested more than {MAX_DEPTH} levels deep; check the indentation",
                 event.start_mark,
             )
-        elif kind is MappingStartEvent:
+        if kind is MappingStartEvent:
             self.refuse_tag(event)  # type: ignore[arg-type]
             value = self.mapping(path)
         elif kind is SequenceStartEvent:
@@ -238,9 +244,7 @@ class _Builder:
                 "write the repeated settings out, or reuse fewer of them through aliases",
                 event.start_mark,
             )
-        if self.on_string is not None and type(value) is str and "$" in value:
-            return self.on_string(path, event.start_mark.line + 1, value)
-        return value
+        return self.rewritten(value, path, event)
 
     def scalar(self, event: ScalarEvent) -> tuple[str, Any]:
         """A scalar's tag and value; each plain spelling is resolved once (keys repeat)."""
@@ -259,10 +263,8 @@ class _Builder:
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         return tag, self.constructor.construct_object(node)
 
-    def scalar_value(self, event: ScalarEvent, path: Path) -> Any:
-        """A scalar where a value is due (not a key), passed to the string hook when it may
-        need one."""
-        value = self.scalar(event)[1]
+    def rewritten(self, value: Any, path: Path, event: Event) -> Any:
+        """A string value as the hook makes it at this place; anything else as it is."""
         if type(value) is str and "$" in value and self.on_string is not None:
             return self.on_string(path, event.start_mark.line + 1, value)
         return value
