@@ -72,7 +72,7 @@ STR_TAG = "tag:yaml.org,2002:str"
 MERGE_TAG = "tag:yaml.org,2002:merge"
 PLAIN_COLLECTION_TAGS = (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
-Path = tuple[Any, ...]
+KeyPath = tuple[Any, ...]
 
 
 @dataclass
@@ -80,9 +80,9 @@ class ParsedYaml:
     """The document's values and, for every key and list item, the line it starts on."""
 
     data: Any
-    lines: dict[Path, int] = field(default_factory=dict)
+    lines: dict[KeyPath, int] = field(default_factory=dict)
 
-    def line_of(self, path: Path) -> int:
+    def line_of(self, path: KeyPath) -> int:
         """The line of a path, or of its nearest ancestor written in the file (aliased values
         and defaults have no line of their own)."""
         while path and path not in self.lines:
@@ -99,7 +99,7 @@ class _Refused(yaml.YAMLError):
         self.problem_mark = mark
 
 
-def dotted(path: Path) -> str:
+def dotted(path: KeyPath) -> str:
     """A path as the README writes it: ``sources[0].guest.tags``."""
     out = ""
     for part in path:
@@ -120,7 +120,7 @@ def check_size(size: int, shown: str) -> None:
         )
 
 
-StringHook = Callable[[Path, int, str], str]
+StringHook = Callable[[KeyPath, int, str], str]
 """Called with (path, line, text) for each string value where it is written; returns the value."""
 
 
@@ -162,7 +162,7 @@ class _Builder:
     def __init__(self, events: Any, on_string: StringHook | None) -> None:
         self.next_event: Callable[[], Event] = events.get_event
         self.on_string = on_string
-        self.lines: dict[Path, int] = {}
+        self.lines: dict[KeyPath, int] = {}
         self.repeated_keys: list[tuple[int, str]] = []
         self.anchors: dict[str, tuple[Any, int] | None] = {}  # None: still being built
         self.built = 0  # values built, counting what aliases copy
@@ -187,7 +187,7 @@ class _Builder:
             )
         return data
 
-    def value(self, event: Event, path: Path) -> Any:
+    def value(self, event: Event, path: KeyPath) -> Any:
         kind = type(event)
         anchor = event.anchor  # type: ignore[attr-defined]
         if kind is ScalarEvent:
@@ -219,7 +219,7 @@ class _Builder:
             self.anchors[anchor] = (value, self.built - before)
         return value
 
-    def alias(self, event: AliasEvent, path: Path) -> Any:
+    def alias(self, event: AliasEvent, path: KeyPath) -> Any:
         name = event.anchor
         if name not in self.anchors:
             raise _Refused(
@@ -263,7 +263,7 @@ class _Builder:
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         return tag, self.constructor.construct_object(node)
 
-    def rewritten(self, value: Any, path: Path, event: Event) -> Any:
+    def rewritten(self, value: Any, path: KeyPath, event: Event) -> Any:
         """A string value as the hook makes it at this place; anything else as it is."""
         if type(value) is str and "$" in value and self.on_string is not None:
             return self.on_string(path, event.start_mark.line + 1, value)
@@ -276,7 +276,7 @@ class _Builder:
                 event.start_mark,
             )
 
-    def mapping(self, path: Path) -> dict[Any, Any]:
+    def mapping(self, path: KeyPath) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         merged: list[Any] = []
         while True:
@@ -308,7 +308,7 @@ class _Builder:
             result[key] = self.value(self.next_event(), key_path)
         return _merge(merged, result) if merged else result
 
-    def sequence(self, path: Path) -> list[Any]:
+    def sequence(self, path: KeyPath) -> list[Any]:
         items: list[Any] = []
         while True:
             event = self.next_event()
