@@ -327,8 +327,12 @@ def test_without_libyaml_the_messages_are_the_same(
             lambda text: text.replace("directory: issues", "directory: ${NL_UNSET_OUT}"),
             "output.directory: the environment variable NL_UNSET_OUT is not set",
         ),
+        (
+            lambda text: text + ("#" * 99 + "\n") * 25_000,
+            "the file is 2.4 MB, over the 2 MB limit for a config",
+        ),
     ],
-    ids=["alias bomb", "section twice", "unset variable"],
+    ids=["alias bomb", "section twice", "unset variable", "too big"],
 )
 def test_validate_exits_2_naming_the_line(
     sample_project: Path, monkeypatch: pytest.MonkeyPatch, breakage: object, message: str
