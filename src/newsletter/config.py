@@ -3,8 +3,14 @@
 Every problem is collected and reported at once, each as
 ``newsletter.yml:LINE: key.path: what was expected, got what`` with the closest valid key
 for a typo, so a comms team fixes the file in one pass instead of one error per run.
-Secrets never live in the file: fields that hold them accept only ``${ENV_VAR}``
-references, resolved when they are used.
+The YAML is read once by ``yaml_loader`` (size limit, duplicate keys, bounded aliases).
+
+``${VAR}`` means the same in every string setting (``env_refs``): the variable's value,
+or an error naming the variable and the setting when it is unset; ``$${`` is a literal
+``${``. Secrets never live in the file: the settings in ``RESOLVED_WHEN_USED`` accept only
+one ``${ENV_VAR}`` reference (the webhook key, which is public, may also be written out),
+left as written at load and read from the environment by ``resolve_secret`` when a command
+needs it, so ``validate`` and ``build`` run without credentials.
 """
 
 from __future__ import annotations
@@ -12,21 +18,31 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .addresses import check_name
+from .env_refs import VARIABLE, ReferenceExpander
 from .errors import ConfigError, NewsletterError
 from .message import check_address, check_sender_name
+from .yaml_loader import ParsedYaml, check_size, dotted, read_yaml
 
 DEFAULT_CONFIG_NAME = "newsletter.yml"
-ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+ENV_REFERENCE = re.compile(rf"^{VARIABLE}$")
+RESOLVED_WHEN_USED = frozenset(
+    {
+        "provider.smtp.password",
+        "provider.sendgrid.api_key",
+        "unsubscribe.secret",
+        "web.sendgrid_webhook_key",
+    }
+)
+"""Settings whose ``${VAR}`` is read by the command that uses them, not at load."""
 HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 
 
@@ -138,9 +154,10 @@ class GuestRule(_Model):
     """Which items of a source are guest columns; any rule that matches makes one."""
 
     all: bool = False
-    folders: list[str] = []
-    tags: list[str] = []
-    authors: list[str] = []
+    # factories, not a shared []: pydantic deep-copies a mutable default for every source
+    folders: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    authors: list[str] = Field(default_factory=list)
 
 
 class MarkdownSource(_Model):
@@ -561,6 +578,7 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
     config_path = find_config(path)
     shown = str(config_path)
     try:
+        check_size(config_path.stat().st_size, shown)
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
@@ -572,45 +590,29 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
 
 
 def parse_config(text: str, shown: str = DEFAULT_CONFIG_NAME) -> Config:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            [f"{where}: YAML syntax error: {problem}; check indentation and quoting"], path=shown
-        ) from None
+    expander = ReferenceExpander(shown, left_for_use=RESOLVED_WHEN_USED)
+    parsed = read_yaml(text, shown, on_string=expander)
+    data, unexpanded = parsed.data, expander.problems
     if not isinstance(data, dict):
         raise ConfigError(
             [f"{shown}:1: expected a mapping of settings (newsletter:, sources:, ...)"], path=shown
         )
-    lines = dict(_node_lines(root, ())) if root is not None else {}
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(err, data, lines, shown) for err in exc.errors()]
-        raise ConfigError(sorted(set(problems), key=_line_of), path=shown) from None
+        described = (_describe(err, data, parsed, shown) for err in exc.errors())
+        problems = [problem for path, problem in described if path not in unexpanded]
+    else:
+        if not unexpanded:
+            return config
+        problems = []
+    problems.extend(unexpanded.values())
+    raise ConfigError(sorted(set(problems), key=_line_of), path=shown) from None
 
 
 def _line_of(problem: str) -> tuple[int, str]:
     match = re.match(r"^[^:]*:(\d+):", problem)
     return (int(match.group(1)) if match else 0, problem)
-
-
-def _node_lines(node: yaml.Node, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], int]]:
-    yield path, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            yield (*path, key), key_node.start_mark.line + 1
-            for sub_path, line in _node_lines(value_node, (*path, key)):
-                if sub_path != (*path, key):
-                    yield sub_path, line
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _node_lines(item, (*path, index))
 
 
 _EXPECTED = {
@@ -650,20 +652,11 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     return tuple(path)
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _describe(err: Any, data: Any, lines: dict[tuple[Any, ...], int], shown: str) -> str:
+def _describe(err: Any, data: Any, parsed: ParsedYaml, shown: str) -> tuple[tuple[Any, ...], str]:
+    """The path in the file an error is about, and its message as the user sees it."""
     path = _data_path(tuple(err["loc"]), data)
-    line_path = path
-    while line_path and line_path not in lines:
-        line_path = line_path[:-1]
-    line = lines.get(line_path, 1)
-    key = _dotted(path)
+    line = parsed.line_of(path)
+    key = dotted(path)
     kind = err["type"]
     if kind == "missing":
         message = "required but missing; add it"
@@ -678,8 +671,8 @@ def _describe(err: Any, data: Any, lines: dict[tuple[Any, ...], int], shown: str
         given = err.get("input", {}).get("type") if isinstance(err.get("input"), dict) else None
         message = f"expected 'markdown' or 'feed', got {_shown(given)}"
         path = (*path, "type")
-        key = _dotted(path)
-        line = lines.get(path, line)
+        key = dotted(path)
+        line = parsed.lines.get(path, line)
     elif kind in _EXPECTED:
         message = f"{_EXPECTED[kind]}, got {_shown(err.get('input'))}"
     elif kind == "value_error":
@@ -688,7 +681,7 @@ def _describe(err: Any, data: Any, lines: dict[tuple[Any, ...], int], shown: str
         message = f"expected {err['ctx']['expected']}, got {_shown(err.get('input'))}"
     else:
         message = f"{err['msg'][0].lower()}{err['msg'][1:]}, got {_shown(err.get('input'))}"
-    return f"{shown}:{line}: {key}: {message}"
+    return path, f"{shown}:{line}: {key}: {message}"
 
 
 def _shown(value: Any) -> str:

@@ -9,6 +9,7 @@ import click
 
 from ..archive import Archive
 from ..build import build_issue
+from ..secret_files import readable_secret_files
 from ..sources import read_sources
 from .common import config_option, handle_errors, load, warn
 
@@ -20,13 +21,16 @@ from .common import config_option, handle_errors, load, warn
 def validate(config_path: Path | None, strict: bool) -> None:
     """Check newsletter.yml, its sources and its template folder without building anything.
 
-    Every problem in the file is listed at once, with its line and key.
+    Every problem in the file is listed at once, with its line and key. A store that other
+    accounts can read is warned about, not refused.
     """
     loaded = load(config_path)
     if loaded.settings.web.webhook_mode == "unsigned":
         from .web import UNSIGNED_WARNING
 
         warn(UNSIGNED_WARNING)
+    for warning in readable_secret_files(loaded):
+        warn(warning)
     results = read_sources(loaded, strict=strict)
     for result in results:
         for warning in result.warnings:
