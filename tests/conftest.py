@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,39 @@ def configure(config: Path, **sections: Any) -> None:
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data.update(sections)
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+REMOVE = object()
+"""``set_setting``'s value for a key to take out."""
+
+
+def set_setting(config: Path, dotted: str, value: Any) -> None:
+    """Set one setting of a project's newsletter.yml by its path (``sources.0.path``);
+    a value of ``REMOVE`` deletes the key."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    *parents, last = [int(part) if part.isdigit() else part for part in dotted.split(".")]
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is REMOVE:
+        del node[last]
+    else:
+        node[last] = value
+    config.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the first ``old`` in a text file, failing if it is not there."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def ledger_counts(config: Path, issue: str = SAMPLE_ISSUE) -> dict[str, int]:

@@ -302,6 +302,17 @@ class ScheduleSettings(_Model):
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _check_zone(value)
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        """Checked here too, so `validate` refuses a cron that `run` would refuse."""
+        from .schedule import cron_problem  # schedule reads these settings
+
+        problem = cron_problem(value.strip()) if value and value.strip() else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
 
 class WebSettings(_Model):
     """`newsletter serve`: the one-click unsubscribe endpoint, the archive and webhooks."""
