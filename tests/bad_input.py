@@ -31,7 +31,8 @@ class Case:
     """The command line after ``newsletter``; ``{project}`` stands for the project folder."""
     status: int
     names: str
-    """A fragment of the message; ``:N:`` in it stands for any line number."""
+    """A fragment of the message; ``:N:`` in it stands for any line number, ``{project}``
+    for the project folder."""
 
 
 def cases(*rows: tuple[str, Breakage, Sequence[str], int, str]) -> list[Any]:
@@ -52,10 +53,11 @@ def expect_refusal(config: Path, case: Case) -> str:
     case.breakage(config)
     project = config.parent
     before = project_state(project)
-    command = [part.format(project=project) for part in case.command]
+    command = [part.replace("{project}", str(project)) for part in case.command]
     result = run_cli([*command, "--config", str(config)])
     assert result.exit_code == case.status, result.output
-    assert mentions(result.output, case.names), (case.names, result.output)
+    names = case.names.replace("{project}", str(project))
+    assert mentions(result.output, names), (names, result.output)
     assert_unchanged(before, project_state(project))
     return result.output
 

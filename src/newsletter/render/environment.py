@@ -127,6 +127,12 @@ def template_error(
             f"{where}:{exc.lineno}: {exc.message}",
             hint="fix the template syntax at that line",
         )
+    if isinstance(exc, UnicodeDecodeError):
+        return TemplateError(
+            f"{name} (or a template it includes): not UTF-8 text (byte "
+            f"0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            hint="save the template as UTF-8",
+        )
     where = _failing_line(exc, template_dir) or name
     if isinstance(exc, jinja2.UndefinedError):
         return TemplateError(
@@ -154,7 +160,12 @@ def _failing_line(exc: BaseException, template_dir: Path) -> str | None:
     template and whose line is the template line; Python frames end in .py.
     """
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename and not frame.filename.endswith(".py") and frame.lineno:
+        # Only template files count: the standard library's frozen modules (<frozen codecs>)
+        # do not end in .py either.
+        inside = frame.filename and Path(frame.filename).resolve().is_relative_to(
+            template_dir.resolve()
+        )
+        if inside and frame.lineno:
             shown = _shown_name(frame.filename, template_dir)
             return f"{shown}:{frame.lineno}"
     return None
