@@ -15,15 +15,28 @@ from click.testing import CliRunner, Result
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def sample_project(tmp_path: Path) -> Path:
-    """A copy of newsletter.yml, samples/ and templates/ in a temporary folder; its config."""
-    project = tmp_path / "project"
+def make_sample_project(folder: Path) -> Path:
+    """Copy newsletter.yml, samples/ and templates/ into ``folder``; its config."""
+    project = folder / "project"
     project.mkdir()
     shutil.copy(REPO / "newsletter.yml", project / "newsletter.yml")
     shutil.copytree(REPO / "samples", project / "samples")
     shutil.copytree(REPO / "templates", project / "templates")
     return project / "newsletter.yml"
+
+
+@pytest.fixture
+def sample_project(tmp_path: Path) -> Path:
+    """A copy of newsletter.yml, samples/ and templates/ in a temporary folder; its config."""
+    return make_sample_project(tmp_path)
+
+
+def copy_project(config: Path, folder: Path) -> Path:
+    """A copy of a whole project (store included) into ``folder``, for tests that share one
+    built project per module and each break their own copy."""
+    target = folder / "project"
+    shutil.copytree(config.parent, target)
+    return target / config.name
 
 
 def run_cli(args: Sequence[str]) -> Result:
@@ -37,23 +50,33 @@ SAMPLE_ISSUE = "001-2026-11-24"
 """The issue ``built_project`` builds from the sample content."""
 
 
+def import_members(config: Path) -> Path:
+    """Put samples/subscribers.csv (25 people) on the project's 'members' list."""
+    imported = run_cli(
+        ["subscribers", "import", str(config.parent / "samples" / "subscribers.csv"),
+         "--config", str(config), "--list", "members"]
+    )  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    return config
+
+
+def build_first_issue(config: Path) -> Path:
+    """Build issue 1 of the project for 2026-11-24."""
+    built = run_cli(["build", "--config", str(config), "--date", "2026-11-24"])
+    assert built.exit_code == 0, built.output
+    return config
+
+
 @pytest.fixture
 def members_project(sample_project: Path) -> Path:
     """The sample project with samples/subscribers.csv (25 people) on the 'members' list."""
-    imported = run_cli(
-        ["subscribers", "import", str(sample_project.parent / "samples" / "subscribers.csv"),
-         "--config", str(sample_project), "--list", "members"]
-    )  # fmt: skip
-    assert imported.exit_code == 0, imported.output
-    return sample_project
+    return import_members(sample_project)
 
 
 @pytest.fixture
 def built_project(members_project: Path) -> Path:
     """``members_project`` with issue 1 built for 2026-11-24."""
-    built = run_cli(["build", "--config", str(members_project), "--date", "2026-11-24"])
-    assert built.exit_code == 0, built.output
-    return members_project
+    return build_first_issue(members_project)
 
 
 def configure(config: Path, **sections: Any) -> None:
