@@ -8,15 +8,15 @@ or field at fault, no traceback, and the project (files and store rows) as it wa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import REMOVE, edit, run_cli, set_setting
-from disk_state import assert_unchanged, project_state
+from conftest import REMOVE, edit, ledger_counts, run_cli, set_setting
+from disk_state import LEDGER_TABLES, assert_unchanged, project_state
 
 Breakage = Callable[[Path], object]
 
@@ -33,13 +33,17 @@ class Case:
     names: str
     """A fragment of the message; ``:N:`` in it stands for any line number, ``{project}``
     for the project folder."""
+    attempted: bool = False
+    """The send started and recorded its attempt in the ledger: then only the subscribers
+    and files must be as they were, and nobody may be sent or unconfirmed."""
 
 
-def cases(*rows: tuple[str, Breakage, Sequence[str], int, str]) -> list[Any]:
-    """Rows of (what is broken, breakage, command, status, fragment) as pytest params."""
+def cases(*rows: tuple[Any, ...]) -> list[Any]:
+    """Rows of (what is broken, breakage, command, status, fragment[, attempted]) as
+    pytest params."""
     return [
-        pytest.param(Case(broken, breakage, tuple(command), status, names), id=broken)
-        for broken, breakage, command, status, names in rows
+        pytest.param(Case(broken, breakage, tuple(command), *rest), id=broken)
+        for broken, breakage, command, *rest in rows
     ]
 
 
@@ -58,7 +62,12 @@ def expect_refusal(config: Path, case: Case) -> str:
     assert result.exit_code == case.status, result.output
     names = case.names.replace("{project}", str(project))
     assert mentions(result.output, names), (names, result.output)
-    assert_unchanged(before, project_state(project))
+    if case.attempted:
+        assert_unchanged(before, project_state(project), ignored=LEDGER_TABLES)
+        counts = ledger_counts(config)
+        assert counts.get("sent", 0) == counts.get("unconfirmed", 0) == 0, counts
+    else:
+        assert_unchanged(before, project_state(project))
     return result.output
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .archive import Archive
 from .config import LoadedConfig, resolve_secret
 from .dispatch import ProgressCallback, RetryPolicy, RunTally, SendLoop
-from .errors import AuthenticationError, ConfigError, ProviderError, SendError
+from .errors import ArchiveError, AuthenticationError, ConfigError, ProviderError, SendError
 from .message import PreparedIssue, build_mime
 from .models import ArchivedIssue, Delivery, Outcome, OutgoingIssue, Recipient, Subscriber
 from .providers import Provider, get_provider
@@ -112,7 +112,7 @@ def outgoing_for(
         html = Path(issue.html_path).read_text(encoding="utf-8")
         text = Path(issue.text_path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise SendError(
+        raise ArchiveError(
             f"issue {issue.slug} is incomplete: {exc}",
             hint="rebuild it: remove its folder and run `newsletter build` again",
         ) from None
