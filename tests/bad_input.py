@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import REMOVE, edit, ledger_counts, run_cli, set_setting
-from disk_state import LEDGER_TABLES, assert_unchanged, project_state
+from disk_state import LEDGER_TABLES, ProjectState, assert_unchanged, project_state
 
 Breakage = Callable[[Path], object]
 
@@ -62,13 +62,20 @@ def expect_refusal(config: Path, case: Case) -> str:
     assert result.exit_code == case.status, result.output
     names = case.names.replace("{project}", str(project))
     assert mentions(result.output, names), (names, result.output)
-    if case.attempted:
-        assert_unchanged(before, project_state(project), ignored=LEDGER_TABLES)
-        counts = ledger_counts(config)
-        assert counts.get("sent", 0) == counts.get("unconfirmed", 0) == 0, counts
-    else:
-        assert_unchanged(before, project_state(project))
+    assert_left_alone(config, before, attempted=case.attempted)
     return result.output
+
+
+def assert_left_alone(config: Path, before: ProjectState, *, attempted: bool) -> None:
+    """The project is as ``before``; after an attempted send, the ledger may record the
+    attempt but nobody in it was sent or is unconfirmed."""
+    after = project_state(config.parent)
+    if not attempted:
+        assert_unchanged(before, after)
+        return
+    assert_unchanged(before, after, ignored=LEDGER_TABLES)
+    counts = ledger_counts(config)
+    assert counts.get("sent", 0) == counts.get("unconfirmed", 0) == 0, counts
 
 
 def setting(dotted: str, value: Any) -> Breakage:

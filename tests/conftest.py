@@ -50,12 +50,13 @@ SAMPLE_ISSUE = "001-2026-11-24"
 """The issue ``built_project`` builds from the sample content."""
 
 
-def import_members(config: Path) -> Path:
-    """Put samples/subscribers.csv (25 people) on the project's 'members' list."""
+def import_members(config: Path, csv: Path | None = None) -> Path:
+    """Put a CSV file (by default samples/subscribers.csv, 25 people) on the project's
+    'members' list."""
+    csv = csv or config.parent / "samples" / "subscribers.csv"
     imported = run_cli(
-        ["subscribers", "import", str(config.parent / "samples" / "subscribers.csv"),
-         "--config", str(config), "--list", "members"]
-    )  # fmt: skip
+        ["subscribers", "import", str(csv), "--config", str(config), "--list", "members"]
+    )
     assert imported.exit_code == 0, imported.output
     return config
 
@@ -77,6 +78,19 @@ def members_project(sample_project: Path) -> Path:
 def built_project(members_project: Path) -> Path:
     """``members_project`` with issue 1 built for 2026-11-24."""
     return build_first_issue(members_project)
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project like ``built_project``, made once per test module and never changed: each
+    test works on its own copy (``built_copy``)."""
+    return build_first_issue(import_members(make_sample_project(tmp_path_factory.mktemp("built"))))
+
+
+@pytest.fixture
+def built_copy(built_once: Path, tmp_path: Path) -> Path:
+    """A copy of the module's built project, store included, for one test to break."""
+    return copy_project(built_once, tmp_path)
 
 
 def configure(config: Path, **sections: Any) -> None:

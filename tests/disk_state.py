@@ -7,6 +7,7 @@ rewrite pages, checkpoint its journal or create an empty file without changing a
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +27,18 @@ STORE_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal")
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative path -> bytes), store files left to ``store_rows``."""
+    """Every file under ``folder`` (relative path -> bytes) and every folder (``name/`` ->
+    nothing, so an empty one left behind shows); store files are left to ``store_rows``."""
     if not folder.is_dir():
         return {}
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.name.endswith(STORE_SUFFIXES)
-    }
+    found: dict[str, bytes] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_dir():
+            found[relative + "/"] = b""
+        elif not path.name.endswith(STORE_SUFFIXES):
+            found[relative] = path.read_bytes()
+    return found
 
 
 def store_rows(database: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -41,6 +46,11 @@ def store_rows(database: Path) -> dict[str, list[tuple[object, ...]]]:
     if not database.is_file():
         return {}
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        connection.execute("SELECT 1 FROM sqlite_master")
+    except sqlite3.DatabaseError:  # not a store at all: its bytes are what must not change
+        connection.close()
+        return {"(not a database)": [(hashlib.sha256(database.read_bytes()).hexdigest(),)]}
     try:
         present = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
         rows = {

@@ -16,12 +16,8 @@ import pytest
 from bad_input import Breakage, Case, cases, expect_refusal, setting, written
 from conftest import (
     SAMPLE_ISSUE,
-    build_first_issue,
     closed_port,
     configure,
-    copy_project,
-    import_members,
-    make_sample_project,
 )
 from servers.sendgrid_combined import FakeSendGridApi
 from servers.smtp_sink import SmtpSink
@@ -46,17 +42,6 @@ def no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets come from the environment: each case sets what it needs, and no more."""
     for name in ("SMTP_PASSWORD", "SENDGRID_API_KEY", "NEWSLETTER_SECRET"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = make_sample_project(tmp_path_factory.mktemp("built"))
-    return build_first_issue(import_members(config))
-
-
-@pytest.fixture
-def built(built_once: Path, tmp_path: Path) -> Path:
-    return copy_project(built_once, tmp_path)
 
 
 def quick_retries(config: Path) -> None:
@@ -165,5 +150,5 @@ CASES = cases(
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_send_that_cannot_go_changes_no_ledger_row(built: Path, case: Case) -> None:
-    expect_refusal(built, case)
+def test_a_send_that_cannot_go_changes_no_ledger_row(built_copy: Path, case: Case) -> None:
+    expect_refusal(built_copy, case)
