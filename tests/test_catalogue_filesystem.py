@@ -132,7 +132,8 @@ OUT_OF_PROCESS = [
         ("read-only outbox", outbox, read_only("outbox"), SEND, None, 7,
          "outbox: cannot write {project}/outbox/" + "001-2026-11-24/", True),
         ("full disk, build", nothing, nothing, NEXT_BUILD, 8192, 5,
-         "issues: cannot write to the issues folder: File too large", False),
+         "issues: cannot write to the issues folder: File too large\n  hint: make the folder "
+         "writable and check that its disk has free space", False),
         ("full disk, import", more_subscribers, nothing, IMPORT_MORE, STORE_SIZE, 6,
          "newsletter.db: disk I/O error\n  hint: check that the store and its folder are "
          "writable and that the disk has free space", False),

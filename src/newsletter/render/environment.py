@@ -116,8 +116,11 @@ def template_error(
 ) -> TemplateError:
     if isinstance(exc, jinja2.TemplateNotFound):
         missing = exc.name or name
+        # An include or extends of a missing file: say which template line asked for it.
+        asked_by = _failing_line(exc, template_dir) if missing != name else None
         return TemplateError(
-            f"template '{missing}' not found in {template_dir}",
+            f"{asked_by + ': ' if asked_by else ''}template '{missing}' not found in "
+            f"{template_dir}",
             hint="check template.directory in newsletter.yml; the folder must hold "
             f"{HTML_TEMPLATE} and {TEXT_TEMPLATE}",
         )
