@@ -29,6 +29,7 @@ from disk_state import project_state
 
 NEXT_BUILD = ("build", "--date", "2026-12-08")
 SEND = ("send", "--list", "members")
+POST = "samples/content/2026-10-15-planning-for-winter.md"
 DROP_OVERRIDES = ("setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--")
 """Root without these obeys file permissions like anyone else."""
 
@@ -91,13 +92,18 @@ def read_only(*relatives: str) -> Callable[[Path], None]:
     return lock
 
 
+def unreadable(relative: str) -> Callable[[Path], None]:
+    return lambda config: (config.parent / relative).chmod(0)
+
+
 STORE_FILES = ("newsletter.db", "newsletter.db-wal", "newsletter.db-shm")
 """SQLite writes through its journal files when they exist, whatever their folder allows."""
 
 
 def unlock(project: Path) -> None:
     for path in [project, *project.rglob("*")]:
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        owner = stat.S_IRWXU if path.is_dir() else stat.S_IRUSR | stat.S_IWUSR
+        path.chmod(path.stat().st_mode | owner)
 
 
 def more_subscribers(config: Path) -> None:
@@ -141,6 +147,9 @@ OUT_OF_PROCESS = [
          "newsletter.db: attempt to write a readonly database", False),
         ("read-only outbox", outbox, read_only("outbox"), SEND, None, 7,
          "outbox: cannot write {project}/outbox/" + "001-2026-11-24/", True),
+        ("unreadable post", nothing, unreadable(POST), (*NEXT_BUILD, "--strict"), None, 3,
+         "source 'blog': samples/content/2026-10-15-planning-for-winter.md: cannot be read: "
+         "Permission denied", False),
         ("full disk, build", nothing, nothing, NEXT_BUILD, 8192, 5,
          "issues: cannot write to the issues folder: File too large\n  hint: make the folder "
          "writable and check that its disk has free space", False),

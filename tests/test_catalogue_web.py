@@ -119,6 +119,16 @@ def test_a_bad_request_changes_nothing(
     assert_unchanged(before, project_state(served.config.parent))
 
 
+def test_an_oversize_body_without_a_length_is_refused_as_it_streams(served: Served) -> None:
+    """A chunked body declares no Content-Length: the limit is counted as it arrives."""
+    before = project_state(served.config.parent)
+    chunks = (ONE_CLICK + b"&pad=" + b"z" * 1000 for _ in range(20))
+    reply = served.client.post(f"/unsubscribe/{served.token}", content=chunks)
+    assert reply.status_code == 413, reply.text
+    assert "request body too large" in reply.text
+    assert_unchanged(before, project_state(served.config.parent))
+
+
 def test_the_genuine_token_still_works_after_every_spoilt_one(served: Served) -> None:
     """The cases above leave Ada subscribed because each token was refused, not because no
     token could work."""
