@@ -346,20 +346,32 @@ class Config(_Model):
             ("sources", [s.name for s in self.sources]),
             ("lists", [lst.name for lst in self.lists]),
         ):
-            seen: set[str] = set()
-            for name in names:
+            seen: dict[str, int] = {}
+            for index, name in enumerate(names):
                 if name in seen:
-                    raise ValueError(
-                        f"{what}: the name {name!r} is used twice; names must be unique"
+                    raise PlacedError(
+                        (what, index, "name"),
+                        f"the name {name!r} is used twice (first by {what}[{seen[name]}]); "
+                        "names must be unique",
                     )
-                seen.add(name)
+                seen[name] = index
         known = {lst.name for lst in self.lists}
-        for name in self.schedule.lists:
+        for index, name in enumerate(self.schedule.lists):
             if known and name not in known:
-                raise ValueError(
-                    f"schedule.lists: {name!r} is not one of the lists {sorted(known)}"
+                raise PlacedError(
+                    ("schedule", "lists", index),
+                    f"{name!r} is not one of the lists {sorted(known)}",
                 )
         return self
+
+
+class PlacedError(ValueError):
+    """A check across settings that knows which one setting is at fault, so the message
+    points at its line rather than at the top of the file."""
+
+    def __init__(self, path: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -521,7 +533,8 @@ def _dotted(path: tuple[Any, ...]) -> str:
 
 
 def _describe(err: Any, data: Any, lines: dict[tuple[Any, ...], int], shown: str) -> str:
-    path = _data_path(tuple(err["loc"]), data)
+    placed = err.get("ctx", {}).get("error")
+    path = placed.path if isinstance(placed, PlacedError) else _data_path(tuple(err["loc"]), data)
     line_path = path
     while line_path and line_path not in lines:
         line_path = line_path[:-1]
