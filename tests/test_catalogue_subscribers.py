@@ -89,6 +89,8 @@ CASES = cases(
      "there is no list named 'staff' (lists: members)"),
     ("add a bad address", nothing, ("subscribers", "add", "ann@", "--list", "members"), 2,
      "'ann@' is not a valid e-mail address"),
+    ("add an empty address", nothing, ("subscribers", "add", "", "--list", "members"), 2,
+     "error: no e-mail address given"),
     ("add a non-ascii mailbox", nothing,
      ("subscribers", "add", "josé@example.org", "--list", "members"), 2,
      "josé@example.org: the part before @ has non-ASCII characters (é)"),
