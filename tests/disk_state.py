@@ -23,12 +23,14 @@ STORE_TABLES = (
     "send_locks",
 )
 """Who is subscribed to what, and what every send did to whom."""
-STORE_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal")
+JOURNAL_SUFFIXES = (".db-wal", ".db-shm", ".db-journal")
+STORE_FILE = b"(a store: its rows are compared, not its bytes)"
 
 
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path -> bytes) and every folder (``name/`` ->
-    nothing, so an empty one left behind shows); store files are left to ``store_rows``."""
+    nothing, so an empty one left behind shows). A store counts by its presence, since its
+    rows are compared apart (``store_rows``); SQLite's journals come and go."""
     if not folder.is_dir():
         return {}
     found: dict[str, bytes] = {}
@@ -36,7 +38,9 @@ def tree(folder: Path) -> dict[str, bytes]:
         relative = path.relative_to(folder).as_posix()
         if path.is_dir():
             found[relative + "/"] = b""
-        elif not path.name.endswith(STORE_SUFFIXES):
+        elif path.name.endswith(".db"):
+            found[relative] = STORE_FILE
+        elif not path.name.endswith(JOURNAL_SUFFIXES):
             found[relative] = path.read_bytes()
     return found
 
