@@ -88,6 +88,16 @@ def nothing(config: Path) -> None:
     """The command alone is the bad input."""
 
 
+def not_utf8(relative: str) -> Breakage:
+    """A byte no UTF-8 text holds, at the end of a file of the project."""
+
+    def spoil(config: Path) -> None:
+        with (config.parent / relative).open("ab") as file:
+            file.write(b"\xff")
+
+    return spoil
+
+
 def issue_record(change: dict[str, Any]) -> Breakage:
     def rewrite(config: Path) -> None:
         path = config.parent / ISSUE / "issue.json"
@@ -134,7 +144,10 @@ CASES = cases(
     ("issue record bad date", issue_record({"date": "someday"}), SEND, 5,
      f"{ISSUE}/issue.json: corrupt issue record: 'date': expected YYYY-MM-DD, got 'someday'"),
     ("archived text missing", lambda config: (config.parent / ISSUE / "email.txt").unlink(),
-     SEND, 5, f"issue {SAMPLE_ISSUE} is incomplete: [Errno 2] No such file or directory"),
+     SEND, 5, f"issue {SAMPLE_ISSUE} is incomplete: {{project}}/{ISSUE}/email.txt: No such file "
+     "or directory"),
+    ("archived text not utf-8", not_utf8(f"{ISSUE}/email.txt"), SEND, 5,
+     f"issue {SAMPLE_ISSUE} is incomplete: {{project}}/{ISSUE}/email.txt: not UTF-8 text"),
     ("report of an unknown issue", nothing, ("report", "999"), 5,
      "no issue matches '999' in {project}/issues"),
     ("report of an unknown state", nothing, ("report", "--state", "lost"), 2,
