@@ -170,6 +170,8 @@ TEMPLATE_CASES = cases(
      "email.txt.j2:1: template 'footer.txt.j2' not found in"),
     ("extends a missing base", written(TEXT, "{% extends 'base.txt.j2' %}\n"), BUILD, 4,
      "email.txt.j2:1: template 'base.txt.j2' not found in"),
+    ("template includes itself", written(TEXT, "{% include 'email.txt.j2' %}\n"), BUILD, 4,
+     "email.txt.j2:1: maximum recursion depth exceeded"),
     ("template not utf-8", written(TEXT, b"Caf\xe9 {{ lead.title }}\n"), BUILD, 4,
      "email.txt.j2 (or a template it includes): not UTF-8 text (byte 0xe9 at offset 3)"),
     ("division by zero", written(TEXT, "{{ 1 // 0 }}\n"), BUILD, 4,
