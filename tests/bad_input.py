@@ -105,4 +105,3 @@ def written(relative: str, content: str | bytes) -> Breakage:
             path.write_text(content, encoding="utf-8")
 
     return write
-
