@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,28 @@ from click.testing import CliRunner, Result
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def sample_project(tmp_path: Path) -> Path:
-    """A copy of newsletter.yml, samples/ and templates/ in a temporary folder; its config."""
-    project = tmp_path / "project"
+def make_sample_project(folder: Path) -> Path:
+    """Copy newsletter.yml, samples/ and templates/ into ``folder``; its config."""
+    project = folder / "project"
     project.mkdir()
     shutil.copy(REPO / "newsletter.yml", project / "newsletter.yml")
     shutil.copytree(REPO / "samples", project / "samples")
     shutil.copytree(REPO / "templates", project / "templates")
     return project / "newsletter.yml"
+
+
+@pytest.fixture
+def sample_project(tmp_path: Path) -> Path:
+    """A copy of newsletter.yml, samples/ and templates/ in a temporary folder; its config."""
+    return make_sample_project(tmp_path)
+
+
+def copy_project(config: Path, folder: Path) -> Path:
+    """A copy of a whole project (store included) into ``folder``, for tests that share one
+    built project per module and each break their own copy."""
+    target = folder / "project"
+    shutil.copytree(config.parent, target)
+    return target / config.name
 
 
 def run_cli(args: Sequence[str]) -> Result:
@@ -36,23 +50,47 @@ SAMPLE_ISSUE = "001-2026-11-24"
 """The issue ``built_project`` builds from the sample content."""
 
 
+def import_members(config: Path, csv: Path | None = None) -> Path:
+    """Put a CSV file (by default samples/subscribers.csv, 25 people) on the project's
+    'members' list."""
+    csv = csv or config.parent / "samples" / "subscribers.csv"
+    imported = run_cli(
+        ["subscribers", "import", str(csv), "--config", str(config), "--list", "members"]
+    )
+    assert imported.exit_code == 0, imported.output
+    return config
+
+
+def build_first_issue(config: Path) -> Path:
+    """Build issue 1 of the project for 2026-11-24."""
+    built = run_cli(["build", "--config", str(config), "--date", "2026-11-24"])
+    assert built.exit_code == 0, built.output
+    return config
+
+
 @pytest.fixture
 def members_project(sample_project: Path) -> Path:
     """The sample project with samples/subscribers.csv (25 people) on the 'members' list."""
-    imported = run_cli(
-        ["subscribers", "import", str(sample_project.parent / "samples" / "subscribers.csv"),
-         "--config", str(sample_project), "--list", "members"]
-    )  # fmt: skip
-    assert imported.exit_code == 0, imported.output
-    return sample_project
+    return import_members(sample_project)
 
 
 @pytest.fixture
 def built_project(members_project: Path) -> Path:
     """``members_project`` with issue 1 built for 2026-11-24."""
-    built = run_cli(["build", "--config", str(members_project), "--date", "2026-11-24"])
-    assert built.exit_code == 0, built.output
-    return members_project
+    return build_first_issue(members_project)
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project like ``built_project``, made once per test module and never changed: each
+    test works on its own copy (``built_copy``)."""
+    return build_first_issue(import_members(make_sample_project(tmp_path_factory.mktemp("built"))))
+
+
+@pytest.fixture
+def built_copy(built_once: Path, tmp_path: Path) -> Path:
+    """A copy of the module's built project, store included, for one test to break."""
+    return copy_project(built_once, tmp_path)
 
 
 def configure(config: Path, **sections: Any) -> None:
@@ -60,6 +98,39 @@ def configure(config: Path, **sections: Any) -> None:
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data.update(sections)
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+REMOVE = object()
+"""``set_setting``'s value for a key to take out."""
+
+
+def set_setting(config: Path, dotted: str, value: Any) -> None:
+    """Set one setting of a project's newsletter.yml by its path (``sources.0.path``);
+    a value of ``REMOVE`` deletes the key."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    *parents, last = [int(part) if part.isdigit() else part for part in dotted.split(".")]
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is REMOVE:
+        del node[last]
+    else:
+        node[last] = value
+    config.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the first ``old`` in a text file, failing if it is not there."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def ledger_counts(config: Path, issue: str = SAMPLE_ISSUE) -> dict[str, int]:

@@ -306,7 +306,8 @@ class Archive:
             reason = "the path (or a folder above it) is a file, not a folder"
         return ArchiveError(
             f"{self.directory}: cannot write to the issues folder: {reason}",
-            hint="make the folder writable, or point output.directory in newsletter.yml "
+            hint="make the folder writable and check that its disk has free space, or point "
+            "output.directory in newsletter.yml "
             "at a folder you can write to",
         )
 

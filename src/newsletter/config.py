@@ -424,6 +424,17 @@ class ScheduleSettings(_Model):
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _check_zone(value)
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        """Checked here too, so `validate` refuses a cron that `run` would refuse."""
+        from .schedule import cron_problem  # schedule reads these settings
+
+        problem = cron_problem(value.strip()) if value and value.strip() else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
 
 class WebSettings(_Model):
     """`newsletter serve`: the one-click unsubscribe endpoint, the archive and webhooks."""
@@ -479,23 +490,26 @@ class Config(_Model):
                 ],
             ),
         ):
-            seen: set[str] = set()
-            for name in names:
+            seen: dict[str, int] = {}
+            for index, name in enumerate(names):
                 if name in seen:
-                    raise ValueError(
-                        f"{what}: the name {name!r} is used twice; names must be unique"
+                    raise PlacedError(
+                        (what, index, "name"),
+                        f"the name {name!r} is used twice (first by {what}[{seen[name]}]); "
+                        "names must be unique",
                     )
-                seen.add(name)
+                seen[name] = index
         _outside_published(
             self.output.directory,
             ("store.path", self.store.path),
             ("provider.outbox.directory", self.provider.outbox.directory),
         )
         known = {lst.name for lst in self.lists}
-        for name in self.schedule.lists:
+        for index, name in enumerate(self.schedule.lists):
             if known and name not in known:
-                raise ValueError(
-                    f"schedule.lists: {name!r} is not one of the lists {sorted(known)}"
+                raise PlacedError(
+                    ("schedule", "lists", index),
+                    f"{name!r} is not one of the lists {sorted(known)}",
                 )
         return self
 
@@ -510,10 +524,20 @@ def _outside_published(published: str, *private: tuple[str, str]) -> None:
         if os.path.isabs(inner) == os.path.isabs(folder) and (
             inner == folder or inner.startswith(folder.rstrip(os.sep) + os.sep) or folder == "."
         ):
-            raise ValueError(
-                f"{key}: {path!r} is inside output.directory ({published!r}), which is "
-                "published; keep it beside newsletter.yml, outside the issues folder"
+            raise PlacedError(
+                tuple(key.split(".")),
+                f"{path!r} is inside output.directory ({published!r}), which is "
+                "published; keep it beside newsletter.yml, outside the issues folder",
             )
+
+
+class PlacedError(ValueError):
+    """A check across settings that knows which one setting is at fault, so the message
+    points at its line rather than at the top of the file."""
+
+    def __init__(self, path: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -654,7 +678,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
 
 def _describe(err: Any, data: Any, parsed: ParsedYaml, shown: str) -> tuple[tuple[Any, ...], str]:
     """The path in the file an error is about, and its message as the user sees it."""
-    path = _data_path(tuple(err["loc"]), data)
+    placed = err.get("ctx", {}).get("error")
+    path = placed.path if isinstance(placed, PlacedError) else _data_path(tuple(err["loc"]), data)
     line = parsed.line_of(path)
     key = dotted(path)
     kind = err["type"]

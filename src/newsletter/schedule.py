@@ -169,21 +169,30 @@ def parse_schedule(settings: ScheduleSettings, default_zone: str) -> Schedule:
 
 
 def _check_cron(expression: str) -> None:
-    def invalid(reason: str) -> ScheduleError:
-        return ScheduleError(
-            f"schedule.cron: {expression!r} is not a valid cron expression: {reason}; "
+    problem = cron_problem(expression)
+    if problem is not None:
+        raise ScheduleError(f"schedule.cron: {problem}")
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a cron expression this tool can run, or None when it is."""
+
+    def invalid(reason: str) -> str:
+        return (
+            f"{expression!r} is not a valid cron expression: {reason}; "
             f"expected five fields 'minute hour day-of-month month day-of-week', "
             f"e.g. '{EXAMPLE_CRON}' for Tuesdays at 08:00"
         )
 
     if not expression.startswith("@") and len(expression.split()) != 5:
-        raise invalid(f"it has {len(expression.split())} fields, not 5")
+        return invalid(f"it has {len(expression.split())} fields, not 5")
     try:
         croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
-        raise invalid("it never matches a real date") from None
+        return invalid("it never matches a real date")
     except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
-        raise invalid(str(exc) or type(exc).__name__) from None
+        return invalid(str(exc) or type(exc).__name__)
+    return None
 
 
 def _utc(moment: datetime) -> datetime:

@@ -20,7 +20,14 @@ from urllib.parse import urlsplit
 from .archive import Archive
 from .config import LoadedConfig, resolve_secret
 from .dispatch import ProgressCallback, RetryPolicy, RunTally, SendLoop
-from .errors import AuthenticationError, CheckFailedError, ConfigError, ProviderError, SendError
+from .errors import (
+    ArchiveError,
+    AuthenticationError,
+    CheckFailedError,
+    ConfigError,
+    ProviderError,
+    SendError,
+)
 from .message import PreparedIssue, build_mime
 from .models import ArchivedIssue, Delivery, Outcome, OutgoingIssue, Recipient, Subscriber
 from .providers import Provider, get_provider
@@ -110,14 +117,8 @@ def list_id_for(loaded: LoadedConfig, list_name: str) -> str:
 def outgoing_for(
     loaded: LoadedConfig, issue: ArchivedIssue, list_name: str, *, test: bool = False
 ) -> OutgoingIssue:
-    try:
-        html = Path(issue.html_path).read_text(encoding="utf-8")
-        text = Path(issue.text_path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SendError(
-            f"issue {issue.slug} is incomplete: {exc}",
-            hint="rebuild it: remove its folder and run `newsletter build` again",
-        ) from None
+    html = _archived_text(issue, Path(issue.html_path))
+    text = _archived_text(issue, Path(issue.text_path))
     settings = loaded.settings
     categories = [issue.slug, *settings.provider.sendgrid.categories]
     return OutgoingIssue(
@@ -133,6 +134,20 @@ def outgoing_for(
         categories=tuple(dict.fromkeys(categories))[:10],
         unsubscribe_base=loaded.unsubscribe_url.rstrip("/") + "/",
     )
+
+
+def _archived_text(issue: ArchivedIssue, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        else:
+            reason = exc.strerror or str(exc)
+        raise ArchiveError(
+            f"issue {issue.slug} is incomplete: {path}: {reason}",
+            hint="rebuild it: remove its folder and run `newsletter build` again",
+        ) from None
 
 
 def unsubscribe_secret(loaded: LoadedConfig, store: Store) -> str:

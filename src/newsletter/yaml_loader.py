@@ -141,6 +141,8 @@ def read_yaml(text: str, shown: str, *, on_string: StringHook | None = None) -> 
         problem = getattr(exc, "problem", None) or str(exc)
         if isinstance(exc, _Refused):
             raise ConfigError([f"{where}: {problem}"], path=shown) from None
+        if mark is not None and _char_at(text, mark.index) == "\t":
+            problem = "found a tab character; YAML indents with spaces only"
         raise ConfigError(
             [f"{where}: YAML syntax error: {problem}; check indentation and quoting"], path=shown
         ) from None
@@ -330,3 +332,7 @@ def _merge(merged: list[tuple[Any, yaml.Mark]], own: dict[Any, Any]) -> dict[Any
             result.update(source)
     result.update(own)
     return result
+
+
+def _char_at(text: str, index: int) -> str:
+    return text[index] if 0 <= index < len(text) else ""

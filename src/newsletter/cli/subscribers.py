@@ -12,6 +12,7 @@ import click
 from ..config import LoadedConfig
 from ..errors import ImportFileError, StoreError
 from ..models import Subscriber, SubscriberStatus
+from ..replace_file import replacing
 from ..store import ImportReport, Store, export_csv, import_csv, open_store
 from .common import config_option, handle_errors, load
 
@@ -158,7 +159,7 @@ def export_command(
             export_csv(store, chosen, sys.stdout, status=wanted)
             return
         try:
-            with output.open("w", encoding="utf-8", newline="") as out:
+            with replacing(output) as out:
                 written = export_csv(store, chosen, out, status=wanted)
         except OSError as exc:
             raise StoreError(f"{output}: cannot write the file: {exc.strerror or exc}") from None

@@ -112,8 +112,11 @@ def template_error(
 ) -> TemplateError:
     if isinstance(exc, jinja2.TemplateNotFound):
         missing = exc.name or name
+        # An include or extends of a missing file: say which template line asked for it.
+        asked_by = _failing_line(exc, template_dir) if missing != name else None
         return TemplateError(
-            f"template '{missing}' not found in {template_dir}",
+            f"{asked_by + ': ' if asked_by else ''}template '{missing}' not found in "
+            f"{template_dir}",
             hint="check template.directory in newsletter.yml; the folder must hold "
             f"{HTML_TEMPLATE} and {TEXT_TEMPLATE}",
         )
@@ -122,6 +125,12 @@ def template_error(
         return TemplateError(
             f"{where}:{exc.lineno}: {exc.message}",
             hint="fix the template syntax at that line",
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return TemplateError(
+            f"{name} (or a template it includes): not UTF-8 text (byte "
+            f"0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            hint="save the template as UTF-8",
         )
     where = _failing_line(exc, template_dir) or name
     if isinstance(exc, jinja2.UndefinedError):
@@ -150,7 +159,12 @@ def _failing_line(exc: BaseException, template_dir: Path) -> str | None:
     template and whose line is the template line; Python frames end in .py.
     """
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename and not frame.filename.endswith(".py") and frame.lineno:
+        # Only template files count: the standard library's frozen modules (<frozen codecs>)
+        # do not end in .py either.
+        inside = frame.filename and Path(frame.filename).resolve().is_relative_to(
+            template_dir.resolve()
+        )
+        if inside and frame.lineno:
             shown = _shown_name(frame.filename, template_dir)
             return f"{shown}:{frame.lineno}"
     return None

@@ -400,6 +400,12 @@ class Database:
                 f"{BUSY_TIMEOUT_MS // 1000} s",
                 hint="another newsletter command is writing to it; retry when it has finished",
             )
+        if any(sign in str(exc) for sign in ("readonly", "disk I/O", "disk is full")):
+            return StoreError(
+                f"{self.path}: {exc}",
+                hint="check that the store and its folder are writable and that the disk has "
+                "free space; nothing was changed",
+            )
         return StoreError(f"{self.path}: {exc}")
 
     # --- migrations ------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..addresses import check_attributes, check_name, normalise_address
 from ..errors import ImportFileError, InvalidRecipient
@@ -96,17 +96,17 @@ def import_csv(
             "wrong, pass --encoding with the right one"
         )
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
-    header = next(reader, None)
+    rows = _numbered_rows(reader, path)
+    header = next(rows, (1, None))[1]
     if not header or not any(cell.strip() for cell in header):
         raise ImportFileError(
             f"{path}: the file is empty; expected a header row such as 'email,name'"
         )
     columns = _columns(path, header, mapping or {}, report)
     records: dict[str, NewSubscriber] = {}
-    for row in reader:
+    for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
-        line = reader.line_num - sum(cell.count("\n") for cell in row)
         report.rows += 1
         record = _record(row, header, columns, line, report)
         if record is None:
@@ -168,6 +168,24 @@ def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
             f"{path}: neither UTF-8 nor Windows-1252 (byte 0x{data[exc.start]:02x} at offset "
             f"{exc.start}); save it as UTF-8 CSV or pass its encoding with --encoding"
         ) from None
+
+
+def _numbered_rows(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each row with the line it starts on (a quoted cell may span lines); a row the csv
+    module cannot read at all stops the import before anything is written."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFileError(
+                f"{path}:{start}: cannot be read as CSV: {exc}",
+                hint="a cell this long is usually a quote that is never closed: check the "
+                "quotes from that line on",
+            ) from None
+        yield start, row
 
 
 def _delimiter(text: str) -> str:
