@@ -24,6 +24,8 @@ STORE_TABLES = (
 )
 """Who is subscribed to what, and what every send did to whom."""
 JOURNAL_SUFFIXES = (".db-wal", ".db-shm", ".db-journal")
+RUN_LOCK_DIR = ".newsletter"
+"""The run lock's file, taken by every build and run and left empty: the lock, not output."""
 STORE_FILE = b"(a store: its rows are compared, not its bytes)"
 
 
@@ -36,6 +38,8 @@ def tree(folder: Path) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
+        if relative == RUN_LOCK_DIR or relative.startswith(RUN_LOCK_DIR + "/"):
+            continue
         if path.is_dir():
             found[relative + "/"] = b""
         elif path.name.endswith(".db"):

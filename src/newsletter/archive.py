@@ -437,3 +437,25 @@ def _sync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def message_parts(issue: ArchivedIssue) -> tuple[str, str]:
+    """The archived HTML and text of an issue, as send and check read them; ArchiveError
+    naming the file when one is missing or not UTF-8."""
+    return _archived_text(issue, Path(issue.html_path)), _archived_text(
+        issue, Path(issue.text_path)
+    )
+
+
+def _archived_text(issue: ArchivedIssue, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        else:
+            reason = exc.strerror or str(exc)
+        raise ArchiveError(
+            f"issue {issue.slug} is incomplete: {path}: {reason}",
+            hint="rebuild it: remove its folder and run `newsletter build` again",
+        ) from None

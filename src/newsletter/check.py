@@ -28,13 +28,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import lxml.html
 from lxml import etree
 
-from .archive import Archive
+from .archive import Archive, message_parts
 from .config import LoadedConfig, Theme
 from .contrast import AA_LARGE, AA_SMALL, contrast_ratio
 from .links import fetch_all
@@ -101,8 +100,7 @@ def check_issue(
 ) -> CheckReport:
     """Check an archived issue as it will be sent; ``links`` also fetches every link."""
     issue = Archive(loaded.issues_dir, newsletter=loaded.settings.newsletter).find(issue_ref)
-    html = Path(issue.html_path).read_text(encoding="utf-8")
-    text = Path(issue.text_path).read_text(encoding="utf-8")
+    html, text = message_parts(issue)
     settings = loaded.settings.check
     findings = check_message(
         html,

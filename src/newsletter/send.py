@@ -13,15 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .archive import Archive
+from .archive import Archive, message_parts
 from .config import LoadedConfig, resolve_secret
 from .dispatch import ProgressCallback, RetryPolicy, RunTally, SendLoop
 from .errors import (
-    ArchiveError,
     AuthenticationError,
     CheckFailedError,
     ConfigError,
@@ -117,8 +115,7 @@ def list_id_for(loaded: LoadedConfig, list_name: str) -> str:
 def outgoing_for(
     loaded: LoadedConfig, issue: ArchivedIssue, list_name: str, *, test: bool = False
 ) -> OutgoingIssue:
-    html = _archived_text(issue, Path(issue.html_path))
-    text = _archived_text(issue, Path(issue.text_path))
+    html, text = message_parts(issue)
     settings = loaded.settings
     categories = [issue.slug, *settings.provider.sendgrid.categories]
     return OutgoingIssue(
@@ -134,20 +131,6 @@ def outgoing_for(
         categories=tuple(dict.fromkeys(categories))[:10],
         unsubscribe_base=loaded.unsubscribe_url.rstrip("/") + "/",
     )
-
-
-def _archived_text(issue: ArchivedIssue, path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        if isinstance(exc, UnicodeDecodeError):
-            reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
-        else:
-            reason = exc.strerror or str(exc)
-        raise ArchiveError(
-            f"issue {issue.slug} is incomplete: {path}: {reason}",
-            hint="rebuild it: remove its folder and run `newsletter build` again",
-        ) from None
 
 
 def unsubscribe_secret(loaded: LoadedConfig, store: Store) -> str:
