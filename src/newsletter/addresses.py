@@ -29,6 +29,7 @@ from string import ascii_letters, digits
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidAddress, InvalidRecipient
+from .merge import BUILT_IN_FIELDS, shadowed_fields
 
 MAX_NAME = 256
 """Longer names are refused: no greeting needs more, and a header line should stay short."""
@@ -122,7 +123,17 @@ def check_recipient(email: str, name: str) -> tuple[str, str]:
 
 
 def check_attributes(attributes: Mapping[str, object]) -> dict[str, str]:
-    """Attributes that can be merged anywhere, the subject included; InvalidRecipient if not."""
+    """Attributes that can be merged anywhere, the subject included; InvalidRecipient if not.
+
+    None may take the name of a built-in merge field, which it would otherwise shadow.
+    """
+    shadowing = shadowed_fields(attributes)
+    if shadowing:
+        raise InvalidRecipient(
+            f"the attribute {shadowing[0]!r} has the name of a built-in merge field "
+            f"({', '.join(sorted(BUILT_IN_FIELDS))}), which the tool fills itself; "
+            "give the attribute another name"
+        )
     for key, value in attributes.items():
         if not isinstance(value, str):
             raise InvalidRecipient(

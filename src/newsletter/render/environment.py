@@ -19,7 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..errors import NewsletterError, TemplateError
-from ..merge import placeholder
+from ..merge import ISSUE_FIELDS, placeholder
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
@@ -30,10 +30,6 @@ MONTHS = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
-
-
-ISSUE_FIELDS = ("view_url",)
-"""Merge fields with one value for the whole issue: filled when the issue is rendered."""
 
 
 @jinja2.pass_context

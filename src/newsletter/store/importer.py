@@ -18,6 +18,7 @@ from typing import TextIO
 
 from ..addresses import check_attributes, check_name, normalise_address
 from ..errors import ImportFileError, InvalidRecipient
+from ..merge import BUILT_IN_FIELDS
 from ..models import SubscriberStatus
 from .subscribers import NewSubscriber, Store, address_key
 
@@ -222,6 +223,7 @@ def _columns(
                 )
         else:
             columns[index] = _attribute_name(cell)
+    _refuse_shadowing_columns(path, header, columns)
     if EMAIL not in columns:
         raise ImportFileError(
             f"{path}: no e-mail column; columns found: "
@@ -230,6 +232,31 @@ def _columns(
             "column holds addresses with --map COLUMN=email",
         )
     return [c or IGNORE for c in columns]
+
+
+def _refuse_shadowing_columns(path: Path, header: list[str], columns: list[str | None]) -> None:
+    """A column kept as an attribute may not take a name the tool fills itself.
+
+    Such a column (a second 'email', an 'unsubscribe_url') would replace the subscriber's
+    own value or the signed unsubscribe link in every message, so the file is refused
+    before anything is read, rather than a guess made about what the column meant.
+    """
+    for index, (cell, target) in enumerate(zip(header, columns, strict=True)):
+        if target in FIELDS and columns.index(target) != index:
+            first = header[columns.index(target)].strip()
+            problem = f"would fill {target!r} again, which column {first!r} fills already"
+        elif target in BUILT_IN_FIELDS and target not in FIELDS:
+            problem = (
+                f"would be kept as the attribute {target!r}, but that is a built-in merge "
+                f"field ({', '.join(sorted(BUILT_IN_FIELDS))}) which the tool fills itself"
+            )
+        else:
+            continue
+        raise ImportFileError(
+            f"{path}: the column {cell.strip()!r} {problem}",
+            hint=f"rename the column, leave it out with --map '{cell.strip()}=-', or keep it "
+            f"under another name with --map '{cell.strip()}=NEW_NAME'",
+        )
 
 
 def _record(
