@@ -3,7 +3,9 @@
 Lists arrive from spreadsheets, so the importer is forgiving about the file (a BOM,
 Windows-1252, semicolons, "E-mail Address" headers, trailing empty cells) and strict about
 the rows: every row it cannot use is reported with its line number, and the rows it can use
-are written in one transaction, so a failed import leaves the store as it was.
+are written in one transaction, so a failed import leaves the store as it was. Exports go
+back to spreadsheets, so their cells are neutralised against formulas (``spreadsheet``),
+and an import takes that neutralising off again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..addresses import check_attributes, check_name, normalise_address
 from ..errors import ImportFileError, InvalidRecipient
 from ..merge import BUILT_IN_FIELDS
 from ..models import SubscriberStatus
+from ..spreadsheet import restore, write_row
 from .subscribers import NewSubscriber, Store, address_key
 
 EMAIL, NAME, FIRST, LAST, IGNORE = "email", "name", "first_name", "last_name", "-"
@@ -278,7 +281,7 @@ def _record(
     values: dict[str, str] = {}
     attributes: dict[str, str] = {}
     for target, cell in zip(columns, row, strict=True):
-        value = cell.strip()
+        value = restore(cell.strip())
         if target == IGNORE:
             continue
         if target in FIELDS:
@@ -323,23 +326,24 @@ def export_csv(
     """Write a list as CSV (email, name, status, one column per attribute); returns the rows.
 
     Reads the list twice, streaming, so the attribute columns are known without holding
-    every subscriber in memory.
+    every subscriber in memory. Cells a spreadsheet would run as formulas are neutralised
+    (``spreadsheet``); ``import_csv`` reads them back as they were.
     """
     keys: set[str] = set()
     for subscriber in store.subscribers_of(list_name, status):
         keys.update(subscriber.attributes)
     attribute_keys = sorted(keys - {EMAIL, NAME, "status"})
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([EMAIL, NAME, "status", *attribute_keys])
+    write_row(out, [EMAIL, NAME, "status", *attribute_keys])
     written = 0
     for subscriber in store.subscribers_of(list_name, status):
-        writer.writerow(
+        write_row(
+            out,
             [
                 subscriber.email,
                 subscriber.name,
                 str(subscriber.status),
                 *(subscriber.attributes.get(key, "") for key in attribute_keys),
-            ]
+            ],
         )
         written += 1
     return written
