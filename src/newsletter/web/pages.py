@@ -6,10 +6,10 @@ load nothing from elsewhere, so the Content-Security-Policy can forbid everythin
 
 from __future__ import annotations
 
-import jinja2
 from starlette.responses import HTMLResponse
 
 from ..config import NewsletterInfo
+from ..sandbox import sandboxed_environment
 
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -20,7 +20,7 @@ PRIVATE_HEADERS = {
 }
 """Unsubscribe URLs carry a personal token: no cache, no Referer and no index may keep it."""
 
-_ENV = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_ENV = sandboxed_environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 _PAGE = _ENV.from_string(
     """<!DOCTYPE html>
 <html lang="{{ language }}">
