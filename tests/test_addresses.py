@@ -6,6 +6,7 @@ import email.policy
 from email.utils import parseaddr
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
 
 from newsletter.addresses import (
     MAX_NAME,
@@ -164,3 +165,33 @@ def test_sendgrid_name_quotes_what_sendgrid_would_split(name: str, value: str) -
 )
 def test_sendgrid_name_drops_a_name_no_header_can_carry(name: str) -> None:
     assert sendgrid_name(name) is None
+
+
+EDGE_ADDRESSES = [
+    "ann@example.org", "Ann.Lee@Example.ORG", "ann@bücher.de", "ann@BÜCHER.de",
+    "postmaster@example.org", "PostMaster@example.org", "abuse@Example.org",
+    "a.b-c_d+e!#$%&'*/=?^`{|}~@example.org", ".ann@example.org", "ann.@example.org",
+    "an..n@example.org", "ann@localhost", "ann@example", "ann@example.local",
+    "ann@example.invalid", "ann@-bad.example.org", "ann@bad-.example.org", "ann@123.456",
+    "ann@exa_mple.org", "ann@@example.org", "a@b@example.org", "ann @example.org",
+    '"ann"@example.org', "Ann <ann@example.org>", "ann@[127.0.0.1]", "x" * 64 + "@example.org",
+    "x" * 65 + "@example.org", "x" * 64 + "@" + "d" * 63 + "." + "e" * 63 + "." + "f" * 60 + ".org",
+    "ann@" + "d" * 64 + ".org", "ann@example.org.", "ann@.example.org", "ann@xn--bcher-kva.de",
+    "ann@xn--zz.de", "ann@ex ample.org",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", EDGE_ADDRESSES)
+def test_the_cached_domain_check_agrees_with_email_validator(address: str) -> None:
+    """``normalise_address`` checks a plain mailbox itself and caches domains; the result
+    (or the refusal) must be what email_validator alone gives."""
+    try:
+        checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        expected: str | None = checked.ascii_email
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = normalise_address(address)
+    except InvalidAddress:
+        got = None
+    assert got == expected

@@ -223,3 +223,11 @@ def test_no_one_click_header_without_an_https_url() -> None:
         "<mailto:unsubscribe@leading-together.example.org?subject=unsubscribe>"
     )
     assert message["List-Unsubscribe-Post"] is None
+
+
+def test_an_attribute_never_fills_the_issues_own_view_url() -> None:
+    issue = sample_issue(subject="Read it at %%view_url|our site%%")
+    sneaky = recipient(46, "ann@example.com", "Ann Smith", view_url="https://evil.example/")
+    subject, html, text = personalise(issue, sneaky)
+    assert subject == "Read it at our site"
+    assert "evil.example" not in html + text

@@ -219,6 +219,21 @@ def test_each_recipient_gets_what_the_outbox_would_write(
     assert "Dear Ann," in _as_received(body, 3)["text"]
 
 
+@pytest.mark.parametrize("base", ["https://leading-together.example.org/u/", ""])
+def test_an_attribute_never_fills_a_built_in_field(fake: FakeSendGrid, base: str) -> None:
+    """Attributes stored before built-in names were refused are ignored, token or not."""
+    issue = sample_issue(
+        text="Read %%view_url|online%%; leave at %%unsubscribe_url|no link%%\n",
+        unsubscribe_base=base,
+    )
+    sneaky = row(1, "ann@example.com", "Ann", view_url="https://evil.example/",
+                 unsubscribe_url="https://evil.example/")  # fmt: skip
+    _deliver(fake, [sneaky, row(2, "bo@example.com", "Bo", city="Leeds")], issue)
+    received = _as_received(fake.requests[0].body, 0)["text"]
+    assert "evil.example" not in received
+    assert received.startswith("Read online; leave at " + (base + sneaky[4] if base else "no"))
+
+
 def test_values_are_escaped_for_html_only(fake: FakeSendGrid) -> None:
     _deliver(fake, [row(1, "t@example.com", "<b>Tom</b> & Co"), row(2, "u@example.com", "Ulla")])
     body = fake.requests[0].body

@@ -101,5 +101,5 @@ def test_report_lists_as_csv_with_formulas_defused(built_project: Path, sendgrid
     assert lines[0] == "email,state,list,error,updated_at,subscriber_id,batch"
     assert len(lines) == 1 + 26
     assert all(",unconfirmed,members," in line for line in lines[1:])
-    assert "'=cmd@example.org,unconfirmed" in shown.stdout
+    assert '"\'=cmd@example.org",unconfirmed' in shown.stdout  # marked as text, quoted
     assert not any(line.startswith("=") for line in lines)

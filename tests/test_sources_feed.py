@@ -298,3 +298,45 @@ def test_relative_entry_links_in_a_feed_file_follow_the_channel_link(tmp_path: P
     loaded = make_config(tmp_path, feed_file(tmp_path, relative))
     posts = read_only_source(loaded).posts
     assert posts[1].url == "https://partner.example.net/news/short/"
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["", "<link></link>", "<link>#top</link>", "<link>https://partner.example.net/</link>"],
+    ids=["no-link", "empty-link", "fragment", "the-channel-page"],
+)
+def test_an_item_without_a_link_of_its_own_is_skipped_with_a_warning(
+    tmp_path: Path, link: str
+) -> None:
+    linkless = (
+        '<rss version="2.0"><channel><title>t</title><link>https://partner.example.net/</link>'
+        "<item><title>Good</title><link>https://partner.example.net/good/</link>"
+        "<pubDate>Wed, 11 Nov 2026 09:30:00 +0000</pubDate></item>"
+        f"<item><title>Linkless news</title>{link}"
+        "<pubDate>Thu, 12 Nov 2026 09:30:00 +0000</pubDate></item>"
+        "</channel></rss>"
+    )
+    loaded = make_config(tmp_path, feed_file(tmp_path, linkless))
+
+    result = read_only_source(loaded)
+
+    assert [post.url for post in result.posts] == ["https://partner.example.net/good/"]
+    assert [str(warning) for warning in result.warnings] == [
+        "source 'partners', item 'Linkless news': has no http(s) link of its own; it was "
+        "left out rather than sent to the feed's own page"
+    ]
+    with pytest.raises(ContentWarning, match=r"entry 2 \(Linkless news\): has no http"):
+        read_only_source(loaded, strict=True)
+
+
+def test_an_atom_entry_without_a_link_is_named_by_its_id(tmp_path: Path) -> None:
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        '<link href="https://partner.example.net/"/><id>urn:feed</id>'
+        "<updated>2026-11-12T09:30:00Z</updated>"
+        "<entry><title>No link</title><id>urn:entry:7</id>"
+        "<updated>2026-11-12T09:30:00Z</updated></entry></feed>"
+    )
+    result = read_only_source(make_config(tmp_path, feed_file(tmp_path, atom)))
+    assert result.posts == ()
+    assert [warning.item for warning in result.warnings] == ["urn:entry:7"]

@@ -29,12 +29,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from . import merge
 from .config import NewsletterInfo
 from .errors import ArchiveError
 from .models import ArchivedIssue, ArchivedItem, IssueMeta, RenderedIssue
+from .sandbox import sandboxed_environment
 
 ISSUE_FILE = "issue.json"
 HTML_FILE = "email.html"
@@ -47,7 +46,7 @@ TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 3600
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
-_INDEX_TEMPLATE = jinja2.Environment(
+_INDEX_TEMPLATE = sandboxed_environment(
     autoescape=True, trim_blocks=True, keep_trailing_newline=True
 ).from_string(
     """<!DOCTYPE html>

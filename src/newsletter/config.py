@@ -329,6 +329,10 @@ class Theme(_Model):
 class TemplateSettings(_Model):
     directory: str = "templates/default"
     theme: Theme = Theme()
+    time_limit: float = Field(default=10.0, gt=0, le=600)
+    """Seconds one template render may take (the sandbox stops a runaway loop)."""
+    output_limit: int = Field(default=5_000_000, ge=10_000)
+    """Characters one template render may produce."""
 
 
 class OutputSettings(_Model):

@@ -10,10 +10,33 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 PLACEHOLDER = re.compile(r"%%([a-z_][a-z0-9_]*)(?:\|([^%<>\"]*))?%%")
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+ISSUE_FIELDS = frozenset({"view_url"})
+"""One value for the whole issue: filled when the issue is rendered."""
+BUILT_IN_FIELDS = frozenset({"email", "name", "first_name", "unsubscribe_url", *ISSUE_FIELDS})
+"""Filled by the tool (from the subscriber record, the signed token, the issue), so no
+attribute may take one of these names: an ``unsubscribe_url`` column from a CSV would
+otherwise put the file's link where the real, signed one belongs."""
+
+
+def shadowed_fields(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` that are built-in merge fields, in the order given."""
+    return [name for name in names if name in BUILT_IN_FIELDS]
+
+
+def own_values(attributes: Mapping[str, str]) -> dict[str, str]:
+    """A subscriber's attributes without any that a built-in field owns.
+
+    Stores imported before built-in names were refused may still hold such attributes;
+    they are dropped wherever values are merged, so the record always wins.
+    """
+    if BUILT_IN_FIELDS.isdisjoint(attributes):
+        return dict(attributes)
+    return {key: value for key, value in attributes.items() if key not in BUILT_IN_FIELDS}
 
 
 def placeholder(name: str, fallback: str | None = None) -> str:

@@ -93,17 +93,15 @@ def check_sender(name: str, address: str) -> tuple[str, str]:
     return checked
 
 
-BUILT_IN_FIELDS = frozenset({"email", "name", "first_name", "unsubscribe_url"})
-
-
 def merge_values(recipient: Recipient) -> dict[str, str]:
     """The recipient's own merge values (attributes), then the ones every issue may use.
 
     The built-in fields always come from the subscriber record: an attribute named
-    ``unsubscribe_url`` (a CSV column, say) must never replace the real link.
+    ``unsubscribe_url`` (a CSV column, say) must never replace the real link, nor one
+    named ``view_url`` fill a placeholder the issue left for its own link.
     """
     first = recipient.name.split()[0] if recipient.name.strip() else ""
-    values = dict(recipient.merge_values)
+    values = merge.own_values(recipient.merge_values)
     values.update(
         email=recipient.email,
         name=recipient.name,

@@ -7,13 +7,13 @@ documented in docs/operating.md and kept stable: fields may be added, never rena
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .archive import Archive
 from .config import LoadedConfig
+from .spreadsheet import write_row
 from .store import Ledger, LedgerState, open_store
 
 ATTENTION = (
@@ -25,7 +25,6 @@ ATTENTION = (
 )
 """The states listed by default: everyone not simply sent or skipped."""
 CSV_FIELDS = ("email", "state", "list", "error", "updated_at", "subscriber_id", "batch")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -119,19 +118,9 @@ def issue_report(
 
 
 def write_csv(report: IssueReport, out: TextIO) -> int:
-    """The listed recipients as CSV, one row each; cells a spreadsheet would run as a
-    formula are prefixed with a quote."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
+    """The listed recipients as CSV, one row each, safe to open in a spreadsheet."""
+    write_row(out, CSV_FIELDS)
     for item in report.recipients:
-        row = (item.email, item.state, item.list, item.error or "", item.updated_at or "",
-               item.subscriber_id, "" if item.batch is None else item.batch)  # fmt: skip
-        writer.writerow([safe_cell(value) for value in row])
+        write_row(out, (item.email, item.state, item.list, item.error or "",
+                        item.updated_at or "", item.subscriber_id, item.batch))  # fmt: skip
     return len(report.recipients)
-
-
-def safe_cell(value: object) -> object:
-    """A spreadsheet runs a cell starting with =, +, -, @ as a formula; quote such text."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value

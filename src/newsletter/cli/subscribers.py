@@ -125,9 +125,11 @@ def _print_report(report: ImportReport) -> None:
         f"{report.duplicates} duplicate(s)"
     )
     if report.errors:
-        click.echo(f"{len(report.errors)} row(s) not imported:")
-        for error in sorted(report.errors, key=lambda e: e.line):
+        click.echo(f"{len(report.errors) + report.more_errors} row(s) not imported:")
+        for error in report.errors:
             click.echo(f"  {report.path}:{error.line}: {error.message}")
+        if report.more_errors:
+            click.echo(f"  ... and {report.more_errors} more after line {report.errors[-1].line}")
     for note in report.notes:
         click.echo(f"note: {note}")
 

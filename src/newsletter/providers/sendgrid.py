@@ -326,7 +326,7 @@ def _column(
     """
     if field.name in columns:
         column = columns[field.name]
-    elif any(values):
+    elif field.name not in merge.BUILT_IN_FIELDS and any(values):
         column = [row_values.get(field.name) or "" for row_values in values]
     else:
         column = [""] * len(values)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,13 @@ import jinja2
 from ..config import LoadedConfig
 from ..errors import TemplateError
 from ..models import IssueMeta, RenderedIssue, Selection
+from ..sandbox import (
+    SANDBOX_HINT,
+    RenderLimitExceeded,
+    RenderLimits,
+    render_bounded,
+    sandboxed_environment,
+)
 from .byline import byline
 from .environment import (
     HTML_TEMPLATE,
@@ -52,11 +60,16 @@ class Renderer:
         self, loaded: LoadedConfig, meta: IssueMeta, selection: Selection, view_url: str
     ) -> RenderedIssue:
         context = issue_context(loaded, meta, selection, view_url)
-        mjml_text = render_template(self.environment, self.template_dir, HTML_TEMPLATE, context)
+        limits = template_limits(loaded)
+        mjml_text = render_template(
+            self.environment, self.template_dir, HTML_TEMPLATE, context, limits
+        )
         html = inline_css(mjml_to_html(mjml_text, template_name=HTML_TEMPLATE))
         links = LinkReferences()
         text_context = {**context, "ref": links.ref, "links": links}
-        text = render_template(self.environment, self.template_dir, TEXT_TEMPLATE, text_context)
+        text = render_template(
+            self.environment, self.template_dir, TEXT_TEMPLATE, text_context, limits
+        )
         return RenderedIssue(
             meta=meta, selection=selection, html=html, text=tidy_text(text), view_url=view_url
         )
@@ -74,6 +87,11 @@ def renderer_for(template_dir: Path) -> Renderer:
         if renderer is None:
             renderer = _renderers[key] = Renderer(key)
         return renderer
+
+
+def template_limits(loaded: LoadedConfig) -> RenderLimits:
+    settings = loaded.settings.template
+    return RenderLimits(seconds=settings.time_limit, characters=settings.output_limit)
 
 
 def issue_context(
@@ -102,10 +120,12 @@ def render_issue(
 
 # --- subject and preheader ---------------------------------------------------------------
 
-_meta_environment = jinja2.Environment(
+_meta_environment = sandboxed_environment(
     autoescape=False,  # a subject is a header value, not HTML
     undefined=jinja2.StrictUndefined,
 )
+META_CHARACTERS = 10_000
+"""A one-line setting never needs more; a longer result is a mistake, not a subject."""
 _meta_environment.globals["merge"] = merge_field
 _meta_environment.filters["date"] = format_date
 
@@ -122,12 +142,22 @@ def render_meta_text(
 
     A newline in a subject would break the message header, so none can survive.
     """
+    limits = replace(
+        template_limits(loaded),
+        characters=min(META_CHARACTERS, loaded.settings.template.output_limit),
+    )
     try:
-        rendered = _compile_meta(template_text).render(context)
+        rendered = render_bounded(_compile_meta(template_text), context, limits)
     except jinja2.TemplateSyntaxError as exc:
         raise _meta_error(loaded, field, f"template syntax error: {exc.message}", context) from None
     except jinja2.UndefinedError as exc:
         raise _meta_error(loaded, field, str(exc.message), context) from None
+    except (RenderLimitExceeded, jinja2.exceptions.SecurityError) as exc:
+        hint = exc.hint if isinstance(exc, RenderLimitExceeded) else SANDBOX_HINT
+        raise TemplateError(
+            f"{loaded.path.name}: {field}: {exc.message}",
+            hint=f"{hint}; fix {field} in {loaded.path}",
+        ) from None
     except Exception as exc:  # a filter given the wrong type, a bad merge field name, ...
         raise _meta_error(loaded, field, str(exc) or type(exc).__name__, context) from None
     return " ".join(rendered.split())

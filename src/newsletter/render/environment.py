@@ -3,7 +3,8 @@
 One environment per template folder, built once: compiling templates costs far more
 than rendering them, and a warm render is what a scheduled build pays. Autoescaping is
 chosen by file name so the MJML template escapes and the text template does not, while
-both read the same context.
+both read the same context. The environment is the bounded sandbox (``sandbox``): a
+template reaches only the data it is given, within a time and an output limit.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ import jinja2
 from markupsafe import Markup
 
 from ..errors import NewsletterError, TemplateError
-from ..merge import placeholder
+from ..merge import ISSUE_FIELDS, placeholder
+from ..sandbox import (
+    SANDBOX_HINT,
+    RenderLimitExceeded,
+    RenderLimits,
+    render_bounded,
+    sandboxed_environment,
+)
 from .locale import long_date
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 TEXT_WIDTH = 76
-
-ISSUE_FIELDS = ("view_url",)
-"""Merge fields with one value for the whole issue: filled when the issue is rendered."""
 
 
 @jinja2.pass_context
@@ -76,7 +81,7 @@ def wrap_text(
 
 
 def build_environment(template_dir: Path) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = sandboxed_environment(
         loader=jinja2.FileSystemLoader(str(template_dir), encoding="utf-8"),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("mjml.j2", "html.j2", "mjml", "html", "xml"),
@@ -96,11 +101,18 @@ def build_environment(template_dir: Path) -> jinja2.Environment:
 
 
 def render_template(
-    env: jinja2.Environment, template_dir: Path, name: str, context: dict[str, Any]
+    env: jinja2.Environment,
+    template_dir: Path,
+    name: str,
+    context: dict[str, Any],
+    limits: RenderLimits,
 ) -> str:
     """Render one template, turning any failure into a TemplateError that names file and line."""
     try:
-        return env.get_template(name).render(context)
+        return render_bounded(env.get_template(name), context, limits)
+    except RenderLimitExceeded as exc:
+        where = _failing_line(exc, template_dir) or name
+        raise RenderLimitExceeded(f"{where}: {exc.message}", hint=exc.hint) from None
     except NewsletterError:
         raise
     except Exception as exc:  # a template can fail in any filter or attribute lookup
@@ -140,6 +152,8 @@ def template_error(
             f"available variables: {', '.join(variables)}",
         )
     problem = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return TemplateError(f"{where}: {problem}", hint=SANDBOX_HINT)
     return TemplateError(f"{where}: {problem}")
 
 

@@ -37,6 +37,8 @@ class FeedEntry:
     """A ``feedparser.FeedParserDict``."""
     base: str
     """What a relative entry link is resolved against."""
+    channel: str | None
+    """The channel's own page (its <link>), which no entry may pass off as its own."""
 
 
 class FeedReader(Reader[FeedSource, FeedEntry]):
@@ -49,9 +51,11 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
                 f"source '{self.source.name}': {self._shown()} is not a readable feed: {reason}",
                 hint="check the address points at the RSS or Atom feed itself, not a web page",
             )
-        base = self._base(parsed.feed.get("link"))
+        channel_link = parsed.feed.get("link")
+        base = self._base(channel_link)
+        channel = web_url(channel_link, base) if channel_link else None
         for index, entry in enumerate(parsed.entries, start=1):
-            yield FeedEntry(index, entry, base)
+            yield FeedEntry(index, entry, base, channel)
 
     def to_post(self, raw: FeedEntry) -> Post:
         entry = raw.entry
@@ -63,7 +67,11 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
         if stamp is None:
             raise self.skip(raw, "has no date (published or updated); it was left out")
         if link is None:
-            raise self.skip(raw, "has no http(s) link; it was left out")
+            raise self.skip(
+                raw,
+                "has no http(s) link of its own; it was left out rather than sent "
+                "to the feed's own page",
+            )
         tags = tuple(
             term for tag in entry.get("tags") or () if (term := (tag.get("term") or "").strip())
         )
@@ -141,11 +149,22 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
         )
 
     def skip(self, raw: FeedEntry, message: str, line: int | None = None) -> SkipItem:
-        name = str(raw.entry.get("id") or self._link(raw) or f"entry {raw.index}")
+        name = str(
+            raw.entry.get("id") or self._link(raw) or _title(raw.entry) or f"entry {raw.index}"
+        )
         return SkipItem(name, message, location=f"{self._shown()} entry {raw.index} ({name})")
 
     def _link(self, raw: FeedEntry) -> str | None:
-        return web_url(raw.entry.get("link") or "", raw.base)
+        """The entry's own address; None when it has none.
+
+        An empty or fragment-only link resolves to the page it is relative to (the
+        channel's or the feed's), which would make the item a link to the whole site.
+        """
+        given = (raw.entry.get("link") or "").strip()
+        if not given or given.startswith("#"):
+            return None
+        link = web_url(given, raw.base)
+        return None if link in (raw.base, raw.channel) else link
 
 
 def _parse_problem(error: object) -> str:

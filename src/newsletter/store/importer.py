@@ -3,13 +3,15 @@
 Lists arrive from spreadsheets, so the importer is forgiving about the file (a BOM,
 Windows-1252, semicolons, "E-mail Address" headers, trailing empty cells) and strict about
 the rows: every row it cannot use is reported with its line number, and the rows it can use
-are written in one transaction, so a failed import leaves the store as it was.
+are written in one transaction, so a failed import leaves the store as it was. Exports go
+back to spreadsheets, so their cells are neutralised against formulas (``spreadsheet``),
+and an import takes that neutralising off again.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +20,10 @@ from typing import Any, TextIO
 
 from ..addresses import check_attributes, check_name, normalise_address
 from ..errors import ImportFileError, InvalidRecipient
+from ..merge import BUILT_IN_FIELDS
 from ..models import SubscriberStatus
-from .subscribers import NewSubscriber, Store, address_key
+from ..spreadsheet import TEXT_MARK, restore, write_row
+from .subscribers import NewSubscriber, Store
 
 EMAIL, NAME, FIRST, LAST, IGNORE = "email", "name", "first_name", "last_name", "-"
 FIELDS = (EMAIL, NAME, FIRST, LAST)
@@ -32,6 +36,9 @@ _DEFAULT_HEADERS = {
     IGNORE: {"status"},
 }
 _SHOWN_LINES = 10
+_BLOCK = 1 << 20
+MAX_ERRORS = 1000
+"""Row errors kept for the report; past this only the count grows, so memory stays flat."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,20 @@ class ImportReport:
     duplicates: int = 0
     """Later rows repeating an address seen earlier in the file; the first one is kept."""
     errors: list[RowError] = field(default_factory=list)
+    """The first ``MAX_ERRORS`` problems by line; ``more_errors`` counts the rest."""
+    more_errors: int = 0
     notes: list[str] = field(default_factory=list)
+
+    def add_error(self, line: int, message: str) -> None:
+        self.errors.append(RowError(line, message))
+        if len(self.errors) >= 2 * MAX_ERRORS:  # trimmed now and then, not on every row
+            self.finish_errors()
+
+    def finish_errors(self) -> None:
+        """Errors in line order, the first ``MAX_ERRORS`` kept."""
+        self.errors.sort(key=lambda error: error.line)
+        self.more_errors += max(0, len(self.errors) - MAX_ERRORS)
+        del self.errors[MAX_ERRORS:]
 
     @property
     def imported(self) -> int:
@@ -88,48 +108,40 @@ def import_csv(
     """
     path = Path(path)
     store.list_id(list_name)  # an unknown list fails before the file is read
-    text, used = _read_text(path, encoding)
+    codec, used = _text_encoding(path, encoding)
     report = ImportReport(path=str(path), list_name=list_name, encoding=used)
     if used == "cp1252" and encoding is None:
         report.notes.append(
             "the file is not UTF-8, so it was read as Windows-1252 (cp1252); if names look "
             "wrong, pass --encoding with the right one"
         )
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
-    rows = _numbered_rows(reader, path)
-    header = next(rows, (1, None))[1]
-    if not header or not any(cell.strip() for cell in header):
-        raise ImportFileError(
-            f"{path}: the file is empty; expected a header row such as 'email,name'"
-        )
-    columns = _columns(path, header, mapping or {}, report)
-    records: dict[str, NewSubscriber] = {}
-    for line, row in rows:
-        if not any(cell.strip() for cell in row):
-            continue
-        report.rows += 1
-        record = _record(row, header, columns, line, report)
-        if record is None:
-            continue
-        key = address_key(record.email)
-        first = records.get(key)
-        if first is not None:
-            report.duplicates += 1
-            report.errors.append(
-                RowError(
-                    line,
-                    f"{record.email} is a duplicate of line {first.line}; "
-                    f"line {first.line} is kept",
-                )
+    with _open_text(path, codec) as handle:
+        reader = csv.reader(handle, delimiter=_delimiter(handle))
+        rows = _numbered_rows(reader, path)
+        header = [cell.lstrip("\ufeff") for cell in next(rows, (1, []))[1]]
+        if not header or not any(cell.strip() for cell in header):
+            raise ImportFileError(
+                f"{path}: the file is empty; expected a header row such as 'email,name'"
             )
-            continue
-        records[key] = record
-    counts = store.upsert_many(records.values(), list_name, force=force, source=source)
+        columns = _columns(path, header, mapping or {}, report)
+
+        def duplicate(record: NewSubscriber, first_line: int) -> None:
+            report.duplicates += 1
+            report.add_error(
+                record.line,
+                f"{record.email} is a duplicate of line {first_line}; line {first_line} is kept",
+            )
+
+        records = _records(rows, header, columns, report)
+        counts = store.upsert_stream(
+            records, list_name, force=force, source=source, on_duplicate=duplicate
+        )
+    report.finish_errors()
     report.added, report.updated, report.unchanged = counts.added, counts.updated, counts.unchanged
     report.skipped_unsubscribed = counts.skipped_unsubscribed
     if counts.skipped_lines:
         lines = ", ".join(str(n) for n in sorted(counts.skipped_lines)[:_SHOWN_LINES])
-        more = ", ..." if len(counts.skipped_lines) > _SHOWN_LINES else ""
+        more = ", ..." if counts.skipped_unsubscribed > _SHOWN_LINES else ""
         report.notes.append(
             f"{counts.skipped_unsubscribed} address(es) left earlier (unsubscribed, bounced or "
             f"complained) and were not added back (lines {lines}{more}); use --force only for "
@@ -138,36 +150,58 @@ def import_csv(
     return report
 
 
-def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
+def _records(
+    rows: Iterator[tuple[int, list[str]]],
+    header: list[str],
+    columns: list[str],
+    report: ImportReport,
+) -> Iterator[NewSubscriber]:
+    """The usable rows as records, one at a time; unusable ones go to the report."""
+    for line, row in rows:
+        text = "".join(row)  # one string for both tests: a million rows make this hot
+        if not text or text.isspace():
+            continue
+        report.rows += 1
+        record = _record(row, header, columns, line, report)
+        if record is not None:
+            yield record
+
+
+def _text_encoding(path: Path, encoding: str | None) -> tuple[str, str]:
+    """The codec to read ``path`` with and the encoding to report, the file checked whole.
+
+    The check decodes the file in blocks without keeping it, so a bad byte is reported
+    (with its offset) before anything is imported, as when the file was read in one go.
+    """
     try:
-        data = path.read_bytes()
+        with path.open("rb") as probe:
+            start = probe.read(2)
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    if encoding is None and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    if encoding is None and start in (b"\xff\xfe", b"\xfe\xff"):
         encoding = "utf-16"  # what Excel's "Unicode text" writes
     if encoding is not None:
         try:
-            return data.decode(encoding).lstrip("\ufeff"), encoding
+            bad = _first_undecodable(path, encoding)
         except LookupError:
             raise ImportFileError(
                 f"{path}: unknown encoding {encoding!r}; try utf-8, cp1252 or latin-1"
             ) from None
-        except UnicodeDecodeError as exc:
+        if bad is not None:
             raise ImportFileError(
-                f"{path}: not valid {encoding}: byte 0x{data[exc.start]:02x} at offset "
-                f"{exc.start}; pass the file's real encoding with --encoding"
-            ) from None
-    try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError as exc:
+                f"{path}: not valid {encoding}: byte 0x{bad[0]:02x} at offset "
+                f"{bad[1]}; pass the file's real encoding with --encoding"
+            )
+        return encoding, encoding
+    if _first_undecodable(path, "utf-8") is None:
+        return "utf-8-sig", "utf-8"
+    bad = _first_undecodable(path, "cp1252")
+    if bad is not None:
         raise ImportFileError(
-            f"{path}: neither UTF-8 nor Windows-1252 (byte 0x{data[exc.start]:02x} at offset "
-            f"{exc.start}); save it as UTF-8 CSV or pass its encoding with --encoding"
-        ) from None
+            f"{path}: neither UTF-8 nor Windows-1252 (byte 0x{bad[0]:02x} at offset "
+            f"{bad[1]}); save it as UTF-8 CSV or pass its encoding with --encoding"
+        )
+    return "cp1252", "cp1252"
 
 
 def _numbered_rows(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -188,9 +222,37 @@ def _numbered_rows(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
         yield start, row
 
 
-def _delimiter(text: str) -> str:
+def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
+    """The first byte (and its offset) that ``encoding`` cannot decode; None if none."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    try:
+        with path.open("rb") as data:
+            while block := data.read(_BLOCK):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    return block[exc.start], offset + exc.start
+                offset += len(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        return (exc.object[exc.start] if exc.object else 0), offset
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    return None
+
+
+def _open_text(path: Path, codec: str) -> TextIO:
+    try:
+        return path.open(encoding=codec, newline="")
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+
+
+def _delimiter(handle: TextIO) -> str:
     """Spreadsheets in many locales write ';' or tabs; the header line tells which."""
-    first = text.split("\n", 1)[0]
+    first = handle.readline()
+    handle.seek(0)
     return max((",", ";", "\t"), key=first.count) if first else ","
 
 
@@ -240,6 +302,7 @@ def _columns(
                 )
         else:
             columns[index] = _attribute_name(cell)
+    _refuse_shadowing_columns(path, header, columns)
     if EMAIL not in columns:
         raise ImportFileError(
             f"{path}: no e-mail column; columns found: "
@@ -248,6 +311,31 @@ def _columns(
             "column holds addresses with --map COLUMN=email",
         )
     return [c or IGNORE for c in columns]
+
+
+def _refuse_shadowing_columns(path: Path, header: list[str], columns: list[str | None]) -> None:
+    """A column kept as an attribute may not take a name the tool fills itself.
+
+    Such a column (a second 'email', an 'unsubscribe_url') would replace the subscriber's
+    own value or the signed unsubscribe link in every message, so the file is refused
+    before anything is read, rather than a guess made about what the column meant.
+    """
+    for index, (cell, target) in enumerate(zip(header, columns, strict=True)):
+        if target in FIELDS and columns.index(target) != index:
+            first = header[columns.index(target)].strip()
+            problem = f"would fill {target!r} again, which column {first!r} fills already"
+        elif target in BUILT_IN_FIELDS and target not in FIELDS:
+            problem = (
+                f"would be kept as the attribute {target!r}, but that is a built-in merge "
+                f"field ({', '.join(sorted(BUILT_IN_FIELDS))}) which the tool fills itself"
+            )
+        else:
+            continue
+        raise ImportFileError(
+            f"{path}: the column {cell.strip()!r} {problem}",
+            hint=f"rename the column, leave it out with --map '{cell.strip()}=-', or keep it "
+            f"under another name with --map '{cell.strip()}=NEW_NAME'",
+        )
 
 
 def _record(
@@ -262,16 +350,18 @@ def _record(
             if len(row) > len(header)
             else "check for a missing separator or a line break inside a value"
         )
-        report.errors.append(
-            RowError(line, f"expected {len(header)} cells like the header, found {len(row)}; {fix}")
+        report.add_error(
+            line, f"expected {len(header)} cells like the header, found {len(row)}; {fix}"
         )
         return None
     values: dict[str, str] = {}
     attributes: dict[str, str] = {}
     for target, cell in zip(columns, row, strict=True):
-        value = cell.strip()
         if target == IGNORE:
             continue
+        value = cell.strip()
+        if value[:1] == TEXT_MARK:
+            value = restore(value)
         if target in FIELDS:
             values[target] = value
         elif value:
@@ -280,7 +370,7 @@ def _record(
         email, name, attributes = _checked(values, attributes)
     except InvalidRecipient as exc:
         report.invalid += 1
-        report.errors.append(RowError(line, exc.message))
+        report.add_error(line, exc.message)
         return None
     return NewSubscriber(email=email, name=name, attributes=attributes, line=line)
 
@@ -314,23 +404,24 @@ def export_csv(
     """Write a list as CSV (email, name, status, one column per attribute); returns the rows.
 
     Reads the list twice, streaming, so the attribute columns are known without holding
-    every subscriber in memory.
+    every subscriber in memory. Cells a spreadsheet would run as formulas are neutralised
+    (``spreadsheet``); ``import_csv`` reads them back as they were.
     """
     keys: set[str] = set()
     for subscriber in store.subscribers_of(list_name, status):
         keys.update(subscriber.attributes)
     attribute_keys = sorted(keys - {EMAIL, NAME, "status"})
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([EMAIL, NAME, "status", *attribute_keys])
+    write_row(out, [EMAIL, NAME, "status", *attribute_keys])
     written = 0
     for subscriber in store.subscribers_of(list_name, status):
-        writer.writerow(
+        write_row(
+            out,
             [
                 subscriber.email,
                 subscriber.name,
                 str(subscriber.status),
                 *(subscriber.attributes.get(key, "") for key in attribute_keys),
-            ]
+            ],
         )
         written += 1
     return written

@@ -9,7 +9,7 @@ person get (or not get) the newsletter" always has an answer.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +20,7 @@ import orjson
 from ..addresses import check_attributes, check_recipient, normalise_address
 from ..errors import InvalidAddress, StoreError
 from ..models import Subscriber, SubscriberStatus
-from .db import Database, utc_now
+from .db import Database, Row, utc_now
 
 CHUNK = 1000
 INACTIVE = frozenset(
@@ -70,6 +70,31 @@ class UpsertCounts:
     skipped_unsubscribed: int = 0
     """Known addresses that left (unsubscribed, bounced, complained) and were not forced back."""
     skipped_lines: list[int] = field(default_factory=list)
+    """The first lines of those (at most ``SHOWN_SKIPPED`` from a stream), in file order."""
+
+    def add(self, other: UpsertCounts) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.skipped_unsubscribed += other.skipped_unsubscribed
+        self.skipped_lines = sorted(self.skipped_lines + other.skipped_lines)[:SHOWN_SKIPPED]
+
+
+SHOWN_SKIPPED = 100
+STREAM_CHUNK = 20_000
+"""Records upserted at a time by ``upsert_stream``: large enough that SQLite does the work
+in long ``executemany`` runs, small enough that a million rows never sit in memory."""
+
+
+def _chunks(records: Iterable[NewSubscriber], size: int) -> Iterator[list[NewSubscriber]]:
+    chunk: list[NewSubscriber] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def subscriber_from_row(row: tuple[Any, ...]) -> Subscriber:
@@ -371,35 +396,88 @@ class Store:
                 )
         return counts
 
+    def upsert_stream(
+        self,
+        records: Iterable[NewSubscriber],
+        list_name: str,
+        *,
+        force: bool = False,
+        source: str = "import",
+        on_duplicate: Callable[[NewSubscriber, int], None],
+        chunk: int = STREAM_CHUNK,
+    ) -> UpsertCounts:
+        """``upsert_many`` over a stream of any length, ``STREAM_CHUNK`` records at a time.
+
+        All chunks share one transaction, so a failure anywhere leaves the store as it was.
+        A record whose address came earlier in the stream is not stored; ``on_duplicate``
+        gets it with the line of the first one. The addresses seen so far are kept in a
+        temporary table rather than in memory: a million of them would take 100 MB here.
+        """
+        counts = UpsertCounts()
+        with self.db.transaction():
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS import_seen "
+                "(email_key TEXT PRIMARY KEY, line INTEGER NOT NULL)"
+            )
+            self.db.execute("DELETE FROM import_seen")
+            for part in _chunks(records, chunk):
+                fresh = self._first_sightings(part, on_duplicate)
+                counts.add(self.upsert_many(fresh, list_name, force=force, source=source))
+            self.db.execute("DELETE FROM import_seen")
+        return counts
+
+    def _first_sightings(
+        self, chunk: list[NewSubscriber], on_duplicate: Callable[[NewSubscriber, int], None]
+    ) -> list[NewSubscriber]:
+        """The records of ``chunk`` whose address has not come before; notes the others."""
+        first: dict[str, NewSubscriber] = {}
+        repeats: list[NewSubscriber] = []
+        for record in chunk:
+            key = address_key(record.email)
+            if key in first:
+                repeats.append(record)
+            else:
+                first[key] = record
+        added = self.db.executemany(
+            "INSERT INTO import_seen (email_key, line) VALUES (?, ?) "
+            "ON CONFLICT (email_key) DO NOTHING",
+            [(key, record.line) for key, record in first.items()],
+        )
+        seen_before: dict[str, int] = {}
+        if added < len(first):  # rare: only then look up which came in an earlier chunk
+            rows = self._lookup("SELECT email_key, line FROM import_seen", list(first))
+            seen_before = {key: line for key, line in rows if line != first[key].line}
+            repeats += [first.pop(key) for key in seen_before]
+        for record in sorted(repeats, key=lambda r: r.line):
+            key = address_key(record.email)
+            on_duplicate(record, seen_before.get(key) or first[key].line)
+        return list(first.values())
+
+    def _lookup(self, select: str, keys: list[str], *leading: Any) -> Iterator[Row]:
+        """Rows of ``select ... WHERE email_key IN keys``, asked 500 keys at a time;
+        ``leading`` are the values of the placeholders ``select`` has itself."""
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            yield from self.db.all(f"{select} WHERE email_key IN ({marks})", (*leading, *part))
+
     def _existing(
         self, keys: list[str], list_id: int | None
     ) -> dict[str, tuple[int, str, str, SubscriberStatus, bool]]:
         """key -> (id, name, attributes, status, on the list) for the keys already stored."""
-        found: dict[str, tuple[int, str, str, SubscriberStatus, bool]] = {}
-        for start in range(0, len(keys), 500):
-            part = keys[start : start + 500]
-            marks = ", ".join("?" * len(part))
-            rows = self.db.all(
-                "SELECT s.email_key, s.id, s.name, s.attributes, s.status, "
-                "EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id "
-                "AND m.list_id = ?) "
-                f"FROM subscribers s WHERE s.email_key IN ({marks})",
-                (list_id if list_id is not None else -1, *part),
-            )
-            for row in rows:
-                found[row[0]] = (row[1], row[2], row[3], SubscriberStatus(row[4]), bool(row[5]))
-        return found
+        rows = self._lookup(
+            "SELECT s.email_key, s.id, s.name, s.attributes, s.status, "
+            "EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id "
+            "AND m.list_id = ?) FROM subscribers s",
+            keys,
+            list_id if list_id is not None else -1,
+        )
+        return {
+            row[0]: (row[1], row[2], row[3], SubscriberStatus(row[4]), bool(row[5])) for row in rows
+        }
 
     def _ids(self, keys: list[str]) -> dict[str, int]:
-        ids: dict[str, int] = {}
-        for start in range(0, len(keys), 500):
-            part = keys[start : start + 500]
-            marks = ", ".join("?" * len(part))
-            rows = self.db.all(
-                f"SELECT email_key, id FROM subscribers WHERE email_key IN ({marks})", part
-            )
-            ids.update(dict(rows))
-        return ids
+        return dict(self._lookup("SELECT email_key, id FROM subscribers", keys))
 
     def remove(self, email_or_id: str | int) -> Subscriber:
         """Delete a person entirely: memberships, history and ledger rows go with them."""

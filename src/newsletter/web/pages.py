@@ -6,16 +6,16 @@ load nothing from elsewhere, so the Content-Security-Policy (``headers.py``) for
 
 from __future__ import annotations
 
-import jinja2
 from starlette.responses import HTMLResponse
 
 from ..config import NewsletterInfo
+from ..sandbox import sandboxed_environment
 
 PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 """Unsubscribe URLs carry a personal token: no cache and no index may keep it (and no
 Referer, which ``headers.py`` forbids for every page)."""
 
-_ENV = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_ENV = sandboxed_environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 _PAGE = _ENV.from_string(
     """<!DOCTYPE html>
 <html lang="{{ language }}">
