@@ -188,7 +188,7 @@ class SendLoop:
             tokens = self.signer.make_many(ids, emails, lists[0])
         else:
             tokens = list(map(self.signer.make, ids, emails, lists))
-        return Task(claim.send_id, claim.batch_no, ids, tokens)
+        return Task(claim.send_id, claim.batch_no, ids, tokens, claim.details)
 
     # --- claims ----------------------------------------------------------------------------
 

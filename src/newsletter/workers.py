@@ -1,4 +1,4 @@
-"""The workers of a send: each reads a claimed batch's recipients, builds the request, says
+"""The workers of a send: each takes a claimed batch's recipients, builds the request, says
 it is going out, and delivers it through a provider instance of its own.
 
 A worker is a thread, or, for a provider whose deliveries are mostly CPU work (building
@@ -27,12 +27,15 @@ from .message import PreparedIssue
 from .models import Delivery, Outcome, RecipientRow
 from .providers import Provider
 from .store.db import Database
-from .store.ledger import BatchColumns, Ledger
+from .store.ledger import SEPARATOR, Details, Ledger
 from .store.subscribers import Store
 
 ORPHAN_CHECK_S = 0.5
 _NO_ATTRIBUTES = ("{}", "")
 _EMPTY: dict[str, str] = {}
+
+Profiles = tuple[list[int], list[str], list[str], list[str]]
+"""A batch's ids, addresses, names and attributes (JSON), as columns."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Task:
     """In id order; the worker reads their rows itself."""
     tokens: list[str]
     """Each recipient's unsubscribe token, in the same order."""
+    details: Details | None = None
+    """The batch's addresses, names and attributes as its claim read them (``Claim``)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class Worker:
 
     def deliver(self, task: Task) -> Delivery:
         ids = task.subscriber_ids
-        columns = self.ledger.batch_columns(task.send_id, task.batch_no, ids[0], ids[-1])
+        columns = self._columns(task)
         if not columns[0]:  # everyone in it was removed from the store since the claim
             return Delivery((), Outcome.ACCEPTED)
         tokens = task.tokens
@@ -82,13 +87,25 @@ class Worker:
             lambda: self.ledger.mark_sending(task.send_id, task.batch_no),
         )
 
+    def _columns(self, task: Task) -> Profiles:
+        """The batch's recipients as its claim read them when all are still in the store
+        (one count), else as the store holds them now."""
+        ids = task.subscriber_ids
+        first, last = ids[0], ids[-1]
+        if task.details is not None and self.ledger.batch_intact(
+            task.send_id, task.batch_no, first, last, len(ids)
+        ):
+            emails, names, attributes = (text.split(SEPARATOR) for text in task.details)
+            return (ids, emails, names, attributes)
+        return self.ledger.batch_columns(task.send_id, task.batch_no, first, last)[:4]
+
     def close(self) -> None:
         self.provider.close()
 
 
-def recipient_rows(columns: BatchColumns, tokens: Sequence[str]) -> list[RecipientRow]:
+def recipient_rows(columns: Profiles, tokens: Sequence[str]) -> list[RecipientRow]:
     """The claimed recipients with their merge values and unsubscribe tokens."""
-    ids, emails, names, attributes, _ = columns
+    ids, emails, names, attributes = columns
     loads = orjson.loads
     values = [_EMPTY if raw in _NO_ATTRIBUTES else loads(raw) for raw in attributes]
     return list(zip(ids, emails, names, values, tokens, strict=True))
