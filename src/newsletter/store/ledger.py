@@ -195,9 +195,9 @@ class Ledger:
         self.owner = owner or default_owner()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Several steps in one commit: a batch's answer and the next claim, say."""
-        with self.db.transaction():
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """Several steps in one commit (see ``Database.transaction`` for ``durable``)."""
+        with self.db.transaction(durable=durable):
             yield
 
     # --- sends -----------------------------------------------------------------------------
