@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.message import PreparedIssue
+from newsletter.models import Outcome
 from newsletter.providers import OutboxProvider
 from newsletter.store import Ledger, Store
 from newsletter.store.subscribers import NewSubscriber
@@ -30,7 +31,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def deliver_first_batch(store: Store, tmp_path: Path, *, between: str = "") -> list[str]:
-    """Claim everyone, run ``between`` on the store, deliver through the outbox: the files."""
+    """Claim everyone, run ``between`` on the store, deliver through the outbox: the files
+    written, after checking the batch is not left ``sending`` when nobody was posted."""
     ledger = Ledger(store, owner="here:1")
     send = ledger.open_send(ISSUE, ["members"]).id
     claim = ledger.claim_new(send, store.list_id("members"), 0, 10)
@@ -44,9 +46,12 @@ def deliver_first_batch(store: Store, tmp_path: Path, *, between: str = "") -> l
     )
     worker = Worker(setup, ledger)
     task = Task(send, claim.batch_no, claim.subscriber_ids, tokens, claim.details)
-    worker.deliver(task)
+    delivery = worker.deliver(task)
     worker.close()
-    return sorted(path.name for path in (outbox / ISSUE).iterdir())
+    posted = any(delivery.outcome_of(sid)[0] is Outcome.ACCEPTED for sid in claim.subscriber_ids)
+    assert ledger.batch_state(send, claim.batch_no) == ("sending" if posted else "queued")
+    folder = outbox / ISSUE
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
 def test_a_batch_goes_out_as_claimed(store: Store, tmp_path: Path) -> None:
@@ -57,6 +62,14 @@ def test_a_batch_goes_out_as_claimed(store: Store, tmp_path: Path) -> None:
 def test_who_was_removed_after_the_claim_is_not_sent(store: Store, tmp_path: Path) -> None:
     files = deliver_first_batch(store, tmp_path, between="DELETE FROM subscribers WHERE id = 3")
     assert files == [f"{i}-p{i}@example.org.eml" for i in (1, 2, 4, 5)]
+
+
+def test_a_batch_nobody_of_which_could_be_posted_is_not_left_sending(
+    store: Store, tmp_path: Path
+) -> None:
+    # Every name holds a control character: the outbox refuses all, and posts nothing.
+    store.db.execute("UPDATE subscribers SET name = 'A\x07B'")
+    assert deliver_first_batch(store, tmp_path) == []
 
 
 def test_a_claim_with_odd_stored_values_is_read_again_by_its_worker(

@@ -4,9 +4,9 @@ it is going out, and delivers it through a provider instance of its own.
 A worker is a thread, or, for a provider whose deliveries are mostly CPU work (building
 SendGrid's big requests), a process with a core of its own; either way it comes from the
 standard library's executors. A worker writes one thing to the ledger: that its batch is
-``sending``, committed right before the request goes out, so a stop at any moment leaves
-at most the batch each worker was posting with an unknown outcome. A worker process
-started by ``fork`` opens its own connection to the store and stops once the sending
+``sending``, committed while its request is built and before it goes out, so a stop at
+any moment leaves at most the batch each worker was posting with an unknown outcome. A
+worker process started by ``fork`` opens its own connection to the store and stops once the sending
 process is gone, so a killed send leaves nothing running.
 """
 
@@ -70,6 +70,7 @@ class Worker:
         self.setup = setup
         self.ledger = ledger
         self.provider = provider or setup.make_provider()
+        self._marker = ThreadPoolExecutor(1, thread_name_prefix="mark")
 
     def deliver(self, task: Task) -> Delivery:
         ids = task.subscriber_ids
@@ -81,11 +82,23 @@ class Worker:
             by_id = dict(zip(ids, tokens, strict=True))
             tokens = [by_id[sid] for sid in columns[0]]
         rows = recipient_rows(columns, tokens)
-        return self.provider.deliver(
-            self.setup.issue,
-            rows,
-            lambda: self.ledger.mark_sending(task.send_id, task.batch_no),
-        )
+        # The durable ``sending`` mark is written while the request is built: waiting for
+        # the disk overlaps the work, and the request still goes out only once the mark
+        # is on disk. A batch marked and then not posted (every recipient refused, the
+        # request could not be built) is put back as it was, so it is not unconfirmed.
+        marking = self._marker.submit(self.ledger.mark_sending, task.send_id, task.batch_no)
+        asked = False
+
+        def going_out() -> bool:
+            nonlocal asked
+            asked = True
+            return marking.result()
+
+        try:
+            return self.provider.deliver(self.setup.issue, rows, going_out)
+        finally:
+            if not asked and marking.exception() is None and marking.result():
+                self.ledger.unmark_sending(task.send_id, task.batch_no)
 
     def _columns(self, task: Task) -> Profiles:
         """The batch's recipients as its claim read them when all are still in the store
@@ -100,6 +113,7 @@ class Worker:
         return self.ledger.batch_columns(task.send_id, task.batch_no, first, last)[:4]
 
     def close(self) -> None:
+        self._marker.shutdown()
         self.provider.close()
 
 

@@ -483,6 +483,15 @@ class Ledger:
                 )
             )
 
+    def unmark_sending(self, send_id: int, batch_no: int) -> None:
+        """A batch marked ``sending`` whose request did not go out after all: claimed again."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE send_batches SET state = 'queued', sending_at = NULL "
+                "WHERE send_id = ? AND batch_no = ? AND state = 'sending'",
+                (send_id, batch_no),
+            )
+
     def release(self, send_id: int, batch_no: int) -> bool:
         """A claimed batch that will not go out (the send stops): back to the queue.
 
