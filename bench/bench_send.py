@@ -7,6 +7,11 @@ scheduler runs it) against a fresh copy of the store; figures are medians of ``-
 A naive loop (render the issue per recipient, one request per recipient) is measured on
 a sample and extrapolated, for the ratio.
 
+The SendGrid sink shares the two cores with the send, so it counts recipients by a mark
+each personalization carries once instead of parsing each body (``sinks.py --parse``
+does that): about 1.5 CPU seconds for a million recipients, against some 24 of the send's
+own, so it is not what limits the figures.
+
     .venv/bin/python bench/bench_send.py [--quick] [--runs 3]
 
 Prints a table and writes JSON to bench/results/.

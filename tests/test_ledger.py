@@ -313,6 +313,20 @@ def test_stale_heartbeat_is_taken_over_and_fresh_one_is_not(store: Store, ledger
     assert other.acquire_lock(ISSUE).replaced is None
 
 
+def test_a_claim_of_new_members_carries_their_columns_while_all_are_in_the_store(
+    store: Store, ledger: Ledger
+) -> None:
+    send = started(ledger)
+    claim = ledger.claim_new(send, members_id(store), 0, 4)
+    assert claim is not None and claim.details is not None
+    first, last = claim.subscriber_ids[0], claim.subscriber_ids[-1]
+    columns = ledger.batch_columns(send, claim.batch_no, first, last)
+    assert [text.split("\x1e") for text in claim.details] == list(columns[1:4])
+    assert ledger.batch_intact(send, claim.batch_no, first, last, len(claim))
+    store.remove(claim.subscriber_ids[1])
+    assert not ledger.batch_intact(send, claim.batch_no, first, last, len(claim))
+
+
 def test_a_batch_reads_the_same_as_columns_even_with_odd_stored_values(
     store: Store, ledger: Ledger
 ) -> None:
@@ -322,6 +336,8 @@ def test_a_batch_reads_the_same_as_columns_even_with_odd_stored_values(
     store.db.execute('UPDATE subscribers SET attributes = \'{"a":"x\\u001ey"}\' WHERE id = 3')
     claim = ledger.claim_new(send, members_id(store), 0, 5)
     assert claim is not None
+    assert claim.details is None  # the worker reads such a batch itself
+    assert claim.emails == [f"p{i}@example.org" for i in range(1, 6)]
     first, last = claim.subscriber_ids[0], claim.subscriber_ids[-1]
     rows = ledger.batch_rows(send, claim.batch_no, first, last)
     columns = ledger.batch_columns(send, claim.batch_no, first, last)

@@ -65,6 +65,23 @@ def test_an_existing_store_keeps_its_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
+def test_a_commit_that_need_not_wait_for_the_disk_leaves_the_next_one_durable(
+    store: Store,
+) -> None:
+    db = store.db
+    with db.transaction(durable=False):
+        assert db.scalar("PRAGMA synchronous") == 1  # NORMAL: no wait for the disk
+        store.ensure_list("claimed")
+    assert db.scalar("PRAGMA synchronous") == 2  # FULL again for every other commit
+    with pytest.raises(RuntimeError), db.transaction(durable=False):
+        store.ensure_list("rolled back")
+        raise RuntimeError
+    assert db.scalar("PRAGMA synchronous") == 2
+    other = Store.open(db.path)
+    assert [found.name for found in other.lists()] == ["claimed", "members"]
+    other.close()
+
+
 def test_a_list_is_found_by_name_and_by_id(store: Store) -> None:
     members = store.find_list("members")
     assert members is not None

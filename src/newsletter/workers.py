@@ -1,12 +1,12 @@
-"""The workers of a send: each reads a claimed batch's recipients, builds the request, says
+"""The workers of a send: each takes a claimed batch's recipients, builds the request, says
 it is going out, and delivers it through a provider instance of its own.
 
 A worker is a thread, or, for a provider whose deliveries are mostly CPU work (building
 SendGrid's big requests), a process with a core of its own; either way it comes from the
 standard library's executors. A worker writes one thing to the ledger: that its batch is
-``sending``, committed right before the request goes out, so a stop at any moment leaves
-at most the batch each worker was posting with an unknown outcome. A worker process
-started by ``fork`` opens its own connection to the store and stops once the sending
+``sending``, committed while its request is built and before it goes out, so a stop at
+any moment leaves at most the batch each worker was posting with an unknown outcome. A
+worker process started by ``fork`` opens its own connection to the store and stops once the sending
 process is gone, so a killed send leaves nothing running.
 """
 
@@ -27,12 +27,15 @@ from .message import PreparedIssue
 from .models import Delivery, Outcome, RecipientRow
 from .providers import Provider
 from .store.db import Database
-from .store.ledger import BatchColumns, Ledger
+from .store.ledger import SEPARATOR, Details, Ledger
 from .store.subscribers import Store
 
 ORPHAN_CHECK_S = 0.5
 _NO_ATTRIBUTES = ("{}", "")
 _EMPTY: dict[str, str] = {}
+
+Profiles = tuple[list[int], list[str], list[str], list[str]]
+"""A batch's ids, addresses, names and attributes (JSON), as columns."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Task:
     """In id order; the worker reads their rows itself."""
     tokens: list[str]
     """Each recipient's unsubscribe token, in the same order."""
+    details: Details | None = None
+    """The batch's addresses, names and attributes as its claim read them (``Claim``)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,11 @@ class Worker:
         self.setup = setup
         self.ledger = ledger
         self.provider = provider or setup.make_provider()
+        self._marker = ThreadPoolExecutor(1, thread_name_prefix="mark")
 
     def deliver(self, task: Task) -> Delivery:
         ids = task.subscriber_ids
-        columns = self.ledger.batch_columns(task.send_id, task.batch_no, ids[0], ids[-1])
+        columns = self._columns(task)
         if not columns[0]:  # everyone in it was removed from the store since the claim
             return Delivery((), Outcome.ACCEPTED)
         tokens = task.tokens
@@ -76,19 +82,44 @@ class Worker:
             by_id = dict(zip(ids, tokens, strict=True))
             tokens = [by_id[sid] for sid in columns[0]]
         rows = recipient_rows(columns, tokens)
-        return self.provider.deliver(
-            self.setup.issue,
-            rows,
-            lambda: self.ledger.mark_sending(task.send_id, task.batch_no),
-        )
+        # The durable ``sending`` mark is written while the request is built: waiting for
+        # the disk overlaps the work, and the request still goes out only once the mark
+        # is on disk. A batch marked and then not posted (every recipient refused, the
+        # request could not be built) is put back as it was, so it is not unconfirmed.
+        marking = self._marker.submit(self.ledger.mark_sending, task.send_id, task.batch_no)
+        asked = False
+
+        def going_out() -> bool:
+            nonlocal asked
+            asked = True
+            return marking.result()
+
+        try:
+            return self.provider.deliver(self.setup.issue, rows, going_out)
+        finally:
+            if not asked and marking.exception() is None and marking.result():
+                self.ledger.unmark_sending(task.send_id, task.batch_no)
+
+    def _columns(self, task: Task) -> Profiles:
+        """The batch's recipients as its claim read them when all are still in the store
+        (one count), else as the store holds them now."""
+        ids = task.subscriber_ids
+        first, last = ids[0], ids[-1]
+        if task.details is not None and self.ledger.batch_intact(
+            task.send_id, task.batch_no, first, last, len(ids)
+        ):
+            emails, names, attributes = (text.split(SEPARATOR) for text in task.details)
+            return (ids, emails, names, attributes)
+        return self.ledger.batch_columns(task.send_id, task.batch_no, first, last)[:4]
 
     def close(self) -> None:
+        self._marker.shutdown()
         self.provider.close()
 
 
-def recipient_rows(columns: BatchColumns, tokens: Sequence[str]) -> list[RecipientRow]:
+def recipient_rows(columns: Profiles, tokens: Sequence[str]) -> list[RecipientRow]:
     """The claimed recipients with their merge values and unsubscribe tokens."""
-    ids, emails, names, attributes, _ = columns
+    ids, emails, names, attributes = columns
     loads = orjson.loads
     values = [_EMPTY if raw in _NO_ATTRIBUTES else loads(raw) for raw in attributes]
     return list(zip(ids, emails, names, values, tokens, strict=True))

@@ -328,19 +328,32 @@ class Database:
             self._conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Commit on success, roll back on error; a nested call joins the outer one."""
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """Commit on success, roll back on error; a nested call joins the outer one.
+
+        ``durable=False`` commits without waiting for the disk (``synchronous = NORMAL``):
+        the commit survives the process being killed, and a power loss can take it back
+        only until the next durable commit, whose write of the log carries every commit
+        before it. For writes that are harmless to lose on their own, such as a claim:
+        nothing goes out of a batch before its durable ``sending`` mark.
+        """
         with self._lock:
             if self._conn.in_transaction:
                 yield
                 return
-            self._run("BEGIN IMMEDIATE", ())
+            if not durable:
+                self._run("PRAGMA synchronous = NORMAL", ())
             try:
-                yield
-            except BaseException:
-                self._conn.rollback()
-                raise
-            self._run("COMMIT", ())
+                self._run("BEGIN IMMEDIATE", ())
+                try:
+                    yield
+                except BaseException:
+                    self._conn.rollback()
+                    raise
+                self._run("COMMIT", ())
+            finally:
+                if not durable:
+                    self._run("PRAGMA synchronous = FULL", ())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""

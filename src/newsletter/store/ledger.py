@@ -93,8 +93,8 @@ class SendRecord:
 class Claim:
     """A batch claimed for delivery: numbered per send, recipients in subscriber id order.
 
-    The ids, addresses and lists, for signing the unsubscribe tokens: the worker that
-    delivers the batch reads the rest (names, attributes) itself (``batch_columns``).
+    The ids, addresses and lists, for signing the unsubscribe tokens, and (from a claim of
+    new members) what the worker needs besides, read by the same query.
     """
 
     send_id: int
@@ -103,15 +103,26 @@ class Claim:
     emails: list[str]
     """Each recipient's address, as the unsubscribe token is signed with it."""
     list_ids: list[int]
+    details: Details | None = None
+    """The addresses, names and attributes (JSON) as the claim read them, each column
+    joined by ``\x1e``: the worker delivers from these unless someone left the store since
+    (``batch_intact``). None when the claim did not read them, or a value holds ``\x1e``:
+    the worker then reads the batch itself (``batch_columns``)."""
 
     def __len__(self) -> int:
         return len(self.subscriber_ids)
 
 
+Details = tuple[str, str, str]
+"""A batch's addresses, names and attributes, each column joined by ``\x1e``."""
 BatchRow = tuple[int, str, str, str, int]
 """Subscriber id, address, name, attributes (JSON) and list id of a claimed recipient."""
 BatchColumns = tuple[list[int], list[str], list[str], list[str], list[int]]
-_SEPARATOR = "\x1e"
+SEPARATOR = "\x1e"
+_JOINED = (
+    "COUNT(*), group_concat(subscriber_id), group_concat(email, char(30)), "
+    "group_concat(name, char(30)), group_concat(attributes, char(30))"
+)
 _BATCH_COLUMNS = "l.subscriber_id, s.email, s.name, s.attributes, l.list_id"
 _BATCH_FROM = (
     "FROM send_ledger l JOIN subscribers s ON s.id = l.subscriber_id "
@@ -184,9 +195,9 @@ class Ledger:
         self.owner = owner or default_owner()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Several steps in one commit: a batch's answer and the next claim, say."""
-        with self.db.transaction():
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """Several steps in one commit (see ``Database.transaction`` for ``durable``)."""
+        with self.db.transaction(durable=durable):
             yield
 
     # --- sends -----------------------------------------------------------------------------
@@ -286,24 +297,34 @@ class Ledger:
             "AND l.subscriber_id = m.subscriber_id) "
         )
         with self.db.transaction():
-            found = self.db.all(
-                "SELECT m.subscriber_id, s.email FROM memberships m "
-                "JOIN subscribers s ON s.id = m.subscriber_id "
+            # One row of long strings, cut apart here: a thousand rows of values cost more
+            # to turn into Python objects than the query itself (as in ``batch_columns``).
+            row = self.db.one(
+                f"SELECT {_JOINED} FROM (SELECT m.subscriber_id, s.email, s.name, "
+                "s.attributes FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
                 "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = 'subscribed' "
-                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ?",
+                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ?)",
                 (list_id, after, *(() if fresh else (send_id,)), limit),
             )
-            if not found:
+            count = int(row[0]) if row else 0
+            if not count:
                 return None
-            ids, emails = (list(column) for column in zip(*found, strict=True))
+            ids = list(map(int, row[1].split(",")))
+            emails = row[2].split(SEPARATOR)
             batch_no = self._next_batch_no(send_id)
             # The ids go in as one JSON array: one statement, no Python per row.
             self.db.execute(
                 "INSERT INTO send_ledger (send_id, subscriber_id, list_id, batch_no) "
                 "SELECT ?, value, ?, ? FROM json_each(?)",
-                (send_id, list_id, batch_no, "[" + ",".join(map(str, ids)) + "]"),
+                (send_id, list_id, batch_no, "[" + row[1] + "]"),
             )
-            return self._claimed(send_id, batch_no, ids, emails, [list_id] * len(ids))
+            details: Details | None = (row[2], row[3], row[4])
+            if any(text.count(SEPARATOR) != count - 1 for text in details):
+                # A value holds the separator (stored before values were checked): the
+                # addresses are read one row at a time, and the worker reads the batch.
+                details = None
+                emails = [found[1] for found in self.batch_rows(send_id, batch_no, ids[0], ids[-1])]
+            return self._claimed(send_id, batch_no, ids, emails, [list_id] * count, details=details)
 
     def last_row(self, send_id: int) -> int:
         """The highest subscriber id with a row in this send (0 if none)."""
@@ -389,14 +410,21 @@ class Ledger:
         )
 
     def _claimed(
-        self, send_id: int, batch_no: int, ids: list[int], emails: list[str], list_ids: list[int]
+        self,
+        send_id: int,
+        batch_no: int,
+        ids: list[int],
+        emails: list[str],
+        list_ids: list[int],
+        *,
+        details: Details | None = None,
     ) -> Claim:
         self.db.execute(
             "INSERT INTO send_batches (send_id, batch_no, state, size, claimed_at) "
             "VALUES (?, ?, 'queued', ?, ?)",
             (send_id, batch_no, len(ids), utc_now()),
         )
-        return Claim(send_id, batch_no, ids, emails, list_ids)
+        return Claim(send_id, batch_no, ids, emails, list_ids, details)
 
     def batch_rows(self, send_id: int, batch_no: int, first: int, last: int) -> list[BatchRow]:
         """The recipients of a claimed batch, whose ids lie from ``first`` to ``last``."""
@@ -415,9 +443,7 @@ class Ledger:
         """
         params = (send_id, first, last, batch_no)
         row = self.db.one(
-            "SELECT COUNT(*), group_concat(subscriber_id), group_concat(email, char(30)), "
-            "group_concat(name, char(30)), group_concat(attributes, char(30)), "
-            f"group_concat(list_id) FROM (SELECT {_BATCH_COLUMNS} {_BATCH_FROM} "
+            f"SELECT {_JOINED}, group_concat(list_id) FROM (SELECT {_BATCH_COLUMNS} {_BATCH_FROM} "
             "ORDER BY l.subscriber_id)",
             params,
         )
@@ -425,7 +451,7 @@ class Ledger:
         if not count:
             return ([], [], [], [], [])
         ids = list(map(int, row[1].split(",")))
-        emails, names, attributes = (row[i].split(_SEPARATOR) for i in (2, 3, 4))
+        emails, names, attributes = (row[i].split(SEPARATOR) for i in (2, 3, 4))
         list_ids = list(map(int, row[5].split(",")))
         if count == len(emails) == len(names) == len(attributes):
             return (ids, emails, names, attributes, list_ids)
@@ -433,6 +459,15 @@ class Ledger:
             list, zip(*self.batch_rows(send_id, batch_no, first, last), strict=True)
         )
         return (ids, emails, names, attributes, list_ids)
+
+    def batch_intact(self, send_id: int, batch_no: int, first: int, last: int, size: int) -> bool:
+        """Whether each of the ``size`` recipients claimed in the batch still has their row:
+        nobody left the store since the claim (a subscriber's removal deletes their rows)."""
+        return size == self.db.scalar(
+            "SELECT COUNT(*) FROM send_ledger WHERE send_id = ? "
+            "AND subscriber_id BETWEEN ? AND ? AND batch_no = ?",
+            (send_id, first, last, batch_no),
+        )
 
     # --- delivery --------------------------------------------------------------------------
 
@@ -446,6 +481,15 @@ class Ledger:
                     "WHERE send_id = ? AND batch_no = ? AND state = 'queued'",
                     (utc_now(), send_id, batch_no),
                 )
+            )
+
+    def unmark_sending(self, send_id: int, batch_no: int) -> None:
+        """A batch marked ``sending`` whose request did not go out after all: claimed again."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE send_batches SET state = 'queued', sending_at = NULL "
+                "WHERE send_id = ? AND batch_no = ? AND state = 'sending'",
+                (send_id, batch_no),
             )
 
     def release(self, send_id: int, batch_no: int) -> bool:
