@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -839,37 +840,24 @@ def _closest_key(path: tuple[Any, ...]) -> str | None:
     """Suggest the valid key nearest to a misspelt one, from the model at that place."""
     if not path:
         return None
-    model: Any = Config
+    models: tuple[type[BaseModel], ...] = (Config,)
     for part in path[:-1]:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
+        fields = [model.model_fields[part] for model in models if part in model.model_fields]
+        if not fields:
             return None
-        model = _inner_model(field.annotation)
-        if model is None:
-            return None
-    names: list[str] = []
-    for candidate in model if isinstance(model, tuple) else (model,):
-        names.extend(candidate.model_fields)
+        models = models_in(fields[0].annotation)
+    names = [name for model in models for name in model.model_fields]
     matches = difflib.get_close_matches(str(path[-1]), names, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
-def _inner_model(annotation: Any) -> Any:
-    """The BaseModel (or tuple of them, for a union) behind an annotation like list[X]."""
-    import typing
-
+def models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
+    """The models behind an annotation: a section's, a list's items', a union's kinds."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    args = typing.get_args(annotation)
-    models = []
-    for arg in args:
-        inner = _inner_model(arg)
-        if isinstance(inner, tuple):
-            models.extend(inner)
-        elif inner is not None:
-            models.append(inner)
-    if not models:
-        return None
-    return models[0] if len(models) == 1 else tuple(models)
+        return (annotation,)
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(model for model in models_in(arg) if model not in found)
+    return tuple(found)

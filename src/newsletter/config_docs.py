@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .config import Config
+from .config import Config, models_in
 
 REFERENCE_TITLE = "# Configuration reference"
 
@@ -37,7 +37,7 @@ class Setting:
     @property
     def models(self) -> tuple[type[BaseModel], ...]:
         """The models this key holds (one section, or the kinds a list's items may be)."""
-        return _models_in(self.info.annotation)
+        return models_in(self.info.annotation)
 
     @property
     def is_list(self) -> bool:
@@ -66,15 +66,6 @@ def _without_none(annotation: Any) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return annotation
-
-
-def _models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return (annotation,)
-    found: list[type[BaseModel]] = []
-    for arg in typing.get_args(annotation):
-        found.extend(model for model in _models_in(arg) if model not in found)
-    return tuple(found)
 
 
 def _kind_of(model: type[BaseModel]) -> str | None:
@@ -106,7 +97,7 @@ def _type_name(annotation: Any) -> str:
     if origin is list:
         inner = _type_name(typing.get_args(annotation)[0])
         return f"list of {inner}s" if inner.isalpha() else f"list of: {inner}"
-    if _models_in(annotation):
+    if models_in(annotation):
         return "section" if isinstance(annotation, type) else "section (by `type`)"
     names = {str: "string", int: "number", float: "number", bool: "boolean"}
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
