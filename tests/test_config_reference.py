@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import REPO
-from newsletter.config import Config
+from newsletter.config import WebSettings
 from newsletter.config_docs import reference_markdown, settings_of
 
 
@@ -16,8 +16,9 @@ def test_the_committed_reference_matches_the_schema() -> None:
 
 def test_the_reference_has_a_row_for_every_setting_with_its_default_and_words() -> None:
     text = reference_markdown()
-    port = next(s for s in settings_of(Config.model_fields["web"].annotation) if s.name == "port")
-    assert f"| `port` | number, at least 1, at most 65535 | `8080` | {port.description} |" in text
+    port = next(s for s in settings_of(WebSettings) if s.name == "port")
+    row = f"| `port` | whole number, at least 1, at most 65535 | `8080` | {port.description} |"
+    assert row in text
     assert "| `type` | one of `outbox`, `smtp`, `sendgrid` | `outbox` |" in text
     assert "## `provider.smtp`" in text
     assert "## `sources[] (type: feed)`" in text

@@ -99,7 +99,7 @@ def _type_name(annotation: Any) -> str:
         return f"list of {inner}s" if inner.isalpha() else f"list of: {inner}"
     if models_in(annotation):
         return "section" if isinstance(annotation, type) else "section (by `type`)"
-    names = {str: "string", int: "number", float: "number", bool: "boolean"}
+    names = {str: "string", int: "whole number", float: "number", bool: "true or false"}
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
