@@ -8,6 +8,7 @@ import pytest
 
 from newsletter.config import load_config, parse_config, resolve_secret
 from newsletter.errors import ConfigError
+from newsletter.packaged import packaged_template
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -180,9 +181,25 @@ def test_a_file_that_is_not_a_mapping() -> None:
 
 def test_paths_resolve_relative_to_the_config_file(tmp_path: Path) -> None:
     (tmp_path / "newsletter.yml").write_text(MINIMAL)
+    (tmp_path / "templates" / "default").mkdir(parents=True)
     loaded = load_config(tmp_path / "newsletter.yml")
     assert loaded.resolve("content") == tmp_path / "content"
     assert loaded.template_dir == tmp_path / "templates" / "default"
+
+
+def test_the_default_template_is_the_packaged_one_when_none_is_beside_the_file(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "newsletter.yml").write_text(MINIMAL)
+    loaded = load_config(tmp_path / "newsletter.yml")
+    assert loaded.template_dir == packaged_template()
+    assert (loaded.template_dir / "email.mjml.j2").is_file()
+
+
+def test_a_template_folder_named_by_hand_is_never_replaced(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.yml").write_text(MINIMAL + "template:\n  directory: mine\n")
+    loaded = load_config(tmp_path / "newsletter.yml")
+    assert loaded.template_dir == tmp_path / "mine"
 
 
 @pytest.mark.parametrize(

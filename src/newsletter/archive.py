@@ -287,7 +287,8 @@ class Archive:
             )
             ET.SubElement(entry, "summary").text = issue.preheader
         ET.indent(feed)
-        return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
+        document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+        return document + b"\n"
 
     # --- helpers ---------------------------------------------------------------------------
 

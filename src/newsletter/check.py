@@ -341,7 +341,7 @@ def _hidden_text(root: etree._Element) -> Iterator[Finding]:
         background = _background(element)
         tiny = size is not None and float(size.group(1)) <= 2
         try:
-            invisible = bool(colour and background) and contrast_ratio(colour, background) < 1.2
+            invisible = bool(colour and background and contrast_ratio(colour, background) < 1.2)
         except ValueError:
             invisible = False
         if tiny or invisible:

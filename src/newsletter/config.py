@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from .addresses import check_name
 from .env_refs import VARIABLE, ReferenceExpander
 from .errors import ConfigError, NewsletterError
 from .message import check_address, check_sender_name
+from .packaged import DEFAULT_TEMPLATE, packaged_template
 from .yaml_loader import ParsedYaml, check_size, dotted, read_yaml
 
 DEFAULT_CONFIG_NAME = "newsletter.yml"
@@ -47,7 +49,9 @@ HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 def _check_colour(value: str) -> str:
@@ -91,7 +95,9 @@ def _check_secret(value: str | None) -> str | None:
 
 class Sender(_Model):
     name: str
+    """The display name in the From header."""
     address: str
+    """The From address; the sending domain should be authenticated (SPF, DKIM, DMARC)."""
 
     _name = field_validator("name")(_writer_rule(check_sender_name))
     _address = field_validator("address")(_address_in("From"))
@@ -99,15 +105,23 @@ class Sender(_Model):
 
 class NewsletterInfo(_Model):
     name: str = Field(min_length=1)
+    """The newsletter's name: the masthead, the subject's default and the List-Id header."""
     description: str = ""
+    """One line about the newsletter, shown in the archive and its feed."""
     site_url: str
+    """Your website (https); relative links in posts are made absolute against it."""
     archive_url: str | None = None
     """Public URL where the issues/ folder is published; view-in-browser links point here."""
     language: str = "en"
+    """A BCP 47 tag (en, en-GB, fr): the message's lang, its dates and the template's words."""
     timezone: str = "UTC"
+    """An IANA zone for the issue's date (Europe/London)."""
     sender: Sender
+    """Who the issue is from."""
     reply_to: str | None = None
+    """Where replies go, when not to the sender."""
     postal_address: str = Field(min_length=1)
+    """The sender's postal address, printed in every footer as anti-spam laws ask."""
 
     _site_url = field_validator("site_url")(_check_url)
     _reply_to = field_validator("reply_to")(_address_in("Reply-To"))
@@ -154,19 +168,27 @@ class GuestRule(_Model):
     """Which items of a source are guest columns; any rule that matches makes one."""
 
     all: bool = False
+    """Every item of the source is a guest column."""
     # factories, not a shared []: pydantic deep-copies a mutable default for every source
     folders: list[str] = Field(default_factory=list)
+    """Subfolders (of a markdown source) whose posts are guest columns."""
     tags: list[str] = Field(default_factory=list)
+    """Front-matter tags or feed categories that make an item a guest column."""
     authors: list[str] = Field(default_factory=list)
+    """Authors whose items are guest columns."""
 
 
 class MarkdownSource(_Model):
     type: Literal["markdown"]
+    """'markdown': a folder of .md files with YAML front matter."""
     name: str = Field(min_length=1)
+    """A unique name for the source, used in post ids and messages."""
     path: str
+    """The folder, relative to newsletter.yml; subfolders are read too."""
     base_url: str | None = None
     """Where the posts are published; a post's URL is base_url/slug/ unless it sets url."""
     guest: GuestRule = GuestRule()
+    """Which of its posts are guest columns."""
 
     @field_validator("base_url")
     @classmethod
@@ -176,11 +198,15 @@ class MarkdownSource(_Model):
 
 class FeedSource(_Model):
     type: Literal["feed"]
+    """'feed': an RSS 2.0 or Atom feed."""
     name: str = Field(min_length=1)
+    """A unique name for the source, used in item ids and messages."""
     url: str
     """An http(s) URL or a file path relative to newsletter.yml."""
     guest: GuestRule = GuestRule()
+    """Which of its items are guest columns (tags match the feed's categories)."""
     timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for a feed fetched over http(s)."""
 
 
 SourceSettings = Annotated[MarkdownSource | FeedSource, Field(discriminator="type")]
@@ -188,12 +214,17 @@ SourceSettings = Annotated[MarkdownSource | FeedSource, Field(discriminator="typ
 
 class SelectionSettings(_Model):
     posts: int = Field(default=5, ge=0, le=50)
+    """Most posts (not guest columns) in one issue."""
     guest_columns: int = Field(default=2, ge=0, le=20)
+    """Most guest columns in one issue."""
     window_days: int | None = Field(default=None, ge=1)
+    """Only items published in this many days before the issue date; null for no limit."""
     min_posts: int = Field(default=1, ge=0)
     """Fewer new items than this and no issue is built."""
     pin: list[str] = []
+    """Item ids or URLs to include even if featured before."""
     exclude: list[str] = []
+    """Item ids or URLs never to include."""
 
 
 class SummarySettings(_Model):
@@ -223,9 +254,13 @@ class AuthorSettings(_Model):
     """A person whose posts or columns appear, as every source's items should present them."""
 
     name: str = Field(min_length=1)
+    """The name as bylines show it."""
     role: str | None = None
+    """Their role, shown after the name."""
     organisation: str | None = None
+    """Their organisation, shown after the role."""
     link: str | None = None
+    """A page about them (https)."""
     photo: str | None = None
     """An image URL (https), shown beside their guest columns."""
     aliases: list[str] = []
@@ -260,8 +295,11 @@ class CheckSettings(_Model):
     ignore: list[str] = []
     """Findings not reported at all."""
     link_timeout: float = Field(default=10.0, gt=0, le=120)
+    """Seconds per link when `check --links` fetches them."""
     link_concurrency: int = Field(default=8, ge=1, le=64)
+    """Links fetched at once by `check --links`."""
     link_cache_hours: float = Field(default=24.0, ge=0)
+    """How long a link's fetched status is reused."""
 
     @field_validator("blocking", "ignore")
     @classmethod
@@ -276,22 +314,31 @@ class CheckSettings(_Model):
 
 class IssueSettings(_Model):
     subject: str = "{{ newsletter.name }} #{{ issue.number }}: {{ lead.title }}"
+    """The subject line, a Jinja template over newsletter, issue and lead."""
     preheader: str = PREHEADER
     """The inbox's preview line after the subject: by default the titles of the other items,
     which the lead's summary would only repeat at the top of the message."""
     first_number: int = Field(default=1, ge=1)
+    """The number of the first issue."""
 
 
 class DarkTheme(_Model):
     """The colours clients that honour ``prefers-color-scheme: dark`` show instead."""
 
     background_color: str = "#111418"
+    """Behind the message's card, in dark mode."""
     card_color: str = "#1c2128"
+    """The card, in dark mode."""
     text_color: str = "#e6e8eb"
+    """Body text, in dark mode."""
     muted_color: str = "#a3acb6"
+    """Bylines, dates and the footer, in dark mode."""
     primary_color: str = "#8cc4f0"
+    """Headings and links, in dark mode."""
     accent_color: str = "#f2a08a"
+    """Buttons and labels, in dark mode."""
     button_text_color: str = "#111418"
+    """Text on buttons, in dark mode."""
 
     @field_validator("*")
     @classmethod
@@ -301,17 +348,27 @@ class DarkTheme(_Model):
 
 class Theme(_Model):
     primary_color: str = "#1d4f76"
+    """Headings, links and the masthead."""
     accent_color: str = "#b3472f"
+    """Buttons and labels; keep it at 4.5:1 or more against white."""
     background_color: str = "#f3f4f6"
+    """Behind the message's card."""
     text_color: str = "#1f2933"
+    """Body text."""
     muted_color: str = "#616e7c"
+    """Bylines, dates and the footer."""
     font_family: str = "Helvetica, Arial, sans-serif"
+    """A CSS font stack."""
     font_url: str | None = None
     """A web font stylesheet to load; none by default, so nothing is fetched from a font host."""
     logo_url: str | None = None
+    """A logo image (https) for the masthead; without it the name is shown."""
     logo_alt: str | None = None
+    """The logo's alt text; by default the newsletter's name."""
     logo_width: int = Field(default=160, ge=16, le=600)
+    """The logo's width in pixels."""
     dark: DarkTheme = DarkTheme()
+    """Colours for dark mode."""
 
     @field_validator(
         "primary_color", "accent_color", "background_color", "text_color", "muted_color"
@@ -327,8 +384,11 @@ class Theme(_Model):
 
 
 class TemplateSettings(_Model):
-    directory: str = "templates/default"
+    directory: str = DEFAULT_TEMPLATE
+    """The template folder (email.mjml.j2, email.txt.j2). The default, when no such folder
+    is beside newsletter.yml, is the template installed with newsletter."""
     theme: Theme = Theme()
+    """Colours, fonts and logo the default template uses."""
     time_limit: float = Field(default=10.0, gt=0, le=600)
     """Seconds one template render may take (the sandbox stops a runaway loop)."""
     output_limit: int = Field(default=5_000_000, ge=10_000)
@@ -337,47 +397,65 @@ class TemplateSettings(_Model):
 
 class OutputSettings(_Model):
     directory: str = "issues"
+    """The issue archive (publish this folder); relative to newsletter.yml."""
 
 
 class ListSettings(_Model):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    """The list's name (lower case, digits, - and _), as `--list` takes it."""
     description: str = ""
+    """What the list is for."""
 
 
 class StoreSettings(_Model):
     path: str = "newsletter.db"
+    """The SQLite file holding subscribers and the send ledger; keep it private."""
 
 
 class OutboxSettings(_Model):
     directory: str = "outbox"
+    """Where the outbox provider writes one .eml file per message."""
 
 
 class SmtpSettings(_Model):
     host: str = "localhost"
+    """The SMTP server."""
     port: int = Field(default=25, ge=1, le=65535)
+    """587 for starttls, 465 for ssl, 25 for none."""
     security: Literal["none", "starttls", "ssl"] = "none"
+    """none, starttls or ssl (implicit TLS)."""
     username: str | None = None
+    """The login, when the server asks for one."""
     password: str | None = None
+    """A ${ENV_VAR} reference, read when a send starts."""
     connections: int = Field(default=4, ge=1, le=64)
     """Connections used at once, each delivering its own batch."""
     batch_size: int = Field(default=50, ge=1, le=1000)
     """Messages per batch on one connection: a stop can leave at most one batch per
     connection with an unknown outcome, so smaller batches mean fewer unconfirmed."""
     timeout: float = Field(default=30.0, gt=0)
+    """Seconds to wait for the server's answer."""
 
     _password = field_validator("password")(_check_secret)
 
 
 class SendgridSettings(_Model):
     api_key: str = "${SENDGRID_API_KEY}"
+    """A ${ENV_VAR} reference to an API key with Mail Send permission."""
     host: str = "https://api.sendgrid.com"
+    """The API's address (tests point it at a local server)."""
     sandbox: bool = False
+    """SendGrid's sandbox mode: requests are checked, nothing is delivered."""
     asm_group_id: int | None = None
+    """An unsubscribe group (ASM) id, for SendGrid's own preference pages."""
     categories: list[str] = ["newsletter"]
+    """Categories added to every message (the issue id comes first)."""
     batch_size: int = Field(default=1000, ge=1, le=1000)
+    """Recipients per request (SendGrid takes at most 1,000)."""
     connections: int = Field(default=1, ge=1, le=16)
     """Requests in flight at once, each built and posted by a worker process of its own."""
     timeout: float = Field(default=30.0, gt=0)
+    """Seconds to wait for SendGrid's answer."""
 
     _api_key = field_validator("api_key")(_check_secret)
     _host = field_validator("host")(_check_url)
@@ -385,9 +463,13 @@ class SendgridSettings(_Model):
 
 class ProviderSettings(_Model):
     type: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    """How messages leave: outbox (.eml files), smtp or sendgrid."""
     outbox: OutboxSettings = OutboxSettings()
+    """Settings of the outbox provider."""
     smtp: SmtpSettings = SmtpSettings()
+    """Settings of the SMTP provider."""
     sendgrid: SendgridSettings = SendgridSettings()
+    """Settings of the SendGrid provider."""
 
 
 class SendingSettings(_Model):
@@ -405,7 +487,10 @@ class UnsubscribeSettings(_Model):
     url: str | None = None
     """The one-click endpoint served by `newsletter serve`; defaults to site_url/unsubscribe."""
     mailto: str | None = None
+    """An address for mailto unsubscribes in List-Unsubscribe."""
     secret: str = "${NEWSLETTER_SECRET}"
+    """A ${ENV_VAR} reference to the key signing unsubscribe links; when that variable is
+    unset, the store keeps a random one."""
 
     _secret = field_validator("secret")(_check_secret)
 
@@ -419,9 +504,14 @@ class UnsubscribeSettings(_Model):
 
 class ScheduleSettings(_Model):
     cron: str | None = None
+    """When issues are due, as a cron expression (0 8 * * 2: Tuesdays at 8:00)."""
     timezone: str | None = None
+    """The cron's zone; by default newsletter.timezone."""
     lists: list[str] = []
+    """The lists `newsletter run` sends to."""
     catch_up: Literal["latest", "skip"] = "latest"
+    """A missed slot: latest serves it late, however late; skip drops it an hour after its
+    time, for newsletters where a late issue is worse than none."""
 
     @field_validator("timezone")
     @classmethod
@@ -444,7 +534,9 @@ class WebSettings(_Model):
     """`newsletter serve`: the one-click unsubscribe endpoint, the archive and webhooks."""
 
     host: str = "127.0.0.1"
+    """The address `newsletter serve` listens on; put a TLS proxy in front."""
     port: int = Field(default=8080, ge=1, le=65535)
+    """The port it listens on."""
     sendgrid_webhook_key: str | None = None
     """SendGrid's Event Webhook verification key (public, base64 DER); unset, the webhook
     is off unless ``accept_unsigned_webhook_events`` is on."""
@@ -452,6 +544,7 @@ class WebSettings(_Model):
     """Without a key, accept events nobody signed: anyone who can reach the server can then
     mark people bounced or complained. For a trial behind a private network only."""
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    """The largest request body accepted (webhook batches)."""
 
     @property
     def webhook_mode(self) -> Literal["verified", "unsigned", "off"]:
@@ -464,21 +557,37 @@ class WebSettings(_Model):
 
 class Config(_Model):
     newsletter: NewsletterInfo
+    """Who publishes the newsletter and how it presents itself."""
     sources: list[SourceSettings] = Field(min_length=1)
+    """Where posts and guest columns come from: markdown folders and feeds."""
     selection: SelectionSettings = SelectionSettings()
+    """What goes into the next issue."""
     summaries: SummarySettings = SummarySettings()
+    """How item summaries are made."""
     authors: list[AuthorSettings] = []
+    """People whose posts or columns appear, with role, organisation, link and photo."""
     check: CheckSettings = CheckSettings()
+    """The pre-send check that `send` and `run` run first."""
     issue: IssueSettings = IssueSettings()
+    """The subject and preheader of every issue."""
     template: TemplateSettings = TemplateSettings()
+    """The template and its theme."""
     output: OutputSettings = OutputSettings()
+    """The issue archive."""
     store: StoreSettings = StoreSettings()
+    """The subscriber store and send ledger."""
     lists: list[ListSettings] = []
+    """The subscriber lists."""
     provider: ProviderSettings = ProviderSettings()
+    """How messages are delivered."""
     sending: SendingSettings = SendingSettings()
+    """Retries of recipients certainly not delivered."""
     unsubscribe: UnsubscribeSettings = UnsubscribeSettings()
+    """One-click unsubscribe links."""
     schedule: ScheduleSettings = ScheduleSettings()
+    """When `newsletter run` builds and sends."""
     web: WebSettings = WebSettings()
+    """`newsletter serve`: unsubscribe endpoint, archive and webhook."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -566,7 +675,11 @@ class LoadedConfig:
 
     @property
     def template_dir(self) -> Path:
-        return self.resolve(self.settings.template.directory)
+        """The folder named; the default one, absent beside the file, is the packaged one."""
+        named = self.resolve(self.settings.template.directory)
+        if self.settings.template.directory == DEFAULT_TEMPLATE and not named.exists():
+            return packaged_template()
+        return named
 
     @property
     def store_path(self) -> Path:
@@ -727,37 +840,24 @@ def _closest_key(path: tuple[Any, ...]) -> str | None:
     """Suggest the valid key nearest to a misspelt one, from the model at that place."""
     if not path:
         return None
-    model: Any = Config
+    models: tuple[type[BaseModel], ...] = (Config,)
     for part in path[:-1]:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
+        fields = [model.model_fields[part] for model in models if part in model.model_fields]
+        if not fields:
             return None
-        model = _inner_model(field.annotation)
-        if model is None:
-            return None
-    names: list[str] = []
-    for candidate in model if isinstance(model, tuple) else (model,):
-        names.extend(candidate.model_fields)
+        models = models_in(fields[0].annotation)
+    names = [name for model in models for name in model.model_fields]
     matches = difflib.get_close_matches(str(path[-1]), names, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
-def _inner_model(annotation: Any) -> Any:
-    """The BaseModel (or tuple of them, for a union) behind an annotation like list[X]."""
-    import typing
-
+def models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
+    """The models behind an annotation: a section's, a list's items', a union's kinds."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    args = typing.get_args(annotation)
-    models = []
-    for arg in args:
-        inner = _inner_model(arg)
-        if isinstance(inner, tuple):
-            models.extend(inner)
-        elif inner is not None:
-            models.append(inner)
-    if not models:
-        return None
-    return models[0] if len(models) == 1 else tuple(models)
+        return (annotation,)
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(model for model in models_in(arg) if model not in found)
+    return tuple(found)

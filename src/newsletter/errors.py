@@ -45,6 +45,12 @@ class ConfigError(NewsletterError, ValueError):
         super().__init__(text)
 
 
+class ScaffoldError(NewsletterError):
+    """`newsletter init` would overwrite something, or could not write its files."""
+
+    exit_code = 2
+
+
 class SourceError(NewsletterError):
     """A whole source could not be read (missing folder, unreachable or malformed feed)."""
 

@@ -174,16 +174,19 @@ class PreparedIssue:
                     "correct the subscriber record"
                 )
         values = merge_values(recipient)
+        # attributes come from the store's JSON, which may hold numbers or lists whatever
+        # the record's type says
+        stored: Mapping[str, object] = values
         for name in self.fields:
-            value = values.get(name)
-            if value is None:
+            field_value = stored.get(name)
+            if field_value is None:
                 continue
-            if not isinstance(value, str):
+            if not isinstance(field_value, str):
                 raise MergeValueError(
-                    f"{who}: merge field '{name}' is a {type(value).__name__}, not text; "
+                    f"{who}: merge field '{name}' is a {type(field_value).__name__}, not text; "
                     "correct the subscriber's attributes"
                 )
-            if name in self.subject_fields and ("\r" in value or "\n" in value):
+            if name in self.subject_fields and ("\r" in field_value or "\n" in field_value):
                 raise HeaderInjectionError(
                     f"{who}: merge field '{name}' is used in the Subject and contains a "
                     "line break (CR or LF); correct the subscriber's attributes"
@@ -420,7 +423,9 @@ def _text_header(name: str, value: str) -> str:
 
 def _encoded_words(value: str) -> str:
     """RFC 2047 base64 words of at most 75 characters, never splitting a character."""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in value:
         width = len(char.encode("utf-8"))
         if size + width > _WORD_BYTES:

@@ -27,7 +27,15 @@ from .errors import (
     SendError,
 )
 from .message import PreparedIssue, build_mime
-from .models import ArchivedIssue, Delivery, Outcome, OutgoingIssue, Recipient, Subscriber
+from .models import (
+    ArchivedIssue,
+    Delivery,
+    Outcome,
+    OutgoingIssue,
+    Recipient,
+    RecipientRow,
+    Subscriber,
+)
 from .providers import Provider, get_provider
 from .store import Ledger, Store
 from .tokens import TokenSigner
@@ -456,11 +464,11 @@ def _send_test(
     The copies carry a genuine-looking unsubscribe link for subscriber id 0, which belongs
     to nobody, so clicking it in a test copy cannot unsubscribe a real reader.
     """
-    from .store.subscribers import normalise_address
+    from .addresses import normalise_address
 
     emails = [normalise_address(address) for address in addresses]
     signer = TokenSigner(secret)
-    rows = [
+    rows: list[RecipientRow] = [
         (index, email, "", {}, signer.make(0, email, list_id)) for index, email in enumerate(emails)
     ]
     with provider:

@@ -145,7 +145,7 @@ class Workers:
         self._local = threading.local()
         self._all: list[Worker] = []
         self._lock = threading.Lock()
-        self._spare = probe
+        self._spare: Provider | None = probe  # until the first worker takes it
         self.executor: Executor
         if self.in_processes:
             self.executor = ProcessPoolExecutor(

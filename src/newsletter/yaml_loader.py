@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -43,6 +43,12 @@ from yaml.scanner import Scanner
 
 from .errors import ConfigError
 
+if TYPE_CHECKING:
+    import yaml._yaml
+
+    Mark: TypeAlias = yaml.Mark | yaml._yaml.Mark
+    """Where an event is: libyaml's events carry a mark type of their own, with the same fields."""
+
 
 class PythonEvents(Reader, Scanner, Parser):
     """PyYAML's own event source, for a PyYAML built without libyaml: slower, same events."""
@@ -54,7 +60,7 @@ class PythonEvents(Reader, Scanner, Parser):
 
 
 try:
-    from yaml.cyaml import CParser as _Events
+    from yaml._yaml import CParser as _Events
 except ImportError:
     _Events = PythonEvents  # type: ignore[misc,assignment]
 
@@ -93,7 +99,7 @@ class ParsedYaml:
 class _Refused(yaml.YAMLError):
     """A well-formed file this loader will not build; its message is the user's to read."""
 
-    def __init__(self, problem: str, mark: yaml.Mark) -> None:
+    def __init__(self, problem: str, mark: Mark | None) -> None:
         super().__init__(problem)
         self.problem = problem
         self.problem_mark = mark
@@ -208,6 +214,7 @@ class _Builder:
                 f"nested more than {MAX_DEPTH} levels deep; check the indentation",
                 event.start_mark,
             )
+        value: dict[Any, Any] | list[Any]
         if kind is MappingStartEvent:
             self.refuse_tag(event)  # type: ignore[arg-type]
             value = self.mapping(path)
@@ -262,13 +269,15 @@ class _Builder:
                 self.plain_tags[event.value] = tag
         if tag in (STR_TAG, MERGE_TAG):
             return tag, event.value
-        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        # the constructor reads a mark's fields only, which both kinds of mark have
+        start, end = cast("yaml.Mark", event.start_mark), cast("yaml.Mark", event.end_mark)
+        node = ScalarNode(tag, event.value, start, end, event.style)
         return tag, self.constructor.construct_object(node)
 
     def rewritten(self, value: Any, path: KeyPath, event: Event) -> Any:
         """A string value as the hook makes it at this place; anything else as it is."""
         if type(value) is str and "$" in value and self.on_string is not None:
-            return self.on_string(path, event.start_mark.line + 1, value)
+            return self.on_string(path, _line(event), value)
         return value
 
     def refuse_tag(self, event: MappingStartEvent | SequenceStartEvent) -> None:
@@ -291,7 +300,7 @@ class _Builder:
                     "a key must be a plain word, not a list, a mapping or an alias",
                     event.start_mark,
                 )
-            line = event.start_mark.line + 1
+            line = _line(event)
             tag, key = self.scalar(event)  # type: ignore[arg-type]
             if tag == MERGE_TAG:  # '<<: *defaults': keys written beside it override
                 merged.append((self.value(self.next_event(), (*path, "<<")), event.start_mark))
@@ -317,11 +326,16 @@ class _Builder:
             if type(event) is SequenceEndEvent:
                 return items
             item_path = (*path, len(items))
-            self.lines[item_path] = event.start_mark.line + 1
+            self.lines[item_path] = _line(event)
             items.append(self.value(event, item_path))
 
 
-def _merge(merged: list[tuple[Any, yaml.Mark]], own: dict[Any, Any]) -> dict[Any, Any]:
+def _line(event: Event) -> int:
+    """The line an event starts on, counted from 1; the parser marks every event."""
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
+
+
+def _merge(merged: list[tuple[Any, Mark | None]], own: dict[Any, Any]) -> dict[Any, Any]:
     """YAML's merge keys: the first mapping named wins over later ones, own keys over all."""
     result: dict[Any, Any] = {}
     for value, mark in merged:

@@ -17,6 +17,7 @@ import click
 from .. import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("scaffold", "init"),
     "validate": ("compose", "validate"),
     "build": ("compose", "build"),
     "preview": ("compose", "preview"),

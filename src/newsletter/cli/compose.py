@@ -33,8 +33,8 @@ def validate(config_path: Path | None, strict: bool) -> None:
         warn(warning)
     results = read_sources(loaded, strict=strict)
     for result in results:
-        for warning in result.warnings:
-            warn(str(warning))
+        for skipped in result.warnings:
+            warn(str(skipped))
     if not loaded.template_dir.is_dir():
         from ..errors import TemplateError
 

@@ -7,6 +7,8 @@ column from 2015 looked like last week's. Every item now says who and when the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jinja2
 
 from ..models import Post
@@ -23,5 +25,5 @@ def byline(context: jinja2.runtime.Context, post: Post) -> str:
     who = ", ".join(
         part for part in (post.author, post.author_role, post.author_organisation) if part
     )
-    translate = context.get("_") or (lambda text: text)
+    translate: Callable[[str], str] = context.get("_") or (lambda text: text)
     return translate("By %(who)s") % {"who": who} + SEPARATOR + when

@@ -47,4 +47,5 @@ def inline_css(html: str) -> str:
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
     )
-    return inliner.transform(pretty_print=False)
+    inlined: str = inliner.transform(pretty_print=False)  # premailer has no type hints
+    return inlined

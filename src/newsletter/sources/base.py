@@ -38,7 +38,7 @@ class Reader(ABC, Generic[S, RawItem]):
     """One source kind. Subclasses list raw items and convert one item at a time."""
 
     def __init__(self, source: S, loaded: LoadedConfig, *, strict: bool = False) -> None:
-        self.source = source
+        self.source: S = source
         self.loaded = loaded
         self.strict = strict
         settings = loaded.settings.summaries
@@ -99,7 +99,9 @@ def is_guest_column(
     wanted_tags = {tag.casefold() for tag in rule.tags}
     if wanted_tags & {tag.casefold() for tag in tags}:
         return True
-    return bool(author) and author.casefold() in {name.casefold() for name in rule.authors}
+    if not author:
+        return False
+    return author.casefold() in {name.casefold() for name in rule.authors}
 
 
 def _is_under(path: PurePosixPath, folder: str) -> bool:

@@ -89,7 +89,7 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
             source=self.source.name,
             title=title,
             url=link,
-            published=datetime(*stamp[:6], tzinfo=UTC),
+            published=datetime(*_fields(stamp), tzinfo=UTC),
             kind=PostKind.GUEST if guest else PostKind.POST,
             author=author,
             summary=self.summarizer.summary(given_summary, body),
@@ -206,3 +206,9 @@ def _image(entry: Any, link: str) -> str | None:
         if (enclosure.get("type") or "").startswith("image/") and enclosure.get("href"):
             return web_url(enclosure["href"], link)
     return None
+
+
+def _fields(stamp: Any) -> tuple[int, int, int, int, int, int]:
+    """Year to second of one of feedparser's ``*_parsed`` times (a UTC struct_time)."""
+    year, month, day, hour, minute, second = stamp[:6]
+    return year, month, day, hour, minute, second

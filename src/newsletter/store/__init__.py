@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..addresses import normalise_address
 from .importer import ImportReport, RowError, export_csv, import_csv
 from .ledger import Ledger, LedgerEntry, LedgerState, SendLock
-from .subscribers import MailingList, StatusEvent, Store, normalise_address
+from .subscribers import MailingList, StatusEvent, Store
 
 if TYPE_CHECKING:
     from ..config import LoadedConfig

@@ -369,7 +369,8 @@ class Database:
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self._lock:
-            return self._run(sql, params).fetchone()
+            row: Row | None = self._run(sql, params).fetchone()
+            return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:

@@ -447,9 +447,9 @@ class Ledger:
             "ORDER BY l.subscriber_id)",
             params,
         )
-        count = int(row[0]) if row else 0
-        if not count:
+        if row is None or not int(row[0]):
             return ([], [], [], [], [])
+        count = int(row[0])
         ids = list(map(int, row[1].split(",")))
         emails, names, attributes = (row[i].split(SEPARATOR) for i in (2, 3, 4))
         list_ids = list(map(int, row[5].split(",")))
@@ -749,7 +749,10 @@ class Ledger:
             sql += f" AND {EFFECTIVE_STATE} IN ({', '.join('?' * len(wanted))})"
             params += [str(LedgerState(s)) for s in wanted]
         rows = self.db.all(sql + " ORDER BY l.subscriber_id", params)
-        return [LedgerEntry(*row[:4], LedgerState(row[4]), *row[5:]) for row in rows]
+        return [
+            LedgerEntry(issue_id, subscriber_id, email, list_name, LedgerState(shown), *rest)
+            for issue_id, subscriber_id, email, list_name, shown, *rest in rows
+        ]
 
     def issues(self) -> list[str]:
         """Issue ids that have a send, oldest id first."""

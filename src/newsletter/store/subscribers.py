@@ -255,7 +255,8 @@ class Store:
 
     def count(self, list_name: str | None = None, status: SubscriberStatus | None = None) -> int:
         """How many subscribers (of one list, with one status); None means all."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if status is not None:
             where.append("s.status = ?")
             params.append(str(status))
