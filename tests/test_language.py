@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from newsletter.config import PREHEADER, parse_config
 from newsletter.errors import ConfigError
-from newsletter.render.locale import LOCALES, long_date, shipped_languages, translations_for
+from newsletter.language import LOCALES, long_date, shipped_languages, translations_for
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "default"
 WORDS = re.compile(r"""_\(\s*(["'])(.+?)\1\s*\)""")

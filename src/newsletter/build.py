@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 from .archive import Archive
 from .config import LoadedConfig
 from .errors import HeaderInjectionError, TemplateError
+from .language import translations_for
 from .lock import RunLock, default_lock_path
 from .message import check_subject
 from .models import ArchivedIssue, IssueMeta, ItemWarning, Post, RenderedIssue, Selection
 from .render import render_issue, render_meta_text
-from .render.locale import translations_for
 from .select import select_items
 from .sources import read_sources
 

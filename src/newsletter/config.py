@@ -144,7 +144,7 @@ class NewsletterInfo(_Model):
     def _language(cls, value: str) -> str:
         if not re.match(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", value):
             raise ValueError(f"expected a language tag such as 'en' or 'en-GB', got {value!r}")
-        from .render.locale import locale_for  # Babel loads only when a config is checked
+        from .language import locale_for  # Babel loads only when a config is checked
 
         locale_for(value)
         return value

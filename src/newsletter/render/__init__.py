@@ -18,6 +18,7 @@ import jinja2
 
 from ..config import LoadedConfig
 from ..errors import TemplateError
+from ..language import translations_for
 from ..models import IssueMeta, RenderedIssue, Selection
 from ..sandbox import (
     SANDBOX_HINT,
@@ -36,7 +37,6 @@ from .environment import (
     render_template,
 )
 from .html import inline_css, mjml_to_html
-from .locale import translations_for
 from .text import LinkReferences, tidy_text
 
 __all__ = [

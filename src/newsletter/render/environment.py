@@ -20,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..errors import NewsletterError, TemplateError
+from ..language import long_date
 from ..merge import ISSUE_FIELDS, placeholder
 from ..sandbox import (
     SANDBOX_HINT,
@@ -28,7 +29,6 @@ from ..sandbox import (
     render_bounded,
     sandboxed_environment,
 )
-from .locale import long_date
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"

@@ -4,7 +4,8 @@
 form ("24 November 2026", "24 novembre 2026"); the default template's words come from
 ``locales/<language>/newsletter.po`` (the full tag first, then the language alone), and
 stay English where no catalogue has them. Catalogues are read as ``.po`` text, so a
-translator edits one file and nothing has to be compiled.
+translator edits one file and nothing has to be compiled. This module stands outside
+``render`` so that checking a config's language does not load the renderer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-LOCALES = Path(__file__).resolve().parents[1] / "locales"
+LOCALES = Path(__file__).resolve().parent / "locales"
 DOMAIN = "newsletter"
 
 
