@@ -307,7 +307,7 @@ class Ledger:
                 (list_id, after, *(() if fresh else (send_id,)), limit),
             )
             count = int(row[0]) if row else 0
-            if not count:
+            if row is None or not count:
                 return None
             ids = list(map(int, row[1].split(",")))
             emails = row[2].split(SEPARATOR)
@@ -318,8 +318,9 @@ class Ledger:
                 "SELECT ?, value, ?, ? FROM json_each(?)",
                 (send_id, list_id, batch_no, "[" + row[1] + "]"),
             )
-            details: Details | None = (row[2], row[3], row[4])
-            if any(text.count(SEPARATOR) != count - 1 for text in details):
+            joined: Details = (row[2], row[3], row[4])
+            details: Details | None = joined
+            if any(text.count(SEPARATOR) != count - 1 for text in joined):
                 # A value holds the separator (stored before values were checked): the
                 # addresses are read one row at a time, and the worker reads the batch.
                 details = None
@@ -463,10 +464,12 @@ class Ledger:
     def batch_intact(self, send_id: int, batch_no: int, first: int, last: int, size: int) -> bool:
         """Whether each of the ``size`` recipients claimed in the batch still has their row:
         nobody left the store since the claim (a subscriber's removal deletes their rows)."""
-        return size == self.db.scalar(
-            "SELECT COUNT(*) FROM send_ledger WHERE send_id = ? "
-            "AND subscriber_id BETWEEN ? AND ? AND batch_no = ?",
-            (send_id, first, last, batch_no),
+        return size == int(
+            self.db.scalar(
+                "SELECT COUNT(*) FROM send_ledger WHERE send_id = ? "
+                "AND subscriber_id BETWEEN ? AND ? AND batch_no = ?",
+                (send_id, first, last, batch_no),
+            )
         )
 
     # --- delivery --------------------------------------------------------------------------
