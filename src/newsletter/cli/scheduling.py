@@ -42,7 +42,8 @@ def run(config_path: Path | None, now_text: str | None) -> None:
     qualifies, 8 when another run holds the lock, 11 when the send completed with some
     recipients unconfirmed, 7 when it stopped or left recipients for the next run.
     """
-    from ..run import run_due, schedule_of
+    from ..run import run_due
+    from ..schedule import schedule_of
 
     loaded = load(config_path)
     schedule = schedule_of(loaded)
@@ -72,7 +73,8 @@ def run(config_path: Path | None, now_text: str | None) -> None:
 @handle_errors
 def schedule(config_path: Path | None, count: int) -> None:
     """Show the next times `newsletter run` will build and send, in the schedule's zone."""
-    from ..run import schedule_of
+    # Not from ..run: listing the slots needs neither the build nor the send path.
+    from ..schedule import schedule_of
 
     loaded = load(config_path)
     plan = schedule_of(loaded)
