@@ -62,8 +62,8 @@ def test_no_log_lines_by_default_and_one_per_build_step_with_v(sample_project: P
     assert "source blog: 9 item(s) read, 0 skipped" in lines[0]
     assert "source partners: 3 item(s) read, 0 skipped" in lines[1]
     assert "issue 1: 5 post(s) and 2 guest column(s) selected" in lines[2]
-    assert f"issue 1 would be filed at {sample_project.parent / 'issues' / SAMPLE_ISSUE}" in (
-        lines[3]
+    assert (
+        f"issue 1 would be filed at {sample_project.parent / 'issues' / SAMPLE_ISSUE}" in (lines[3])
     )
 
 
@@ -122,3 +122,15 @@ def test_v_and_q_together_are_refused(sample_project: Path) -> None:
     result = run_cli(["-v", "-q", "--config", str(sample_project), "validate"])
     assert result.exit_code == 2
     assert "choose one of -v and -q" in result.stderr
+
+
+def test_shell_completion_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_NEWSLETTER_COMPLETE", "bash_complete")
+    monkeypatch.setenv("COMP_WORDS", "newsletter send --re")
+    monkeypatch.setenv("COMP_CWORD", "2")
+    from click.testing import CliRunner
+
+    from newsletter.cli import main
+
+    result = CliRunner().invoke(main, [], prog_name="newsletter")
+    assert result.stdout.splitlines() == ["plain,--resend-unconfirmed", "plain,--retry-refused"]
