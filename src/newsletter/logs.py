@@ -25,9 +25,6 @@ class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a line is logged, as logging's own last
     resort does: a progress bar or a test runner that swaps stderr still gets the line."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property  # type: ignore[override]
     def stream(self) -> TextIO:
         return sys.stderr
