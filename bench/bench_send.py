@@ -217,6 +217,10 @@ def child_send(config_path: str) -> None:
     from newsletter.config import load_config
     from newsletter.send import SendOptions, send_issue
 
+    if os.environ.get("BENCH_SEND_LOG"):  # as `newsletter -v --log-format FORMAT send` logs
+        from newsletter.logs import configure
+
+        configure(1, os.environ["BENCH_SEND_LOG"])
     loaded = load_config(config_path)
     started = time.perf_counter()
     report = send_issue(loaded, "1", SendOptions(lists=("members",)))
@@ -503,12 +507,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, help="runs per case (median); 3, or 1 with --quick")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--only", choices=["sendgrid", "smtp", "naive"], action="append")
+    parser.add_argument(
+        "--log", choices=["text", "json"], help="log as -v does, in this format, to stderr"
+    )
+    parser.add_argument(
+        "--sizes", help="SendGrid sizes, comma-separated (default 100000,1000000; 20000 quick)"
+    )
     args = parser.parse_args()
     if args.child:
         child_send(args.child)
         return
+    if args.log:
+        os.environ["BENCH_SEND_LOG"] = args.log
     runs = args.runs or (1 if args.quick else 3)
     sizes = [20_000] if args.quick else [100_000, 1_000_000]
+    if args.sizes:
+        sizes = [int(size) for size in args.sizes.split(",")]
     smtp_count = 2_000 if args.quick else 10_000
     naive_sample = 200 if args.quick else 1_000
     only = set(args.only or ["sendgrid", "smtp", "naive"])

@@ -170,7 +170,8 @@ def test_same_inputs_give_identical_bytes() -> None:
     assert first.text == second.text
 
 
-def test_twenty_items_stay_small_and_fast() -> None:
+def test_twenty_items_stay_under_gmails_clip() -> None:
+    # Speed is bench/bench_build.py's to measure, not a test's.
     selection = make_selection(20, 4)
     renderer = Renderer(DEFAULT_TEMPLATES)
     loaded = loaded_config()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -195,12 +194,15 @@ def feed_server() -> Iterator[FeedServer]:
     relative_rss = RSS.replace("https://partner.example.net/news/short/", "/news/short/")
     routes = {"/feed.xml": relative_rss, "/page.html": "<html><body>Hello</body></html>"}
     seen: list[str] = []
+    released = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.headers.get("User-Agent", ""))
             if self.path == "/slow.xml":
-                time.sleep(1.0)
+                # Hangs until the test is over (30 s at most): a client's timeout of a
+                # fraction of a second is what ends the wait, however loaded the machine.
+                released.wait(30)
             body = routes.get(self.path, RSS if self.path == "/slow.xml" else None)
             if body is None:
                 self.send_error(404, "Not Found")
@@ -225,6 +227,7 @@ def feed_server() -> Iterator[FeedServer]:
     try:
         yield FeedServer(f"http://127.0.0.1:{server.server_address[1]}", seen)
     finally:
+        released.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

@@ -240,7 +240,7 @@ def test_a_timeout_is_worth_retrying(
     sample_project: Path, loaded: LoadedConfig, fake: FakeSuppressions
 ) -> None:
     loaded = _configure(sample_project, timeout=0.2)
-    fake.fail(Failure(500, "late", stall=1.0))
+    fake.fail(Failure(500, "late", stall=30.0))  # let go when the fake stops
 
     with pytest.raises(TransientProviderError, match=r"no answer .*timed out"):
         sync_suppressions(loaded)

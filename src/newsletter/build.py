@@ -6,6 +6,7 @@ stage is timed separately so a slow build can be pinned on the stage that caused
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from .select import select_items
 from .sources import read_sources
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -157,6 +159,12 @@ def _build(
 
     with timer.stage("sources"):
         results = read_sources(loaded, strict=strict)
+    for result in results:
+        log.info(
+            "source %(source)s: %(items)d item(s) read, %(skipped)d skipped",
+            {"event": "source-read", "source": result.name, "items": len(result.posts),
+             "skipped": len(result.warnings)},
+        )  # fmt: skip
     warnings = tuple(w for result in results for w in result.warnings)
     if on_warning is not None:
         for warning in warnings:
@@ -169,6 +177,14 @@ def _build(
             posts, featured=archive.featured_keys(), settings=settings.selection, now=moment
         )
         number = archive.next_number(settings.issue.first_number)
+    log.info(
+        "issue %(number)d: %(posts)d post(s) and %(guests)d guest column(s) selected, "
+        "lead %(lead)r",
+        {"event": "items-selected", "number": number,
+         "posts": sum(not item.is_guest for item in selection.items),
+         "guests": sum(item.is_guest for item in selection.items), "lead": selection.lead.title,
+         "ids": [item.id for item in selection.items]},
+    )  # fmt: skip
 
     with timer.stage("render"):
         meta = compose_meta(loaded, number, issue_date, selection)
@@ -178,9 +194,17 @@ def _build(
     if not dry_run:
         with timer.stage("archive"):
             archived = archive.write_issue(rendered)
+    path = archive.path_for(meta)
+    log.info(
+        "issue %(number)d %(done)s %(path)s (%(seconds).2f s: %(stages)s)",
+        {"event": "issue-filed" if archived else "issue-dry-run", "number": number,
+         "done": "filed at" if archived else "would be filed at", "path": str(path),
+         "seconds": round(sum(timer.seconds.values()), 3),
+         "stages": ", ".join(f"{name} {spent:.2f} s" for name, spent in timer.seconds.items())},
+    )  # fmt: skip
     return BuildResult(
         rendered=rendered,
-        path=archive.path_for(meta),
+        path=path,
         archived=archived,
         warnings=warnings,
         timings=dict(timer.seconds),

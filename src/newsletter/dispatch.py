@@ -20,6 +20,7 @@ the list. Here:
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from .store.ledger import Claim, Ledger
 from .tokens import TokenSigner
 from .workers import Task, Workers
 
+log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 MAX_LISTED = 100
 """Refused and unconfirmed recipients named in a run's summary; the ledger has them all."""
@@ -210,6 +212,12 @@ class SendLoop:
                 claim = self.ledger.claim_retries(
                     self.send_id, max_attempts=self.policy.max_attempts, limit=room
                 )
+                if claim is not None:
+                    log.info(
+                        "batch %(batch)d: trying %(recipients)d recipient(s) again",
+                        {"event": "batch-retry", "batch": claim.batch_no,
+                         "recipients": len(claim)},
+                    )  # fmt: skip
                 if claim is not None or fresh_room <= 0:
                     return claim
                 claim = self.ledger.claim_queued(self.send_id, limit=fresh_room)
@@ -247,6 +255,10 @@ class SendLoop:
             waits.append(max(0.0, _seconds_until(due)))
         if not waits:
             return False
+        log.info(
+            "waiting %(seconds).1f s for the next retry or the end of a pause",
+            {"event": "wait", "seconds": round(min(waits), 3)},
+        )
         self.sleep(min(waits) + 0.001)
         return True
 
@@ -290,10 +302,24 @@ class SendLoop:
         retry_in = self.policy.delay(attempt, delivery.retry_after, self.rng)
         self.ledger.settle(claim, delivery, retry_in=retry_in)
         self.tally.add(claim, delivery)
+        _log_batch(claim, counts, self.tally)
         if self.progress is not None:
             self.progress(self.tally.settled, self.total)
         if delivery.halt is not None:
+            log.error(
+                "batch %(batch)d: the send stops: %(reason)s",
+                {"event": "send-halted", "batch": claim.batch_no, "reason": str(delivery.halt)},
+            )
             return delivery.halt
+        if failed_whole:
+            log.warning(
+                "batch %(batch)d not delivered (%(reason)s): %(failures)d of %(max_attempts)d "
+                "failed batches in a row; pausing %(pause).1f s, then trying again",
+                {"event": "backoff", "batch": claim.batch_no,
+                 "reason": self.tally.last_failure or "no reason given",
+                 "failures": self._failures, "max_attempts": self.policy.max_attempts,
+                 "pause": round(retry_in, 3)},
+            )  # fmt: skip
         if self._failures >= self.policy.max_attempts:
             return SendError(
                 f"the provider failed {self._failures} batches in a row; the last: "
@@ -338,6 +364,20 @@ class SendLoop:
             if self.ledger.batch_state(claim.send_id, claim.batch_no) == "sending":
                 self.ledger.settle(claim, delivery, retry_in=0.0)
                 self.tally.add(claim, delivery)
+
+
+def _log_batch(claim: Claim, counts: dict[Outcome, int], tally: RunTally) -> None:
+    """One line per batch, never per recipient: a 1,000,000 send logs 1,000 of them."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info(
+        "batch %(batch)d: %(accepted)d sent, %(refused)d refused, %(unconfirmed)d "
+        "unconfirmed, %(not_delivered)d not delivered (%(settled)d settled in this run)",
+        {"event": "batch", "batch": claim.batch_no, "recipients": len(claim),
+         "accepted": counts[Outcome.ACCEPTED], "refused": counts[Outcome.REFUSED],
+         "unconfirmed": counts[Outcome.UNKNOWN],
+         "not_delivered": counts[Outcome.NOT_DELIVERED], "settled": tally.settled},
+    )  # fmt: skip
 
 
 def _seconds_until(moment: str) -> float:

@@ -22,7 +22,7 @@ from .errors import NothingNewError
 from .lock import LockHolder, RunLock, default_lock_path
 from .models import ArchivedIssue
 from .providers import Provider
-from .schedule import Schedule, Slot, parse_schedule
+from .schedule import Schedule, Slot, schedule_of
 from .send import SendOptions, SendReport, send_issue
 from .store import Ledger, open_store
 
@@ -46,10 +46,6 @@ class RunOutcome:
         if self.action == "nothing-new":
             return NOTHING_NEW_STATUS
         return self.report.exit_status if self.report is not None else 0
-
-
-def schedule_of(loaded: LoadedConfig) -> Schedule:
-    return parse_schedule(loaded.settings.schedule, loaded.settings.newsletter.timezone)
 
 
 def issue_for_slot(

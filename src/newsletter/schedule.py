@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
-from .config import ScheduleSettings
+from .config import LoadedConfig, ScheduleSettings
 from .errors import ScheduleError
 
 CatchUp = Literal["latest", "skip"]
@@ -224,3 +224,8 @@ def _place(wall: datetime, zone: ZoneInfo) -> datetime:
         else:
             low = middle
     return high.replace(microsecond=0)
+
+
+def schedule_of(loaded: LoadedConfig) -> Schedule:
+    """The schedule newsletter.yml sets, in the newsletter's time zone."""
+    return parse_schedule(loaded.settings.schedule, loaded.settings.newsletter.timezone)

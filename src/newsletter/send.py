@@ -9,6 +9,7 @@ it, never a file.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,7 @@ from .store import Ledger, Store
 from .tokens import TokenSigner
 from .workers import Workers, WorkerSetup
 
+log = logging.getLogger(__name__)
 TEST_PREFIX = "[TEST] "
 SECRET_SETTING = "unsubscribe-secret"
 UNCONFIRMED_STATUS = 11
@@ -286,6 +288,15 @@ class _Run:
             probe.close()
             self.ledger.release_lock(self.issue.slug)
             raise
+        report = self.report
+        log.info(
+            "send of %(issue)s to %(lists)s via %(provider)s started: %(already_sent)d sent "
+            "before, %(requeued)d queued again, %(recovered_unconfirmed)d left unconfirmed by "
+            "an earlier run",
+            {"event": "send-started", "issue": self.issue.slug, "lists": ", ".join(self.lists),
+             "provider": probe.name, "already_sent": report.already_sent,
+             "requeued": report.requeued, "recovered_unconfirmed": report.recovered_unconfirmed},
+        )  # fmt: skip
 
     def _settle_earlier_runs(self) -> None:
         ledger, report, options = self.ledger, self.report, self.options
@@ -373,6 +384,14 @@ class _Run:
                 ledger.finish_run(self.send_id, report.as_dict(), complete=complete)
             finally:
                 ledger.release_lock(self.issue.slug)
+            log.info(
+                "send of %(issue)s finished: %(status)s; %(sent)d sent, %(refused)d refused, "
+                "%(unconfirmed)d unconfirmed, %(remaining)d remaining, in %(duration_s).1f s",
+                {"event": "send-finished", "issue": report.issue_id, "status": report.status,
+                 "sent": report.sent, "refused": report.refused,
+                 "unconfirmed": report.unconfirmed, "remaining": report.remaining,
+                 "deferred": report.deferred, "duration_s": report.duration_s},
+            )  # fmt: skip
 
     def _count(self, tally: RunTally) -> None:
         report = self.report

@@ -1,12 +1,15 @@
-"""What every command shares: the --config option and turning errors into exit codes.
+"""What every command shares: the --config and --json options, and errors as exit codes.
 
 Commands stay thin: they call the library and let ``handle_errors`` print a
-``NewsletterError`` as one readable message with the exit status it carries.
+``NewsletterError`` as one readable message with the exit status it carries (and, under
+``--json``, as a JSON object on stdout too, so a script reading stdout sees why).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,12 +27,47 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Path to newsletter.yml (default: ./newsletter.yml).",
+    help="Path to newsletter.yml (default: `newsletter --config`, $NEWSLETTER_CONFIG, "
+    "then ./newsletter.yml).",
+)
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (docs/cli-json.md)."
 )
 
 
 def load(config_path: Path | None) -> LoadedConfig:
-    return load_config(config_path)
+    """The config named after the command, else before it, else by NEWSLETTER_CONFIG."""
+    return load_config(config_path or _config_given_above())
+
+
+def _config_given_above() -> Path | None:
+    """``newsletter --config X build``: the group's option, which also reads the variable;
+    a command run on its own (by a script or a test) reads the variable itself."""
+    context = click.get_current_context(silent=True)
+    given = context.find_root().params.get("config_path") if context is not None else None
+    if given:
+        return Path(given)
+    from_environment = os.environ.get("NEWSLETTER_CONFIG")
+    return Path(from_environment) if from_environment else None
+
+
+def print_json(data: object) -> None:
+    """The stable JSON shapes of docs/cli-json.md: indented, UTF-8, keys in a fixed order."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def error_json(exc: NewsletterError) -> dict[str, object]:
+    """What ``--json`` prints on stdout when a command fails (its status is the exit code)."""
+    return {
+        "error": {
+            "type": type(exc).__name__,
+            "status": exc.exit_code,
+            "message": exc.message,
+            "hint": exc.hint,
+            "problems": list(getattr(exc, "problems", []) or []),
+        }
+    }
 
 
 def handle_errors(func: F) -> F:
@@ -40,6 +78,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NewsletterError as exc:
+            if kwargs.get("as_json"):
+                print_json(error_json(exc))
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -50,4 +90,8 @@ def handle_errors(func: F) -> F:
 
 
 def warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    """A warning on stderr, unless ``newsletter -q`` asked for errors only."""
+    from ..logs import quiet
+
+    if not quiet():
+        click.echo(f"warning: {message}", err=True)

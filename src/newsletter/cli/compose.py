@@ -8,33 +8,34 @@ from pathlib import Path
 import click
 
 from ..archive import Archive
-from ..build import build_issue
+from ..build import BuildResult, build_issue
 from ..secret_files import readable_secret_files
 from ..sources import read_sources
-from .common import config_option, handle_errors, load, warn
+from .common import config_option, handle_errors, json_option, load, print_json, warn
 
 
 @click.command()
 @config_option
 @click.option("--strict", is_flag=True, help="Treat a skipped item as an error.")
+@json_option
 @handle_errors
-def validate(config_path: Path | None, strict: bool) -> None:
+def validate(config_path: Path | None, strict: bool, as_json: bool) -> None:
     """Check newsletter.yml, its sources and its template folder without building anything.
 
     Every problem in the file is listed at once, with its line and key. A store that other
     accounts can read is warned about, not refused.
     """
     loaded = load(config_path)
+    warnings: list[str] = []
     if loaded.settings.web.webhook_mode == "unsigned":
         from .web import UNSIGNED_WARNING
 
-        warn(UNSIGNED_WARNING)
-    for warning in readable_secret_files(loaded):
-        warn(warning)
+        warnings.append(UNSIGNED_WARNING)
+    warnings.extend(readable_secret_files(loaded))
     results = read_sources(loaded, strict=strict)
-    for result in results:
-        for skipped in result.warnings:
-            warn(str(skipped))
+    warnings.extend(str(warning) for result in results for warning in result.warnings)
+    for warning in warnings:
+        warn(warning)
     if not loaded.template_dir.is_dir():
         from ..errors import TemplateError
 
@@ -42,6 +43,11 @@ def validate(config_path: Path | None, strict: bool) -> None:
             f"template folder {loaded.template_dir} does not exist",
             hint="check template.directory in newsletter.yml",
         )
+    if as_json:
+        from .shapes import validate_shape
+
+        print_json(validate_shape(loaded, results, warnings))
+        return
     posts = [post for result in results for post in result.posts]
     guests = sum(1 for post in posts if post.is_guest)
     click.echo(
@@ -62,8 +68,9 @@ def validate(config_path: Path | None, strict: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Render and report, but write nothing.")
 @click.option("--strict", is_flag=True, help="Treat a skipped item as an error.")
+@json_option
 @handle_errors
-def build(config_path: Path | None, on: object, dry_run: bool, strict: bool) -> None:
+def build(config_path: Path | None, on: object, dry_run: bool, strict: bool, as_json: bool) -> None:
     """Build the next issue from the latest posts and file it under issues/.
 
     Exits with status 10, writing nothing, when no new content qualifies, so a
@@ -78,6 +85,18 @@ def build(config_path: Path | None, on: object, dry_run: bool, strict: bool) -> 
         strict=strict,
         on_warning=lambda w: warn(str(w)),
     )
+    if as_json:
+        from .shapes import build_shape
+
+        print_json(build_shape(result))
+    else:
+        describe_build(result)
+    if result.html_bytes > 102 * 1024:
+        warn("the HTML is over 102 KB: Gmail clips longer messages; select fewer items")
+
+
+def describe_build(result: BuildResult) -> None:
+    """The built issue for people: where it is, its subject, items and sizes."""
     meta = result.rendered.meta
     verb = "would write" if result.dry_run else "built"
     click.echo(f"{verb} issue {meta.number} ({meta.date.isoformat()}): {result.path}")
@@ -94,8 +113,6 @@ def build(config_path: Path | None, on: object, dry_run: bool, strict: bool) -> 
     click.echo(
         f"  html: {result.html_bytes / 1024:.1f} KB   text: {result.text_bytes / 1024:.1f} KB"
     )
-    if result.html_bytes > 102 * 1024:
-        warn("the HTML is over 102 KB: Gmail clips longer messages; select fewer items")
 
 
 @click.command()

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from .common import config_option, handle_errors, load
+from .common import config_option, handle_errors, json_option, load, print_json
 from .sending import print_report, stop_on_sigterm
 
 
@@ -33,8 +33,9 @@ def _parse_now(value: str | None, zone: ZoneInfo) -> datetime | None:
     metavar="YYYY-MM-DDTHH:MM",
     help="Act as if it were this time (in the schedule's zone unless an offset is given).",
 )
+@json_option
 @handle_errors
-def run(config_path: Path | None, now_text: str | None) -> None:
+def run(config_path: Path | None, now_text: str | None, as_json: bool) -> None:
     """Build and send the issue that is due, once; do nothing when nothing is due.
 
     Meant for cron, systemd timers and CI schedules: call it every few minutes. Exit
@@ -42,12 +43,18 @@ def run(config_path: Path | None, now_text: str | None) -> None:
     qualifies, 8 when another run holds the lock, 11 when the send completed with some
     recipients unconfirmed, 7 when it stopped or left recipients for the next run.
     """
-    from ..run import run_due, schedule_of
+    from ..run import run_due
+    from ..schedule import schedule_of
 
     loaded = load(config_path)
     schedule = schedule_of(loaded)
     with stop_on_sigterm():
         outcome = run_due(loaded, now=_parse_now(now_text, schedule.zone))
+    if as_json:
+        from .shapes import run_shape
+
+        print_json(run_shape(outcome))
+        sys.exit(outcome.exit_code)
     if outcome.took_over_from is not None:
         click.echo(f"note: took over the run lock left by {outcome.took_over_from}")
     if outcome.built is not None:
@@ -69,17 +76,24 @@ def run(config_path: Path | None, now_text: str | None) -> None:
     show_default=True,
     help="How many upcoming slots to show.",
 )
+@json_option
 @handle_errors
-def schedule(config_path: Path | None, count: int) -> None:
+def schedule(config_path: Path | None, count: int, as_json: bool) -> None:
     """Show the next times `newsletter run` will build and send, in the schedule's zone."""
-    from ..run import schedule_of
+    # Not from ..run: listing the slots needs neither the build nor the send path.
+    from ..schedule import schedule_of
 
     loaded = load(config_path)
     plan = schedule_of(loaded)
     now = datetime.now(UTC)
+    latest, upcoming = plan.latest_due(now), plan.next_due(now, count=count)
+    if as_json:
+        from .shapes import schedule_shape
+
+        print_json(schedule_shape(plan, latest, upcoming))
+        return
     click.echo(f"schedule '{plan.expression}' in {plan.zone.key} (catch-up: {plan.catch_up})")
-    latest = plan.latest_due(now)
     if latest is not None:
         click.echo(f"  latest slot: {latest.due:%a %d %b %Y %H:%M %Z}")
-    for slot in plan.next_due(now, count=count):
+    for slot in upcoming:
         click.echo(f"  next:        {slot.due:%a %d %b %Y %H:%M %Z}")

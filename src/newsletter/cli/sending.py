@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import config_option, handle_errors, load
+from .common import config_option, handle_errors, json_option, load, print_json
 
 if TYPE_CHECKING:
     from ..config import LoadedConfig
@@ -94,6 +94,7 @@ def _progress_bar(enabled: bool) -> Iterator[object]:
     is_flag=True,
     help="Send even if `newsletter check` finds something that check.blocking lists.",
 )
+@json_option
 @handle_errors
 def send(
     config_path: Path | None,
@@ -107,6 +108,7 @@ def send(
     older_than: timedelta | None,
     retry_refused: bool,
     skip_check: bool,
+    as_json: bool,
 ) -> None:
     """Send ISSUE (a number, folder name or 'latest') to the subscribers of its lists.
 
@@ -133,7 +135,7 @@ def send(
         retry_refused=retry_refused,
         skip_check=skip_check,
     )
-    show_bar = sys.stderr.isatty() and not dry_run and not options.test_to
+    show_bar = sys.stderr.isatty() and not (dry_run or options.test_to or as_json)
     with _progress_bar(show_bar) as bar, stop_on_sigterm():
         callback = None
         if bar is not None:
@@ -144,6 +146,11 @@ def send(
 
         report = send_issue(loaded, issue, options, progress=callback)
 
+    if as_json:
+        from .shapes import send_shape
+
+        print_json(send_shape(report))
+        sys.exit(report.exit_status)
     if report.mode == "dry-run":
         click.echo(f"dry run of issue {report.issue_id} to {', '.join(report.lists)}:")
         click.echo(f"  would send: {report.remaining}   already sent: {report.already_sent}")

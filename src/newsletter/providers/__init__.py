@@ -6,14 +6,18 @@ configured is visible here and nothing is imported by name at run time.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..config import LoadedConfig, ProviderSettings
 from .base import Provider, backoff_delays, retry_delay
-from .outbox import OutboxProvider
-from .sendgrid import SendgridProvider
-from .smtp import SmtpProvider
+
+if TYPE_CHECKING:
+    from .outbox import OutboxProvider
+    from .sendgrid import SendgridProvider
+    from .smtp import SmtpProvider
 
 __all__ = [
     "OutboxProvider",
@@ -25,12 +29,26 @@ __all__ = [
     "retry_delay",
 ]
 
+_MODULES = {"OutboxProvider": "outbox", "SmtpProvider": "smtp", "SendgridProvider": "sendgrid"}
+"""Each provider's module, imported when the provider is first used: SendGrid's brings an
+HTTP client, and a send through SMTP or the outbox, or a command that sends nothing, need
+not load it."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _FACTORIES: dict[str, Callable[[ProviderSettings, Path, str | None], Provider]] = {
-    "outbox": lambda settings, base, domain: OutboxProvider(
+    "outbox": lambda settings, base, domain: __getattr__("OutboxProvider")(
         _under(base, settings.outbox.directory), message_id_domain=domain
     ),
-    "smtp": lambda settings, base, domain: SmtpProvider(settings.smtp, message_id_domain=domain),
-    "sendgrid": lambda settings, base, domain: SendgridProvider(
+    "smtp": lambda settings, base, domain: __getattr__("SmtpProvider")(
+        settings.smtp, message_id_domain=domain
+    ),
+    "sendgrid": lambda settings, base, domain: __getattr__("SendgridProvider")(
         settings.sendgrid, message_id_domain=domain
     ),
 }

@@ -1,0 +1,64 @@
+"""What each command loads at start-up: `--help` none of the commands, and a command only
+what its own path needs. Speed itself is measured by bench/bench_startup.py, not here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from newsletter.cli import COMMANDS, SUMMARIES, main
+
+
+def imported_by(args: list[str], cwd: Path | None = None) -> set[str]:
+    """The modules ``newsletter ARGS`` imports, read from ``python -X importtime``."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "newsletter", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 10), done.stderr[-2000:]
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_the_help_lists_each_command_by_its_own_first_sentence() -> None:
+    context = click.Context(main)
+    assert set(SUMMARIES) == set(COMMANDS)
+    for name in COMMANDS:
+        command = main.get_command(context, name)
+        assert command is not None
+        assert SUMMARIES[name] == command.get_short_help_str(limit=1000), name
+
+
+def test_help_imports_no_command_and_no_library() -> None:
+    loaded = imported_by(["--help"])
+    assert "click" in loaded
+    assert not {f"newsletter.cli.{module}" for module, _ in COMMANDS.values()} & loaded
+    assert not {"newsletter.config", "pydantic", "premailer", "jinja2", "httpx"} & loaded
+
+
+@pytest.mark.parametrize(
+    ("args", "absent"),
+    [
+        (["schedule"], {"premailer", "httpx", "newsletter.build", "newsletter.send"}),
+        (["validate"], {"premailer", "requests", "httpx", "newsletter.send"}),
+        # premailer loads with a stand-in for requests, which it needs only for the network.
+        (["build", "--dry-run", "--date", "2026-11-24"], {"requests", "httpx", "newsletter.send"}),
+        (["report", "--help"], {"premailer", "httpx"}),
+    ],
+)
+def test_a_command_loads_only_what_its_path_needs(
+    sample_project: Path, args: list[str], absent: set[str]
+) -> None:
+    loaded = imported_by(args, cwd=sample_project.parent)
+    assert "newsletter.config" in loaded or "--help" in args
+    assert not absent & loaded
