@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
-import types
 from typing import TYPE_CHECKING
 
 from mjml import mjml2html
@@ -34,25 +32,16 @@ def mjml_to_html(mjml_text: str, *, template_name: str) -> str:
 
 @functools.cache
 def _premailer() -> type[Premailer]:
-    """premailer, imported on first use: it loads cssutils and cssselect, which only a
-    render needs, not validate, preview or a send.
+    """premailer, imported on first use: it loads requests, cssutils and cssselect (a third
+    of a build's start-up), which only a render needs, not validate, preview or a send.
 
-    premailer imports requests only to fetch external stylesheets, which
-    ``allow_network=False`` never does: an empty stand-in takes its place while premailer
-    loads (a tenth of a build's start-up saved), and a later ``import requests`` gets the
-    real one. cssutils' property profiles go: premailer validates every inline style
-    against them even with validation off, and compiling their patterns took a third of a
-    render's time, for warnings nobody reads (the inlined HTML is byte for byte the same).
+    cssutils' property profiles go: premailer validates every inline style against them
+    even with validation off, and compiling their patterns took a third of a render's
+    time, for warnings nobody reads (the inlined HTML is byte for byte the same).
     """
-    stand_in = "requests" not in sys.modules
-    if stand_in:
-        sys.modules["requests"] = types.ModuleType("requests")
-    try:
-        import cssutils
-        from premailer import Premailer
-    finally:
-        if stand_in:
-            del sys.modules["requests"]
+    import cssutils
+    from premailer import Premailer
+
     cssutils.profile.removeProfile(all=True)
     return Premailer
 
