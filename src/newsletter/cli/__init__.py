@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 SUMMARIES: dict[str, str] = {
+    "init": "Write a newsletter of your own into DIRECTORY (default: the current folder).",
     "validate": "Check newsletter.yml, its sources and its template folder without building "
     "anything.",
     "build": "Build the next issue from the latest posts and file it under issues/.",
