@@ -25,7 +25,7 @@ class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a line is logged, as logging's own last
     resort does: a progress bar or a test runner that swaps stderr still gets the line."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from mjml import mjml2html
 
@@ -43,7 +43,7 @@ def _premailer() -> type[Premailer]:
     from premailer import Premailer
 
     cssutils.profile.removeProfile(all=True)
-    return Premailer
+    return cast("type[Premailer]", Premailer)  # premailer ships no type information
 
 
 def inline_css(html: str) -> str:
