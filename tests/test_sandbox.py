@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import jinja2
@@ -78,12 +77,10 @@ def test_a_billion_item_loop_is_refused(sample_project: Path) -> None:
     line = add_to_template(
         sample_project, "email.txt.j2", "{% for i in range(10**9) %}{% endfor %}"
     )
-    started = time.monotonic()
     code, output = build(sample_project)
     assert code == 4, output
     assert f"email.txt.j2:{line}: Range too big. The sandbox blocks ranges larger than " \
         "MAX_RANGE (100000)." in output  # fmt: skip
-    assert time.monotonic() - started < 60  # not a speed target: the loop did not run
     assert nothing_written(sample_project)
 
 
