@@ -489,3 +489,33 @@ def test_sigterm_stops_a_send_after_recording_the_batch_on_its_way(
     assert ledger_counts(config)["sent"] == SUBSCRIBERS
     taken = accepted(fake)
     assert sorted(taken) == sorted(set(taken)) and len(taken) == SUBSCRIBERS
+
+
+def test_an_interruption_while_an_answer_is_recorded_still_records_it(
+    built_project: Path,
+) -> None:
+    """Ctrl-C (or SIGTERM) landing inside the commit of a batch's answer: the commit is
+    rolled back, and the stop records the answer again instead of leaving it 'sending'."""
+    fired: list[str] = []
+
+    def interrupt_the_first_settle(frame: Any, event: str, arg: Any) -> None:
+        # The interpreter's tracing, not a stand-in: the real settle runs until its first
+        # statement, where a KeyboardInterrupt arrives as Ctrl-C would.
+        caller = frame.f_back
+        if event == "call" and frame.f_code.co_name == "execute" and not fired \
+                and caller is not None and caller.f_code.co_name == "settle":  # fmt: skip
+            fired.append(caller.f_code.co_filename)
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(interrupt_the_first_settle)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            send_issue(load_config(built_project), ISSUE, SendOptions(lists=("members",)))
+    finally:
+        sys.settrace(None)
+
+    assert fired and fired[0].endswith("ledger.py"), "the fault was never injected"
+    counts = ledger_counts(built_project)
+    assert (counts["sent"], counts["sending"], counts["unconfirmed"]) == (SUBSCRIBERS, 0, 0)
+    assert len(list((built_project.parent / "outbox").rglob("*.eml"))) == SUBSCRIBERS

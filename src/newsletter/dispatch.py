@@ -162,10 +162,15 @@ class SendLoop:
                     continue
                 done, _ = wait(pending, timeout=self._pause_left(), return_when=FIRST_COMPLETED)
                 for future in done:
-                    claim = pending.pop(future)
+                    # The claim leaves ``pending`` only once its answer is recorded: an
+                    # interruption in the middle of recording it (Ctrl-C, SIGTERM) leaves
+                    # it to ``_finish_outstanding``, not 'sending' with nobody to settle it.
+                    claim = pending[future]
                     if claim.batch_no in self._released:
+                        del pending[future]
                         continue
                     halt = self._settle(claim, self._delivery(future, claim))
+                    del pending[future]
                     if halt is not None and stop is None:
                         stop = halt
                         self._release(pending)
