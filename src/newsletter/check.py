@@ -39,6 +39,7 @@ from .contrast import AA_LARGE, AA_SMALL, contrast_ratio
 from .links import fetch_all
 from .lock import LOCK_DIR
 from .merge import PLACEHOLDER
+from .models import ArchivedIssue
 
 GMAIL_CLIP_BYTES = 102 * 1024
 CODES: dict[str, str] = {
@@ -100,6 +101,13 @@ def check_issue(
 ) -> CheckReport:
     """Check an archived issue as it will be sent; ``links`` also fetches every link."""
     issue = Archive(loaded.issues_dir, newsletter=loaded.settings.newsletter).find(issue_ref)
+    return check_archived(loaded, issue, links=links)
+
+
+def check_archived(
+    loaded: LoadedConfig, issue: ArchivedIssue, *, links: bool = False
+) -> CheckReport:
+    """``check_issue`` for an issue already found (a send has it in hand)."""
     html, text = message_parts(issue)
     settings = loaded.settings.check
     findings = check_message(
@@ -165,10 +173,11 @@ def check_message(
     found += _size(html)
     found += _links(root, text)
     found += _images(root)
-    found += _contrast(root)
+    texts = list(_texts(root))  # each text's inherited styles, read once for both checks
+    found += _contrast(texts)
     found += _dark_pairs(dark_pairs)
     found += _structure(root, html)
-    found += _hidden_text(root)
+    found += _hidden_text(texts)
     chosen = set(blocking)
     return [Finding(f.code, f.element, f.message, f.fix, f.code in chosen) for f in found]
 
@@ -268,22 +277,21 @@ def _images(root: etree._Element) -> Iterator[Finding]:
             )
 
 
-def _contrast(root: etree._Element) -> Iterator[Finding]:
-    for element in _visible_text_elements(root):
-        foreground = _inherited(element, "color") or "#000000"
-        background = _background(element) or "#ffffff"
+def _contrast(texts: Sequence[_Text]) -> Iterator[Finding]:
+    for text in texts:
+        foreground = text.colour or "#000000"
+        background = text.background or "#ffffff"
         try:
             ratio = contrast_ratio(foreground, background)
         except ValueError:
             continue  # a colour this check cannot read (a gradient, a variable)
-        large = _is_large(element)
-        needed = AA_LARGE if large else AA_SMALL
+        needed = AA_LARGE if text.large else AA_SMALL
         if ratio < needed:
             yield Finding(
                 "contrast",
-                _shown(element),
+                _shown(text.element),
                 f"{foreground} on {background} is {ratio:.2f}:1; WCAG AA needs "
-                f"{needed:g}:1 for {'large' if large else 'body'} text",
+                f"{needed:g}:1 for {'large' if text.large else 'body'} text",
                 "darken the text colour or lighten the background in template.theme",
             )
 
@@ -334,20 +342,21 @@ def _structure(root: etree._Element, html: str) -> Iterator[Finding]:
         )
 
 
-def _hidden_text(root: etree._Element) -> Iterator[Finding]:
-    for element in _visible_text_elements(root):
-        size = _SIZE.search(_inherited(element, "font-size") or "")
-        colour = _inherited(element, "color")
-        background = _background(element)
-        tiny = size is not None and float(size.group(1)) <= 2
+def _hidden_text(texts: Sequence[_Text]) -> Iterator[Finding]:
+    for text in texts:
+        tiny = text.pixels is not None and text.pixels <= 2
         try:
-            invisible = bool(colour and background and contrast_ratio(colour, background) < 1.2)
+            invisible = bool(
+                text.colour
+                and text.background
+                and contrast_ratio(text.colour, text.background) < 1.2
+            )
         except ValueError:
             invisible = False
         if tiny or invisible:
             yield Finding(
                 "hidden-text",
-                _shown(element),
+                _shown(text.element),
                 "visible text is hidden by its size or colour, which spam filters score against",
                 "remove it, or hide it with display:none as the preheader is",
             )
@@ -395,12 +404,34 @@ def _background(element: etree._Element) -> str | None:
     return None
 
 
-def _is_large(element: etree._Element) -> bool:
-    size = _SIZE.search(_inherited(element, "font-size") or "")
-    weight = (_inherited(element, "font-weight") or "").lower()
-    bold = weight == "bold" or (weight.isdigit() and int(weight) >= 700)
-    pixels = float(size.group(1)) if size else 16.0
-    return pixels >= 24 or (bold and pixels >= 18.66)
+@dataclass(frozen=True)
+class _Text:
+    """An element with text of its own, and the styles it shows that text in."""
+
+    element: etree._Element
+    colour: str | None
+    background: str | None
+    pixels: float | None
+    bold: bool
+
+    @property
+    def large(self) -> bool:
+        """WCAG's large text: 24 px, or 18.66 px bold (16 px when no size is set)."""
+        pixels = self.pixels if self.pixels is not None else 16.0
+        return pixels >= 24 or (self.bold and pixels >= 18.66)
+
+
+def _texts(root: etree._Element) -> Iterator[_Text]:
+    for element in _visible_text_elements(root):
+        size = _SIZE.search(_inherited(element, "font-size") or "")
+        weight = (_inherited(element, "font-weight") or "").lower()
+        yield _Text(
+            element,
+            _inherited(element, "color"),
+            _background(element),
+            float(size.group(1)) if size else None,
+            weight == "bold" or (weight.isdigit() and int(weight) >= 700),
+        )
 
 
 def _visible_text_elements(root: etree._Element) -> Iterator[etree._Element]:

@@ -195,7 +195,7 @@ def send_issue(
     issue = archive.find(issue_ref)
     lists = _lists_for(loaded, options)
     real = not (options.test_to or options.dry_run)
-    warnings = _check_first(loaded, issue.slug, options.skip_check) if real else []
+    warnings = _check_first(loaded, issue, options.skip_check) if real else []
     factory = make_provider or (lambda: get_provider(loaded))
     probe = provider or factory()
     mode = "test" if options.test_to else ("dry-run" if options.dry_run else "send")
@@ -237,12 +237,13 @@ def send_issue(
     return report
 
 
-def _check_first(loaded: LoadedConfig, slug: str, skip: bool) -> list[str]:
+def _check_first(loaded: LoadedConfig, issue: ArchivedIssue, skip: bool) -> list[str]:
     """Run `newsletter check` before anything is sent; its warnings become the report's
     notes. A blocking finding stops the send before the ledger or provider is touched."""
-    from .check import check_issue
+    from .check import check_archived
 
-    result = check_issue(loaded, slug)
+    result = check_archived(loaded, issue)
+    slug = issue.slug
     notes = [f"check: {finding.code}: {finding.message}" for finding in result.findings]
     if result.blocking and not skip:
         first = result.blocking[0]
