@@ -250,6 +250,11 @@ class SummarySettings(_Model):
         return value
 
 
+def name_key(name: str) -> str:
+    """A person's name as names are compared: case and spacing ignored."""
+    return " ".join(name.split()).casefold()
+
+
 class AuthorSettings(_Model):
     """A person whose posts or columns appear, as every source's items should present them."""
 
@@ -597,7 +602,7 @@ class Config(_Model):
             (
                 "authors",
                 [
-                    " ".join(name.split()).casefold()
+                    name_key(name)
                     for person in self.authors
                     for name in (person.name, *person.aliases)
                 ],

@@ -13,12 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from .config import AuthorSettings
+from .config import AuthorSettings, name_key
 from .models import Post
-
-
-def name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
 
 
 def people_by_name(authors: Sequence[AuthorSettings]) -> dict[str, AuthorSettings]:
