@@ -45,17 +45,17 @@ def check_store_url(text: str) -> str:
     return text
 
 
-def resolve_store_url(text: str) -> str:
+def resolve_store_url(text: str, *, field: str = "store.url") -> str:
     """The URL with each ``${VAR}`` replaced by the variable's value (the password's
     percent-encoded, so any character may be in it); ConfigError naming store.url and the
-    variable when one is unset."""
+    variable when one is unset (``field`` names where the URL was given)."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         found = os.environ.get(name)
         if not found:
             raise ConfigError(
-                [f"store.url: the environment variable {name} is not set; "
+                [f"{field}: the environment variable {name} is not set; "
                  f"export {name}=... and retry"]
             )  # fmt: skip
         return found
