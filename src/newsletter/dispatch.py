@@ -157,7 +157,9 @@ class SendLoop:
                         break
                     pending[self.workers.submit(self._task(claim))] = claim
                 if not pending:
-                    if stop is not None or not self._wait_for_retries():
+                    if stop is not None or not (
+                        self._wait_for_retries() or self._take_over_abandoned()
+                    ):
                         break
                     continue
                 done, _ = wait(pending, timeout=self._pause_left(), return_when=FIRST_COMPLETED)
@@ -229,9 +231,9 @@ class SendLoop:
             while claim is None and self._lists and fresh_room > 0:
                 list_id = self._lists[0]
                 after = self._after[list_id]
-                claim = self.ledger.claim_new(
-                    self.send_id, list_id, after, fresh_room, fresh=after >= self._last_row
-                )
+                # Where senders share the send, another may have claimed beyond ``after``.
+                fresh = after >= self._last_row and not self.ledger.db.shares_sends
+                claim = self.ledger.claim_new(self.send_id, list_id, after, fresh_room, fresh=fresh)
                 if claim is None:
                     self._lists.pop(0)
                 else:
@@ -248,6 +250,22 @@ class SendLoop:
         if now - self._last_beat >= HEARTBEAT_S:
             self.ledger.heartbeat(self.issue_id)
             self._last_beat = now
+
+    def _take_over_abandoned(self) -> bool:
+        """Where senders share the send, the batches of one that is gone (killed, its host
+        down) are settled as a new run would: posted ones become unconfirmed, the others go
+        back to the queue and this run sends them. Whether any went back."""
+        if not self.ledger.db.shares_sends:
+            return False
+        recovered = self.ledger.recover(self.send_id, waiting=False)
+        if recovered.unconfirmed or recovered.requeued:
+            log.info(
+                "took over a stopped sender's batches: %(requeued)d queued again, "
+                "%(unconfirmed)d left unconfirmed",
+                {"event": "send-taken-over", "requeued": recovered.requeued,
+                 "unconfirmed": recovered.unconfirmed},
+            )  # fmt: skip
+        return recovered.requeued > 0
 
     def _wait_for_retries(self) -> bool:
         """Nothing to claim and nothing out: wait for the next retry or pause to end; False

@@ -10,7 +10,8 @@ into the latest one (a machine that was off for a week sends one issue, not a ba
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -86,11 +87,28 @@ def run_due(
     """Do what is due at ``now`` (default: the current time), once."""
     schedule = schedule_of(loaded)
     moment = now or datetime.now(UTC)
-    with RunLock(default_lock_path(loaded.base_dir)) as lock:
+    with RunLock(default_lock_path(loaded.base_dir)) as lock, _store_run_lock(loaded, lock):
         outcome = _run_locked(loaded, schedule, moment, provider, progress, sleep)
         if lock.took_over_from is not None:
             outcome = _with(outcome, took_over_from=lock.took_over_from)
         return outcome
+
+
+@contextmanager
+def _store_run_lock(loaded: LoadedConfig, lock: RunLock) -> Iterator[None]:
+    """On a PostgreSQL store, the run lock on the server too: runs on other hosts share it."""
+    location = loaded.store_location
+    if not isinstance(location, str):
+        yield
+        return
+    from .store.postgres import hold_run_lock
+
+    assert lock.holder is not None
+    held = hold_run_lock(location, lock.holder)
+    try:
+        yield
+    finally:
+        held.close()
 
 
 def _with(outcome: RunOutcome, **changes: object) -> RunOutcome:

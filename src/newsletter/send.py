@@ -66,6 +66,8 @@ class SendOptions:
     """Send again to recipients the provider refused before (after fixing the cause)."""
     skip_check: bool = False
     """Send even when the pre-send check finds something that blocks a send."""
+    join: bool = False
+    """Share the send with other senders (PostgreSQL store): no send lock is taken."""
 
 
 @dataclass
@@ -269,7 +271,13 @@ class _Run:
     report: SendReport
 
     def __post_init__(self) -> None:
-        self.ledger = Ledger(self.store)
+        if self.options.join and not self.store.db.shares_sends:
+            raise SendError(
+                "--join shares a send between several senders, which needs a PostgreSQL "
+                "store (store.url); a SQLite store has one sender per send",
+                hint="send without --join, or move the store: newsletter store copy --to URL",
+            )
+        self.ledger = Ledger(self.store, joined=self.options.join)
         self.send_id = 0
 
     def start(self, probe: Provider, opened_here: bool) -> None:
@@ -277,11 +285,11 @@ class _Run:
         if opened_here:
             probe.open()  # a missing key or a refused login shows before the ledger changes
         try:
-            lock = self.ledger.acquire_lock(self.issue.slug)
+            lock = None if self.options.join else self.ledger.acquire_lock(self.issue.slug)
         except BaseException:
             probe.close()
             raise
-        if lock.replaced:
+        if lock is not None and lock.replaced:
             self.report.notes.append(f"took over the send lock left by {lock.replaced}")
         try:
             self._settle_earlier_runs()

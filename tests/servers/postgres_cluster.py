@@ -84,6 +84,9 @@ class PostgresCluster:
             "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync",
             "--locale=C",
         )  # fmt: skip
+        self.restart_server()
+
+    def restart_server(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories={self.folder} -c fsync=off -c full_page_writes=off "
@@ -94,9 +97,13 @@ class PostgresCluster:
             "-w", "-t", "60", "start",
         )  # fmt: skip
 
+    def kill_server(self) -> None:
+        """The server gone at once, as in a crash: every connection to it is cut."""
+        self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
     def stop(self) -> None:
         try:
-            self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self.kill_server()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -7,6 +7,7 @@ see the replies a real server gives.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -66,6 +67,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         data = envelope.original_content or b""
         peer = session.peer[1] if isinstance(session.peer, tuple) else 0
         tls = server.transport.get_extra_info("ssl_object") if server.transport else None
@@ -98,8 +101,12 @@ class SmtpSink:
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        delay: float = 0.0,
     ) -> None:
         self.refuse = set(refuse or ())
+        self.delay = delay
+        """Seconds each message takes to be taken, so a send lasts long enough to be
+        interrupted on purpose."""
         self.defer = set(defer or ())
         self.received: list[Received] = []
         self.lock = threading.Lock()

@@ -94,6 +94,12 @@ def _progress_bar(enabled: bool) -> Iterator[object]:
     is_flag=True,
     help="Send even if `newsletter check` finds something that check.blocking lists.",
 )
+@click.option(
+    "--join",
+    is_flag=True,
+    help="Share the send with other senders of the same issue (PostgreSQL store): each "
+    "recipient still gets it once, and the batches of a sender that dies are taken over.",
+)
 @json_option
 @handle_errors
 def send(
@@ -108,6 +114,7 @@ def send(
     older_than: timedelta | None,
     retry_refused: bool,
     skip_check: bool,
+    join: bool,
     as_json: bool,
 ) -> None:
     """Send ISSUE (a number, folder name or 'latest') to the subscribers of its lists.
@@ -134,6 +141,7 @@ def send(
         older_than=older_than,
         retry_refused=retry_refused,
         skip_check=skip_check,
+        join=join,
     )
     show_bar = sys.stderr.isatty() and not (dry_run or options.test_to or as_json)
     with _progress_bar(show_bar) as bar, stop_on_sigterm():

@@ -311,6 +311,23 @@ class StoreDatabase(ABC):
     setting: str
     """The newsletter.yml setting that names the store, for hints."""
 
+    shares_sends = False
+    """Whether several processes may send one issue together (``send --join``): each
+    claimed batch is then held by its sender's session, so a run settles only the batches
+    of senders that are gone. A SQLite store has one sender per send, under the send lock."""
+
+    def hold(self, first: int, second: int) -> None:
+        """Mark a claim (send, batch) as this process's own for as long as it lives."""
+        return None  # SQLite: the send lock keeps every other sender away
+
+    def let_go(self, first: int, second: int) -> None:
+        """The claim is settled; it no longer needs its owner."""
+        return None
+
+    def held_elsewhere(self, first: int, second: int) -> bool:
+        """Whether another live process holds this claim."""
+        return False
+
     @abstractmethod
     def close(self) -> None: ...
 

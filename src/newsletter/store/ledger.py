@@ -189,10 +189,14 @@ class Ledger:
     """Per-issue delivery state on top of a ``Store``; every method commits before returning
     (or joins the transaction it is called in)."""
 
-    def __init__(self, store: Store, *, owner: str | None = None) -> None:
+    def __init__(self, store: Store, *, owner: str | None = None, joined: bool = False) -> None:
         self.store = store
         self.db = store.db
         self.owner = owner or default_owner()
+        self.joined = joined
+        """A sender that joined a send others may be running (``send --join``): it takes
+        no send lock, and settles only the batches of senders that are gone."""
+        self._held: set[tuple[int, int]] = set()
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
@@ -242,42 +246,64 @@ class Ledger:
 
     # --- after a stop ----------------------------------------------------------------------
 
-    def recover(self, send_id: int) -> Recovery:
+    def recover(self, send_id: int, *, waiting: bool = True) -> Recovery:
         """Settle what a run that stopped without finishing left behind.
 
         Batches that were being posted become unconfirmed: their requests may have been
-        taken. Claimed batches that never went out, and recipients waiting to retry, go
-        back to the queue: they certainly got nothing.
+        taken. Claimed batches that never went out, and (unless not ``waiting``)
+        recipients waiting to retry, go back to the queue: they certainly got nothing.
+        Where senders share sends, only the batches of senders that are gone are settled.
         """
         now = utc_now()
         with self.db.transaction():
+            gone = self._abandoned_batches(send_id)
+            only, only_b = (f"AND batch_no {gone}", f"AND b.batch_no {gone}") if gone else ("", "")
             unconfirmed = int(
                 self.db.scalar(
                     "SELECT COUNT(*) FROM send_ledger l JOIN send_batches b "
                     "ON b.send_id = l.send_id AND b.batch_no = l.batch_no "
-                    "WHERE b.send_id = ? AND b.state = 'sending' AND l.state IS NULL",
+                    f"WHERE b.send_id = ? AND b.state = 'sending' AND l.state IS NULL {only_b}",
                     (send_id,),
                 )
             )
             self.db.execute(
                 "UPDATE send_batches SET state = 'unconfirmed', finished_at = ?, "
                 "error = 'the send stopped while this batch was being delivered' "
-                "WHERE send_id = ? AND state = 'sending'",
+                f"WHERE send_id = ? AND state = 'sending' {only}",
                 (now, send_id),
             )
             requeued = self.db.execute(
                 "UPDATE send_ledger SET state = 'queued', updated_at = ? "
                 "WHERE send_id = ? AND state IS NULL AND batch_no IN "
-                "(SELECT batch_no FROM send_batches WHERE send_id = ? AND state = 'queued')",
+                f"(SELECT batch_no FROM send_batches WHERE send_id = ? AND state = 'queued' "
+                f"{only})",
                 (now, send_id, send_id),
             )
             self.db.execute(
                 "UPDATE send_batches SET state = 'settled', finished_at = ? "
-                "WHERE send_id = ? AND state = 'queued'",
+                f"WHERE send_id = ? AND state = 'queued' {only}",
                 (now, send_id),
             )
-            requeued += self.requeue_waiting(send_id)
+            if waiting:
+                requeued += self.requeue_waiting(send_id)
         return Recovery(unconfirmed=unconfirmed, requeued=requeued)
+
+    def _abandoned_batches(self, send_id: int) -> str:
+        """``IN (...)`` the open batches no live sender holds; empty where one sender has
+        the whole send, so every batch is its to settle."""
+        if not self.db.shares_sends:
+            return ""
+        open_batches = self.db.all(
+            "SELECT batch_no FROM send_batches WHERE send_id = ? "
+            "AND state IN ('queued', 'sending')",
+            (send_id,),
+        )
+        gone = [
+            int(no)
+            for (no,) in open_batches
+            if (send_id, no) not in self._held and not self.db.held_elsewhere(send_id, no)
+        ]
+        return f"IN ({', '.join(map(str, gone))})" if gone else "IN (NULL)"
 
     # --- claims ----------------------------------------------------------------------------
 
@@ -425,6 +451,9 @@ class Ledger:
             "VALUES (?, ?, 'queued', ?, ?)",
             (send_id, batch_no, len(ids), utc_now()),
         )
+        if self.db.shares_sends:  # held before the claim commits: never seen unowned
+            self.db.hold(send_id, batch_no)
+            self._held.add((send_id, batch_no))
         return Claim(send_id, batch_no, ids, emails, list_ids, details)
 
     def batch_rows(self, send_id: int, batch_no: int, first: int, last: int) -> list[BatchRow]:
@@ -514,7 +543,13 @@ class Ledger:
                 "WHERE send_id = ? AND batch_no = ? AND state IS NULL",
                 (now, send_id, batch_no),
             )
+        self._let_go(send_id, batch_no)
         return True
+
+    def _let_go(self, send_id: int, batch_no: int) -> None:
+        if (send_id, batch_no) in self._held:
+            self._held.discard((send_id, batch_no))
+            self.db.let_go(send_id, batch_no)
 
     def batch_state(self, send_id: int, batch_no: int) -> str | None:
         value = self.db.scalar(
@@ -591,6 +626,7 @@ class Ledger:
                     (own, delivery.reason or None, now, own, retry_at, own, send_id,
                      ids[0], ids[-1], batch_no),
                 )  # fmt: skip
+        self._let_go(send_id, batch_no)
 
     # --- what an operator asks for --------------------------------------------------------
 
@@ -808,6 +844,8 @@ class Ledger:
     def heartbeat(self, issue_id: str, owner: str | None = None) -> None:
         """Say the send is alive; raises SendInProgressError if the lock was taken over."""
         me = owner or self.owner
+        if self.joined:
+            return
         with self.db.transaction():
             changed = self.db.execute(
                 "UPDATE send_locks SET heartbeat_at = ? WHERE issue_id = ? AND owner = ?",
@@ -826,6 +864,8 @@ class Ledger:
     def release_lock(self, issue_id: str, owner: str | None = None) -> bool:
         """Give the lock up; only its owner can. Returns whether a lock was released."""
         me = owner or self.owner
+        if self.joined:
+            return False
         with self.db.transaction():
             return bool(
                 self.db.execute(

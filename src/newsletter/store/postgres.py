@@ -23,7 +23,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import StoreError
+from ..errors import LockedError, StoreError
+from ..lock import LockHolder
 from ..store_url import mask
 from .db import Dialect, Row, StoreDatabase
 
@@ -140,6 +141,9 @@ class PostgresDatabase(StoreDatabase):
         self.url = self.location = url
         self.where = mask(url)
         self._local = threading.local()
+        self._session: psycopg.Connection[Any] | None = None
+        self._session_lock = threading.Lock()
+        self._gone = False
         try:
             # One plain connection first: its error says what is wrong (password, host,
             # database) where the pool would only time out.
@@ -156,8 +160,43 @@ class PostgresDatabase(StoreDatabase):
             name="newsletter-store",
         )
 
+    shares_sends = True
+
     def close(self) -> None:
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
         self._pool.close()
+
+    # --- claims held by this process ------------------------------------------------------
+
+    def hold(self, first: int, second: int) -> None:
+        """A session advisory lock on a connection of its own: the server drops it when the
+        process's connection closes, however the process ends (kill -9 included)."""
+        self._on_session("SELECT pg_advisory_lock(%s, %s)", first, second)
+
+    def let_go(self, first: int, second: int) -> None:
+        self._on_session("SELECT pg_advisory_unlock(%s, %s)", first, second)
+
+    def held_elsewhere(self, first: int, second: int) -> bool:
+        if self._on_session("SELECT pg_try_advisory_lock(%s, %s)", first, second):
+            self.let_go(first, second)
+            return False
+        return True
+
+    def _on_session(self, sql: str, *params: int) -> Any:
+        with self._session_lock:
+            try:
+                if self._session is None:
+                    self._session = psycopg.connect(
+                        self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                    )
+                row = self._session.execute(sql, params).fetchone()
+            except psycopg.Error as exc:
+                if self._session is not None and self._session.broken:
+                    self._session = None  # its holds went with it; the next one reconnects
+                raise self._error(exc) from exc
+            return None if row is None else row[0]
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -166,6 +205,8 @@ class PostgresDatabase(StoreDatabase):
         if held is not None:
             yield held
             return
+        if self._gone:
+            self._check_back()
         try:
             with self._pool.connection() as conn:
                 yield conn
@@ -237,10 +278,61 @@ class PostgresDatabase(StoreDatabase):
             return self._lost(exc)
         return StoreError(f"{self.where}: {_scrub(str(exc).strip(), self.url)}")
 
+    def _check_back(self) -> None:
+        """After a lost connection, one plain connection says at once whether the server
+        is back, where the pool would wait its whole timeout for each statement: a send
+        whose server went away stops in seconds, and ``serve`` recovers when it returns."""
+        try:
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            raise self._lost(exc) from None
+        self._gone = False
+
     def _lost(self, exc: Exception) -> StoreError:
+        self._gone = True
         return StoreError(
             f"{self.where}: lost the connection to the PostgreSQL store: "
             f"{_scrub(str(exc).strip(), self.url) or type(exc).__name__}",
             hint="check that the server is running and reachable; what was not committed "
             "was rolled back, and running the command again carries on from there",
         )
+
+
+RUN_LOCK = 0x6E65_7772_756E
+"""The advisory lock ``newsletter run`` holds on a PostgreSQL store (any fixed number)."""
+
+
+def hold_run_lock(url: str, holder: LockHolder) -> psycopg.Connection[Any]:
+    """Take the store's run lock for as long as the returned connection stays open, or
+    raise LockedError naming the process that holds it.
+
+    The file lock beside newsletter.yml keeps runs on one host apart; timers on several
+    hosts (or CI beside a timer) share the store, so they meet here. The server drops the
+    lock with the connection, however its process ends. Each holder is named by its
+    connection's application_name, which the lock file's line fits in.
+    """
+    try:
+        conn = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name=holder.line().strip()[:63],
+        )
+    except psycopg.Error as exc:
+        raise connection_error(url, exc) from None
+    if conn.execute("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK,)).fetchone() == (True,):
+        return conn
+    row = conn.execute(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+        "AND l.objsubid = 1",
+        (RUN_LOCK >> 32, RUN_LOCK & 0xFFFF_FFFF),
+    ).fetchone()
+    conn.close()
+    other = LockHolder.parse(row[0]) if row else None
+    who = f"`newsletter {other.command}` ({other})" if other else "`newsletter run`"
+    raise LockedError(
+        f"another {who} holds the run lock of the store at {mask(url)}; it will finish on "
+        "its own",
+        hint="runs on several hosts share one PostgreSQL store, so one runs at a time",
+    )
