@@ -5,7 +5,10 @@ two attributes, a few rows the importer must refuse) is generated once; each run
 it into a fresh store by running the real command in a new process, so interpreter start,
 imports and the final commit are all counted. Peak RSS is the child's ``ru_maxrss``.
 
-    .venv/bin/python bench/bench_import.py [--rows 1000000] [--runs 3]
+    .venv/bin/python bench/bench_import.py [--rows 1000000] [--runs 3] [--store URL]
+
+``--store postgresql://...`` imports into a PostgreSQL store instead, a fresh schema of
+that database per run (``pg_store.py``).
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ sources:
   - {name: posts, type: markdown, path: content}
 lists:
   - name: members
-store:
-  path: store.db
 """
+SQLITE_STORE = "store:\n  path: store.db\n"
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -49,7 +51,9 @@ def write_csv(path: Path, rows: int) -> None:
                 out.write(f"person.{n}@mail{n % 97}.example.org,Person {n},Org {n % 50},Hull\n")
 
 
-def run_once(folder: Path, csv_path: Path) -> tuple[float, float, float, str]:
+def run_once(
+    folder: Path, csv_path: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, float, str]:
     """Wall and CPU seconds, peak RSS in MB and the command's summary line, in a fresh
     store. CPU time is shown because on a shared machine wall time also measures the
     neighbours."""
@@ -62,6 +66,7 @@ def run_once(folder: Path, csv_path: Path) -> tuple[float, float, float, str]:
         [str(COMMAND), "subscribers", "import", str(csv_path), "--list", "members",
          "--config", str(folder / "newsletter.yml")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
@@ -72,16 +77,32 @@ def run_once(folder: Path, csv_path: Path) -> tuple[float, float, float, str]:
     return seconds, cpu, usage.ru_maxrss / 1024, output.splitlines()[0]  # ru_maxrss: KiB
 
 
+def run_on_postgres(
+    folder: Path, csv_path: Path, url: str, run: int
+) -> tuple[float, float, float, str]:
+    """``run_once`` into a fresh schema of the database at ``url``."""
+    from pg_store import BenchSchema
+
+    schema = BenchSchema(url, f"import{run}")
+    try:
+        store = f"store:\n  url: '{schema.config_url}'\n"
+        (folder / "newsletter.yml").write_text(CONFIG + store, encoding="utf-8")
+        return run_once(folder, csv_path, schema.env)
+    finally:
+        schema.drop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--store", metavar="URL", help="a PostgreSQL database to import into")
     options = parser.parse_args()
     if not COMMAND.exists():
         sys.exit(f"{COMMAND} not found: install the project into this interpreter's venv")
     folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
     try:
-        (folder / "newsletter.yml").write_text(CONFIG, encoding="utf-8")
+        (folder / "newsletter.yml").write_text(CONFIG + SQLITE_STORE, encoding="utf-8")
         (folder / "content").mkdir()
         csv_path = folder / "people.csv"
         write_csv(csv_path, options.rows)
@@ -89,7 +110,10 @@ def main() -> None:
         print(f"{options.rows:,} rows, {size:.1f} MB CSV; {options.runs} runs in fresh stores")
         results = []
         for run in range(1, options.runs + 1):
-            seconds, cpu, peak, summary = run_once(folder, csv_path)
+            if options.store:
+                seconds, cpu, peak, summary = run_on_postgres(folder, csv_path, options.store, run)
+            else:
+                seconds, cpu, peak, summary = run_once(folder, csv_path)
             results.append((seconds, cpu, peak))
             print(f"  run {run}: {seconds:6.2f} s (CPU {cpu:6.2f} s)  peak RSS {peak:6.1f} MB")
             print(f"    {summary}")

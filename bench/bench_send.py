@@ -13,6 +13,11 @@ does that): about 1.5 CPU seconds for a million recipients, against some 24 of t
 own, so it is not what limits the figures.
 
     .venv/bin/python bench/bench_send.py [--quick] [--runs 3]
+        [--store postgresql://USER:PASSWORD@HOST/DB [--senders 2]]
+
+``--store`` measures a PostgreSQL store (a schema of its own in that database, see
+``pg_store.py``) instead of a SQLite file; ``--senders N`` runs N processes with
+``send --join`` on the same send, all started at once, and times them until the last ends.
 
 Prints a table and writes JSON to bench/results/.
 """
@@ -53,6 +58,9 @@ TARGET_SENDGRID_S = 5.0
 TARGET_RSS_MB = 150.0
 TARGET_BYTES_PER_RECIPIENT = 400
 TARGET_SMTP_PER_S = 2000.0
+STORES: dict[Path, Any] = {}
+"""Project config -> its PostgreSQL ``BenchSchema`` (with ``--store``)."""
+OPTIONS: dict[str, Any] = {"store": None, "senders": 1}
 
 
 # --- the project and its store (setup, timed but not part of the send) --------------------
@@ -66,6 +74,12 @@ def make_project(root: Path, provider: dict[str, Any]) -> Path:
     config = yaml.safe_load((REPO / "newsletter.yml").read_text(encoding="utf-8"))
     config["provider"] = provider
     path = root / "newsletter.yml"
+    if OPTIONS["store"]:
+        from pg_store import BenchSchema
+
+        schema = STORES[path] = BenchSchema(OPTIONS["store"], root.name.replace("-", "_"))
+        config["store"] = {"url": schema.config_url}
+        ENV.update(schema.env)
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     from newsletter.build import build_issue
     from newsletter.config import load_config
@@ -83,33 +97,22 @@ def make_store(config_path: Path, count: int) -> float:
     started = time.perf_counter()
     with _environment():
         loaded = load_config(config_path)
-    with open_store(loaded) as store:
-        list_id = store.list_id("members")
+        with open_store(loaded) as store:
+            list_id = store.list_id("members")
+    if config_path in STORES:
+        _fill_postgres(STORES[config_path].url, list_id, count)
+        return time.perf_counter() - started
     # Plain SQL with durability off: this is fixture data, not the code under test.
     conn = sqlite3.connect(str(loaded.store_path), isolation_level=None)
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("BEGIN")
-    now = "2026-11-01T00:00:00.000000Z"
-    first_names = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald")
     conn.executemany(
-        "INSERT INTO subscribers (id, email, email_key, name, attributes, status, source, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'subscribed', 'bench', ?, ?)",
-        (
-            (
-                i,
-                f"reader{i}@example.org",
-                f"reader{i}@example.org",
-                f"{first_names[i % 8]} Reader{i}",
-                '{"organisation":"Council ' + str(i % 97) + '"}' if i % 4 == 0 else "{}",
-                now,
-                now,
-            )
-            for i in range(1, count + 1)
-        ),
+        f"INSERT INTO subscribers ({SUBSCRIBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (_subscriber(i) for i in range(1, count + 1)),
     )
     conn.executemany(
         "INSERT INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)",
-        ((list_id, i, now) for i in range(1, count + 1)),
+        ((list_id, i, NOW) for i in range(1, count + 1)),
     )
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -118,8 +121,53 @@ def make_store(config_path: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
+FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald")
+NOW = "2026-11-01T00:00:00.000000Z"
+
+
+SUBSCRIBER_COLUMNS = (
+    "id, email, email_key, name, attributes, status, source, created_at, updated_at"
+)
+
+
+def _subscriber(i: int) -> tuple[Any, ...]:
+    attributes = '{"organisation":"Council ' + str(i % 97) + '"}' if i % 4 == 0 else "{}"
+    address = f"reader{i}@example.org"
+    name = f"{FIRST_NAMES[i % 8]} Reader{i}"
+    return (i, address, address, name, attributes, "subscribed", "bench", NOW, NOW)
+
+
+def _fill_postgres(url: str, list_id: int, count: int) -> None:
+    """The same rows as the SQLite store gets, through COPY, then analysed."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        with conn.cursor().copy(
+            f"COPY subscribers ({SUBSCRIBER_COLUMNS}) FROM STDIN"
+        ) as copy:
+            for i in range(1, count + 1):
+                copy.write_row(_subscriber(i))
+        with conn.cursor().copy(
+            "COPY memberships (list_id, subscriber_id, created_at) FROM STDIN"
+        ) as copy:
+            for i in range(1, count + 1):
+                copy.write_row((list_id, i, NOW))
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), %s)", (count,)
+        )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
 def reset_store(config_path: Path) -> None:
     """Back to the state before any send, so every run does the same work."""
+    if config_path in STORES:
+        import psycopg
+
+        with psycopg.connect(STORES[config_path].url, autocommit=True) as conn:
+            conn.execute("TRUNCATE sends, send_batches, send_ledger, send_locks")
+            conn.execute("VACUUM ANALYZE")
+        return
     db = config_path.parent / "newsletter.db"
     for suffix in ("-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
@@ -212,7 +260,7 @@ class PostfixSink:
 # --- one measured send, in a fresh process --------------------------------------------------
 
 
-def child_send(config_path: str) -> None:
+def child_send(config_path: str, join: bool) -> None:
     """Runs in the measured process: one `send_issue`, then its figures as JSON."""
     from newsletter.config import load_config
     from newsletter.send import SendOptions, send_issue
@@ -222,13 +270,16 @@ def child_send(config_path: str) -> None:
 
         configure(1, os.environ["BENCH_SEND_LOG"])
     loaded = load_config(config_path)
+    began = time.time()
     started = time.perf_counter()
-    report = send_issue(loaded, "1", SendOptions(lists=("members",)))
+    report = send_issue(loaded, "1", SendOptions(lists=("members",), join=join))
     seconds = time.perf_counter() - started
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "began": began,
+                "ended": began + seconds,
                 "sent": report.sent,
                 "refused": report.refused,
                 "unconfirmed": report.unconfirmed,
@@ -260,22 +311,45 @@ def _vm_hwm_kb() -> int:
 
 def measured_send(config_path: Path, profile: Path | None = None) -> dict[str, Any]:
     reset_store(config_path)
-    command = [PYTHON, __file__, "--child", str(config_path)]
+    senders = OPTIONS["senders"]
+    command = [PYTHON, __file__, "--child", str(config_path), *(["--join"] * (senders > 1))]
     if profile is not None:
         command = [PYTHON, "-m", "cProfile", "-o", str(profile), *command[1:]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run(
-        command, env={**os.environ, **ENV}, capture_output=True, text=True, check=False
-    )
+    processes = [
+        subprocess.Popen(
+            command, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(senders)
+    ]  # fmt: skip
+    outputs = [process.communicate() for process in processes]
     process_s = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"the measured send failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        if process.returncode != 0:
+            raise RuntimeError(f"the measured send failed:\n{err[-3000:]}")
+    each = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    result = each[0] if senders == 1 else _together(each)
     result["process_s"] = process_s
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result["children_maxrss_kb"] = after if after > before else None
     return result
+
+
+def _together(each: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several senders of one send as one result: from the first one's start to the last
+    one's end, what they sent between them, the largest process's peak (the target is
+    per process)."""
+    return {
+        **each[0],
+        "seconds": max(r["ended"] for r in each) - min(r["began"] for r in each),
+        "sent": sum(result["sent"] for result in each),
+        "senders": [
+            {key: result[key] for key in ("seconds", "sent", "vm_hwm_kb")} for result in each
+        ],
+        "vm_hwm_kb": max(result["vm_hwm_kb"] for result in each),
+    }
 
 
 def run_series(
@@ -349,7 +423,7 @@ def bench_sendgrid(work: Path, count: int, runs: int) -> tuple[dict[str, Any], P
         _set_provider(config_path, sendgrid_provider(started.port))
         return started
 
-    result = run_series(f"sendgrid {count:,}", config_path, count, sink, runs)
+    result = run_series(f"sendgrid {count:,}{_on()}", config_path, count, sink, runs)
     result["store_setup_s"] = round(setup_s, 2)
     result["target"] = {
         "max_s": TARGET_SENDGRID_S * count / 1_000_000,
@@ -357,6 +431,14 @@ def bench_sendgrid(work: Path, count: int, runs: int) -> tuple[dict[str, Any], P
         "max_bytes": TARGET_BYTES_PER_RECIPIENT,
     }
     return result, config_path
+
+
+def _on() -> str:
+    """The store in a case's label, when it is not the SQLite file."""
+    if not OPTIONS["store"]:
+        return ""
+    senders = OPTIONS["senders"]
+    return " pg" + (f" x{senders}" if senders > 1 else "")
 
 
 def _set_provider(config_path: Path, provider: dict[str, Any]) -> None:
@@ -389,7 +471,7 @@ def bench_smtp(work: Path, count: int, runs: int) -> list[dict[str, Any]]:
             _set_provider(config_path, smtp_provider(started.port))
             return started
 
-        result = run_series(f"smtp {count:,} -> {name}", config_path, count, sink, runs)
+        result = run_series(f"smtp {count:,}{_on()} -> {name}", config_path, count, sink, runs)
         result["store_setup_s"] = round(setup_s, 2)
         result["target"] = {"min_per_s": TARGET_SMTP_PER_S}
         results.append(result)
@@ -506,6 +588,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one run each")
     parser.add_argument("--runs", type=int, help="runs per case (median); 3, or 1 with --quick")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--join", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--store", metavar="URL", help="a PostgreSQL database to measure in")
+    parser.add_argument(
+        "--senders", type=int, default=1, help="processes sharing each send (with --store)"
+    )
     parser.add_argument("--only", choices=["sendgrid", "smtp", "naive"], action="append")
     parser.add_argument(
         "--log", choices=["text", "json"], help="log as -v does, in this format, to stderr"
@@ -515,8 +602,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.child:
-        child_send(args.child)
+        child_send(args.child, args.join)
         return
+    OPTIONS.update(store=args.store, senders=args.senders)
+    if args.senders > 1 and not args.store:
+        parser.error("--senders shares a send, which needs a PostgreSQL --store")
     if args.log:
         os.environ["BENCH_SEND_LOG"] = args.log
     runs = args.runs or (1 if args.quick else 3)
@@ -560,8 +650,11 @@ def main() -> None:
                 f"{max(sizes):,} would take {row['extrapolated_s'][str(max(sizes))]:,.0f} s; "
                 f"the batched send is {row['ratio_vs_batched']:,.0f}x faster"
             )
-    path = write_results(f"send-{'quick-' if args.quick else ''}", runs=runs, results=rows)
+    prefix = f"send-{'quick-' if args.quick else ''}{'pg-' if args.store else ''}"
+    path = write_results(prefix, runs=runs, results=rows, senders=args.senders)
     print(f"\nresults: {path.relative_to(REPO)}")
+    for schema in STORES.values():
+        schema.drop()
 
 
 def write_results(prefix: str, **figures: Any) -> Path:

@@ -203,3 +203,20 @@ def test_runs_on_two_hosts_take_turns_through_the_store(
     ran = run_cli(["run", "--config", str(here), "--now", "2026-11-24T08:05"])
     assert ran.exit_code == 0, ran.output
     assert "issue 001-2026-11-24 sent: 25 sent, 0 refused, 0 unconfirmed" in ran.stdout
+
+
+def test_an_unsubscribe_that_lands_during_a_send_is_honoured_from_the_next_batch(
+    shared_project: Path, sink: SmtpSink
+) -> None:
+    """As from `serve` on another host: its own connection to the store, mid-send."""
+    sender = start_sender(shared_project)
+    wait_for(sink, 20, sender)
+    leaving = [f"reader{i:04d}@example.org" for i in range(PEOPLE - 5, PEOPLE)]
+    with open_store(load_config(shared_project)) as store:
+        for address in leaving:
+            store.unsubscribe(address, source="one-click")
+    output = sender.communicate(timeout=120)[0]
+    assert sender.returncode == 0, output
+    got = {address for message in sink.received for address in message.rcpt_tos}
+    assert not got & set(leaving)
+    assert len(got) == PEOPLE - len(leaving)

@@ -54,7 +54,9 @@ def free_port() -> int:
 class PostgresCluster:
     """initdb, pg_ctl start and stop; ``url()`` names a fresh schema each call."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable`` keeps fsync on, for benchmarks; tests need no crash safety."""
+        self.durable = durable
         initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
         if initdb is None or pg_ctl is None:
             raise FileNotFoundError(
@@ -89,8 +91,9 @@ class PostgresCluster:
     def restart_server(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.folder} -c fsync=off -c full_page_writes=off "
-            "-c max_connections=60 -c shared_buffers=32MB"
+            f"-c unix_socket_directories={self.folder} -c max_connections=60 "
+            + ("-c shared_buffers=128MB" if self.durable
+               else "-c shared_buffers=32MB -c fsync=off -c full_page_writes=off")
         )
         self._run(
             self.pg_ctl, "-D", str(self.data), "-l", str(self.folder / "log"), "-o", options,
