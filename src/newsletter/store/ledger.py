@@ -322,6 +322,10 @@ class Ledger:
             else "AND NOT EXISTS (SELECT 1 FROM send_ledger l WHERE l.send_id = ? "
             "AND l.subscriber_id = m.subscriber_id) "
         )
+        # PostgreSQL merges the join with subscribers from their first row unless told
+        # where they start: a claim then reads every subscriber before ``after`` (600 ms
+        # at a million instead of 3).
+        bounded = self.db.dialect.name == "postgresql"
         with self.db.transaction():
             # One row of long strings, cut apart here: a thousand rows of values cost more
             # to turn into Python objects than the query itself (as in ``batch_columns``).
@@ -329,9 +333,11 @@ class Ledger:
                 f"SELECT {_JOINED} FROM (SELECT m.subscriber_id, s.email, s.name, "
                 "s.attributes FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
                 "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = 'subscribed' "
-                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ?) AS batch",
-                (list_id, after, *(() if fresh else (send_id,)), limit),
-            )
+                f"{'AND s.id > ? ' if bounded else ''}{unclaimed}"
+                "ORDER BY m.subscriber_id LIMIT ?) AS batch",
+                (list_id, after, *((after,) if bounded else ()),
+                 *(() if fresh else (send_id,)), limit),
+            )  # fmt: skip
             count = int(row[0]) if row else 0
             if row is None or not count:
                 return None
