@@ -145,6 +145,7 @@ class PostgresDatabase(StoreDatabase):
 
     dialect = POSTGRES
     setting = "store.url"
+    shares_sends = True
 
     def __init__(self, url: str) -> None:
         self.url = self.location = url
@@ -169,8 +170,6 @@ class PostgresDatabase(StoreDatabase):
             name="newsletter-store",
             configure=_configure,
         )
-
-    shares_sends = True
 
     def close(self) -> None:
         with self._session_lock:
