@@ -242,7 +242,8 @@ def print_report(loaded: LoadedConfig, report: SendReport) -> None:
 @click.option("--token", required=True, help="The token at the end of an unsubscribe link.")
 @handle_errors
 def unsubscribe(config_path: Path | None, token: str) -> None:
-    """Verify an unsubscribe token and unsubscribe the person it names."""
+    """Verify an unsubscribe token and take the person it names off the token's list
+    (links from issues sent before lists had statuses of their own: off every list)."""
     from ..send import unsubscribe_secret
     from ..store import open_store
     from ..unsubscribe import unsubscribe_by_token
@@ -250,4 +251,5 @@ def unsubscribe(config_path: Path | None, token: str) -> None:
     loaded = load(config_path)
     with open_store(loaded) as store:
         holder = unsubscribe_by_token(store, unsubscribe_secret(loaded, store), token)
-    click.echo(f"unsubscribed {holder.subscriber.email}")
+    left = "every list" if holder.list_left is None else f"the list '{holder.list_left}'"
+    click.echo(f"unsubscribed {holder.subscriber.email} from {left}")

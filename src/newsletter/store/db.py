@@ -290,6 +290,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX webhook_events_seen_age ON webhook_events_seen (received_at)",
         ),
     ),
+    Migration(
+        5,
+        "a status per list: leaving one list is not leaving them all",
+        (
+            # The person's own status stays: 'unsubscribed' there means "left everything"
+            # (so an import to a new list cannot add them back), and a bounce or complaint
+            # is about the address, whatever the list. A membership is 'pending' until a
+            # sign-up is confirmed.
+            "ALTER TABLE memberships ADD COLUMN status TEXT NOT NULL DEFAULT 'subscribed' "
+            "CHECK (status IN ('pending', 'subscribed', 'unsubscribed'))",
+            "ALTER TABLE memberships ADD COLUMN updated_at TEXT",
+            # Until now an unsubscribe left every list: each membership says so, from when.
+            """UPDATE memberships SET status = 'unsubscribed',
+                updated_at = (SELECT s.updated_at FROM subscribers s
+                    WHERE s.id = memberships.subscriber_id)
+                WHERE subscriber_id IN
+                    (SELECT id FROM subscribers WHERE status = 'unsubscribed')""",
+            "ALTER TABLE status_events ADD COLUMN list_id INTEGER",
+        ),
+    ),
 )
 
 

@@ -60,13 +60,17 @@ class UnsubscribeEndpoint:
         holder = await run_in_threadpool(self._holder, request.path_params["token"])
         if holder is None:
             return self._invalid()
-        if holder.subscriber.status is not SubscriberStatus.SUBSCRIBED:
+        if not holder.receives:
             return self._done(holder)
+        stops = (
+            "every issue to this address"
+            if holder.list_left is None
+            else f"the issues of “{holder.list_name}” to this address"
+        )
         return self.pages.render(
             f"Unsubscribe from {self.pages.newsletter.name}?",
             f"{mask_address(holder.subscriber.email)} receives {self.pages.newsletter.name} "
-            f"through the list “{holder.list_name}”. Unsubscribing stops every issue to this "
-            "address.",
+            f"through the list “{holder.list_name}”. Unsubscribing stops {stops}.",
             button="Unsubscribe",
         )
 
@@ -96,7 +100,11 @@ class UnsubscribeEndpoint:
                 return None
             subscriber = holder.subscriber
             detail = holder.detail
-            if not escalate(store, subscriber, SubscriberStatus.UNSUBSCRIBED, source, detail):
+            if holder.list_left is not None and holder.receives:
+                store.unsubscribe(subscriber.id, source, detail, list_name=holder.list_left)
+            elif holder.list_left is not None or not escalate(
+                store, subscriber, SubscriberStatus.UNSUBSCRIBED, source, detail
+            ):
                 _log.info(
                     "unsubscribe request (%s) for subscriber %d kept status %s",
                     source,
@@ -106,10 +114,16 @@ class UnsubscribeEndpoint:
             return holder
 
     def _done(self, holder: TokenHolder) -> HTMLResponse:
+        others = (
+            ()
+            if holder.list_left is None
+            else ("Other lists of the newsletter you are on still send to you.",)
+        )
         return self.pages.render(
             "You are unsubscribed",
             f"{mask_address(holder.subscriber.email)} will receive no more issues of "
             f"{self.pages.newsletter.name} (list “{holder.list_name}”).",
+            *others,
             "If this was a mistake, reply to any issue and we will add you back.",
         )
 
