@@ -409,7 +409,10 @@ class ListSettings(_Model):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     """The list's name (lower case, digits, - and _), as `--list` takes it."""
     description: str = ""
-    """What the list is for."""
+    """What the list is for; the sign-up and preferences pages show it."""
+    public: bool = False
+    """Whether readers may join it themselves (sign-up form, preferences page); anyone
+    may always leave any list."""
 
 
 class StoreSettings(_Model):

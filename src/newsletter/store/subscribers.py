@@ -567,6 +567,16 @@ class Store:
                 )
         return self._require(subscriber.id)
 
+    def rename(self, email_or_id: str | int, name: str) -> Subscriber:
+        """Correct a subscriber's name (already checked with ``check_recipient``)."""
+        with self.db.transaction():
+            subscriber = self._require(email_or_id)
+            self.db.execute(
+                "UPDATE subscribers SET name = ?, updated_at = ? WHERE id = ?",
+                (name, utc_now(), subscriber.id),
+            )
+        return self._require(subscriber.id)
+
     def unsubscribe(
         self,
         email_or_id: str | int,

@@ -10,6 +10,8 @@ Routes::
     GET  /unsubscribe/              how to unsubscribe (the link in an issue is personal)
     GET  /unsubscribe/{token}       asks to confirm; never unsubscribes by itself
     POST /unsubscribe/{token}       unsubscribes (RFC 8058 one-click, or the confirm form)
+    GET  /preferences/{token}       the reader's lists and name, with the same token
+    POST /preferences/{token}       saves them, or leaves every list
     POST /webhooks/sendgrid         SendGrid's Event Webhook
 
 Only these files of the issues folder are served (``archive_routes``), never the folder as
@@ -36,8 +38,10 @@ from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, WEB_FILE, web_copy
 from ..config import LoadedConfig, NewsletterInfo
 from ..send import unsubscribe_secret
 from ..store import open_store
+from .csrf import Csrf
 from .headers import SecurityHeaders, security_headers
 from .pages import Pages
+from .preferences import PreferencesEndpoint
 from .unsubscribe import UnsubscribeEndpoint
 from .webhooks import SendgridWebhook, signature_check
 
@@ -121,12 +125,15 @@ def create_app(loaded: LoadedConfig) -> Starlette:
         secret = unsubscribe_secret(loaded, store)
     pages = Pages(loaded.settings.newsletter)
     unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
+    preferences = PreferencesEndpoint(loaded, secret, pages, Csrf(secret))
     webhook = SendgridWebhook(loaded, signature_check(loaded))
     routes = [
         Route("/unsubscribe", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.confirm, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.apply, methods=["POST"]),
+        Route("/preferences/{token}", preferences.show, methods=["GET"]),
+        Route("/preferences/{token}", preferences.change, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
     ]
     return _app(loaded, pages, routes)
@@ -167,9 +174,9 @@ def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
 
 class RedactTokens(logging.Filter):
     """Keeps unsubscribe tokens out of the access log: each lets its holder unsubscribe
-    someone, and those of older issues carry the address."""
+    someone (or change their lists), and those of older issues carry the address."""
 
-    _TOKEN = re.compile(r"(/unsubscribe/)[^/?\s]+")
+    _TOKEN = re.compile(r"(/(?:unsubscribe|preferences|confirm)/)[^/?\s]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

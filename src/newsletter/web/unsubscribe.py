@@ -22,7 +22,7 @@ from ..models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
 from .common import BodyTooLarge, escalate, read_body, store_for_request
-from .pages import Pages, mask_address
+from .pages import Link, Pages, mask_address
 
 FORM_LIMIT = 8 * 1024
 """A one-click body is 26 bytes; anything much bigger is not a form we sent."""
@@ -61,7 +61,7 @@ class UnsubscribeEndpoint:
         if holder is None:
             return self._invalid()
         if not holder.receives:
-            return self._done(holder)
+            return self._done(holder, request.path_params["token"])
         stops = (
             "every issue to this address"
             if holder.list_left is None
@@ -72,6 +72,7 @@ class UnsubscribeEndpoint:
             f"{mask_address(holder.subscriber.email)} receives {self.pages.newsletter.name} "
             f"through the list “{holder.list_name}”. Unsubscribing stops {stops}.",
             button="Unsubscribe",
+            link=self._preferences_link(request.path_params["token"]),
         )
 
     async def apply(self, request: Request) -> Response:
@@ -80,8 +81,9 @@ class UnsubscribeEndpoint:
         except BodyTooLarge:
             return Response("request body too large\n", status_code=413)
         source = "one-click" if is_one_click(body) else "web"
-        holder = await run_in_threadpool(self._unsubscribe, request.path_params["token"], source)
-        return self._invalid() if holder is None else self._done(holder)
+        token = request.path_params["token"]
+        holder = await run_in_threadpool(self._unsubscribe, token, source)
+        return self._invalid() if holder is None else self._done(holder, token)
 
     def _holder(self, token: str) -> TokenHolder | None:
         with store_for_request(self.loaded) as store:
@@ -113,7 +115,12 @@ class UnsubscribeEndpoint:
                 )
             return holder
 
-    def _done(self, holder: TokenHolder) -> HTMLResponse:
+    @staticmethod
+    def _preferences_link(token: str) -> Link:
+        """The reader's preferences page: relative, so it stays on this server."""
+        return Link(f"../preferences/{token}", "Choose which lists you receive")
+
+    def _done(self, holder: TokenHolder, token: str) -> HTMLResponse:
         others = (
             ()
             if holder.list_left is None
@@ -125,6 +132,7 @@ class UnsubscribeEndpoint:
             f"{self.pages.newsletter.name} (list “{holder.list_name}”).",
             *others,
             "If this was a mistake, reply to any issue and we will add you back.",
+            link=self._preferences_link(token),
         )
 
     def _invalid(self) -> HTMLResponse:
