@@ -100,7 +100,7 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(raw: bytes, start: int) -> tuple[int, int]:
+def read_varint(raw: bytes, start: int) -> tuple[int, int]:
     """The varint at ``start`` and where it ends; ValueError if it is cut short or too long."""
     value = shift = 0
     for end in range(start, min(len(raw), start + _MAX_VARINT)):
@@ -246,7 +246,7 @@ class TokenSigner:
         """The payload of a genuine token; TokenError, always with one message, otherwise.
 
         ``accept_v1`` is false once the period for links of version 1 is over."""
-        raw = _decode(token)
+        raw = decode_token(token)
         if raw[0] in (VERSION, _V2):
             return self._verify(raw, email_of)
         if raw[0] == _V1 and accept_v1:
@@ -255,8 +255,8 @@ class TokenSigner:
 
     def _verify(self, raw: bytes, email_of: EmailOf) -> TokenPayload:
         try:
-            subscriber_id, end = _read_varint(raw, 1)
-            list_id, end = _read_varint(raw, end)
+            subscriber_id, end = read_varint(raw, 1)
+            list_id, end = read_varint(raw, end)
         except ValueError:
             raise TokenError(_INVALID) from None
         if len(raw) - end != _MAC_SIZE:
@@ -310,7 +310,7 @@ def _check_range(low: int, high: int, list_id: int) -> None:
             raise ValueError(f"{what} id {value} is out of range for a token")
 
 
-def _decode(token: str) -> bytes:
+def decode_token(token: str) -> bytes:
     if not isinstance(token, str) or not _ALPHABET.fullmatch(token):
         raise TokenError(_INVALID)
     try:

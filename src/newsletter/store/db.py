@@ -310,6 +310,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE status_events ADD COLUMN list_id INTEGER",
         ),
     ),
+    Migration(
+        6,
+        "consent: each sign-up request and its confirmation, per list",
+        (
+            # What a data-protection officer asks for: when, for which list, through what,
+            # and from where (a salted hash of the IP address, never the address itself).
+            # ``request`` ties the rows of one sign-up to the link that confirms them.
+            """CREATE TABLE consents (
+                id {identity},
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                list_id INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+                request TEXT NOT NULL,
+                source TEXT NOT NULL,
+                ip_hash TEXT NOT NULL DEFAULT '',
+                requested_at TEXT NOT NULL,
+                confirmed_at TEXT
+            )""",
+            "CREATE INDEX consents_by_request ON consents (request)",
+            "CREATE INDEX consents_by_subscriber ON consents (subscriber_id)",
+        ),
+    ),
 )
 
 

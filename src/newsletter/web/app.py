@@ -12,6 +12,10 @@ Routes::
     POST /unsubscribe/{token}       unsubscribes (RFC 8058 one-click, or the confirm form)
     GET  /preferences/{token}       the reader's lists and name, with the same token
     POST /preferences/{token}       saves them, or leaves every list
+    GET  /subscribe                 the sign-up form for the public lists
+    POST /subscribe                 a sign-up (form or JSON): a confirmation e-mail goes out
+    GET  /confirm/{token}           asks to confirm a sign-up; never confirms by itself
+    POST /confirm/{token}           confirms it
     POST /webhooks/sendgrid         SendGrid's Event Webhook
 
 Only these files of the issues folder are served (``archive_routes``), never the folder as
@@ -42,6 +46,7 @@ from .csrf import Csrf
 from .headers import SecurityHeaders, security_headers
 from .pages import Pages
 from .preferences import PreferencesEndpoint
+from .signup import SignupEndpoint
 from .unsubscribe import UnsubscribeEndpoint
 from .webhooks import SendgridWebhook, signature_check
 
@@ -125,7 +130,9 @@ def create_app(loaded: LoadedConfig) -> Starlette:
         secret = unsubscribe_secret(loaded, store)
     pages = Pages(loaded.settings.newsletter)
     unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
-    preferences = PreferencesEndpoint(loaded, secret, pages, Csrf(secret))
+    csrf = Csrf(secret)
+    preferences = PreferencesEndpoint(loaded, secret, pages, csrf)
+    signup = SignupEndpoint(loaded, secret, pages, csrf)
     webhook = SendgridWebhook(loaded, signature_check(loaded))
     routes = [
         Route("/unsubscribe", unsubscribe.explain, methods=["GET"]),
@@ -134,6 +141,10 @@ def create_app(loaded: LoadedConfig) -> Starlette:
         Route("/unsubscribe/{token}", unsubscribe.apply, methods=["POST"]),
         Route("/preferences/{token}", preferences.show, methods=["GET"]),
         Route("/preferences/{token}", preferences.change, methods=["POST"]),
+        Route("/subscribe", signup.page, methods=["GET"]),
+        Route("/subscribe", signup.subscribe, methods=["POST"]),
+        Route("/confirm/{token}", signup.confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", signup.confirm, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
     ]
     return _app(loaded, pages, routes)

@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..addresses import check_name
 from ..config import LoadedConfig
+from ..confirmation import list_title
 from ..errors import InvalidRecipient, TokenError
 from ..models import SubscriberStatus
 from ..store import Store
@@ -172,7 +173,7 @@ class PreferencesEndpoint:
         choices = [
             ListChoice(
                 name=name,
-                title=name.replace("-", " ").replace("_", " ").capitalize(),
+                title=list_title(name),
                 description=described[name],
                 on=reachable and statuses.get(name) in _ON,
                 pending=reachable and statuses.get(name) is SubscriberStatus.PENDING,
