@@ -28,6 +28,7 @@ from .errors import InvalidAddress, InvalidRecipient, NewsletterError, TokenErro
 from .models import SubscriberStatus
 from .store import Store
 from .store.consents import Consents
+from .store.erasure import lift
 from .store.subscribers import NewSubscriber
 from .tokens import decode_token, read_varint, varint
 
@@ -231,11 +232,11 @@ def confirm_signup(
         person = store.get_by_id(subscriber_id)
         current = store.list_statuses(subscriber_id)
         pending = [name for name in waiting if current.get(name) is SubscriberStatus.PENDING]
-        if person is None or person.status in (
-            SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED
-        ) or not pending:  # fmt: skip
+        unreachable = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+        if person is None or person.status in unreachable or not pending:
             return Confirmation(ConfirmOutcome.GONE, email, waiting)
         for name in pending:
             store.set_membership(subscriber_id, name, SubscriberStatus.SUBSCRIBED, "confirm")
         consents.confirm(request, pending)
+        lift(store, email)  # they came back by their own confirmed request
         return Confirmation(ConfirmOutcome.CONFIRMED, email, pending)

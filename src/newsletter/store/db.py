@@ -331,6 +331,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX consents_by_subscriber ON consents (subscriber_id)",
         ),
     ),
+    Migration(
+        7,
+        "erased people: a keyed hash of the address, so no import adds them back",
+        (
+            """CREATE TABLE erasures (
+                address_hash TEXT PRIMARY KEY,
+                erased_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
@@ -395,6 +405,19 @@ class Database:
             finally:
                 if not durable:
                     self._run("PRAGMA synchronous = FULL", ())
+
+    @contextmanager
+    def scrubbing(self) -> Iterator[None]:
+        """Rows deleted inside are overwritten with zeros, and the write-ahead log that
+        still holds their old pages is folded into the file and emptied afterwards: an
+        erasure must not linger in free pages. Run it outside a transaction."""
+        with self._lock:
+            self._run("PRAGMA secure_delete = ON", ())
+            try:
+                yield
+            finally:
+                self._run("PRAGMA secure_delete = OFF", ())
+            self._run("PRAGMA wal_checkpoint(TRUNCATE)", ())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
