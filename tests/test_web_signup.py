@@ -3,12 +3,12 @@ e-mail in the outbox, the link, and every kind of bad input."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from newsletter.models import SubscriberStatus
 from newsletter.signup import ConfirmLinkExpired, ConfirmSigner, SignupRequest, confirm_signup
 from newsletter.store import open_store
 from newsletter.store.consents import Consents
+from servers.confirmations import confirmation_for, confirmations_folder, link_in
 from servers.web_app import running_app
 
 LISTS = [
@@ -42,25 +43,11 @@ def client(project: Path) -> Iterator[httpx.Client]:
 
 
 def outbox(project: Path) -> Path:
-    return project.parent / "outbox" / "confirmations"
+    return confirmations_folder(project)
 
 
-def confirmation_for(project: Path, address: str, timeout: float = 10) -> email.message.Message:
-    """The confirmation e-mail to ``address``, once the server has written it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [p for p in outbox(project).glob("*.eml") if p.name.endswith(f"-{address}.eml")]
-        if found:
-            return email.message_from_bytes(found[0].read_bytes(), policy=email.policy.default)
-        assert time.monotonic() < deadline, f"no confirmation e-mail to {address}"
-        time.sleep(0.02)
-
-
-def link_in(message: email.message.Message) -> str:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    match = re.search(r"https?://\S+/confirm/([A-Za-z0-9_-]+)", text)
-    assert match is not None, text
-    return f"/confirm/{match.group(1)}"
+def confirm_path(message: EmailMessage) -> str:
+    return urlsplit(link_in(message)).path
 
 
 def csrf_of(page: httpx.Response) -> str:
@@ -113,7 +100,7 @@ def test_signing_up_sends_a_confirmation_and_only_the_link_subscribes(
     assert message["To"] == "Ada <Ada@example.org>"
     assert message["List-Unsubscribe"] is None
     assert "Guests: Guest columns, once a month" in message.get_body(("plain",)).get_content()
-    path = link_in(message)
+    path = confirm_path(message)
     assert client.get(path).status_code == 200
     assert status(project, "ada@example.org", "guests") is SubscriberStatus.PENDING  # GET asks
 
@@ -149,7 +136,7 @@ def test_json_signup_answers_202_and_the_same_for_a_known_address(
     project: Path, client: httpx.Client
 ) -> None:
     first = client.post("/subscribe", json={"email": "bo@example.org", "lists": ["guests"]})
-    confirm(client, link_in(confirmation_for(project, "bo@example.org")))
+    confirm(client, confirm_path(confirmation_for(project, "bo@example.org")))
     again = client.post("/subscribe", json={"email": "bo@example.org", "lists": ["guests"]})
     stranger = client.post("/subscribe", json={"email": "cy@example.org", "lists": ["guests"]})
 
@@ -274,7 +261,7 @@ def test_one_address_gets_a_few_confirmations_an_hour_at_most(
 
 def test_a_reused_link_changes_nothing(project: Path, client: httpx.Client) -> None:
     sign_up(client, "ada@example.org", "guests")
-    path = link_in(confirmation_for(project, "ada@example.org"))
+    path = confirm_path(confirmation_for(project, "ada@example.org"))
     assert confirm(client, path).status_code == 200
 
     again = confirm(client, path)
@@ -290,7 +277,7 @@ def test_a_link_for_someone_who_left_since_does_not_bring_them_back(
     project: Path, client: httpx.Client
 ) -> None:
     sign_up(client, "ada@example.org", "guests")
-    path = link_in(confirmation_for(project, "ada@example.org"))
+    path = confirm_path(confirmation_for(project, "ada@example.org"))
     with open_store(load_config(project)) as store:
         store.unsubscribe("ada@example.org", "preferences")
 
@@ -303,7 +290,7 @@ def test_a_link_for_someone_who_left_since_does_not_bring_them_back(
 
 def test_an_expired_link_is_refused_and_says_so(project: Path, client: httpx.Client) -> None:
     sign_up(client, "ada@example.org", "guests")
-    path = link_in(confirmation_for(project, "ada@example.org"))
+    path = confirm_path(confirmation_for(project, "ada@example.org"))
     with open_store(load_config(project)) as store:
         ada = store.get("ada@example.org")
         request = Consents(store).of_subscriber(ada.id)[0].request
@@ -325,7 +312,7 @@ def test_an_expired_link_is_refused_and_says_so(project: Path, client: httpx.Cli
 
 def test_a_forged_or_altered_link_gets_one_page(project: Path, client: httpx.Client) -> None:
     sign_up(client, "ada@example.org", "guests")
-    path = link_in(confirmation_for(project, "ada@example.org"))
+    path = confirm_path(confirmation_for(project, "ada@example.org"))
     token = path.rsplit("/", 1)[1]
     with open_store(load_config(project)) as store:
         ada = store.get("ada@example.org")
@@ -347,7 +334,7 @@ def test_a_confirm_post_without_its_csrf_field_changes_nothing(
     project: Path, client: httpx.Client
 ) -> None:
     sign_up(client, "ada@example.org", "guests")
-    path = link_in(confirmation_for(project, "ada@example.org"))
+    path = confirm_path(confirmation_for(project, "ada@example.org"))
 
     reply = client.post(path, data={})
 
