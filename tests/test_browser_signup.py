@@ -15,6 +15,7 @@ import pytest
 from conftest import configure
 from newsletter.config import load_config
 from newsletter.models import SubscriberStatus
+from newsletter.preview import CHROMIUM_FLAGS
 from newsletter.store import open_store
 from newsletter.web import create_app
 from newsletter.web.server import LoopbackServer
@@ -27,16 +28,6 @@ pytestmark = [
         CHROMIUM is None, reason="Debian's chromium is not installed (scripts/install-chromium)"
     ),
 ]
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-"""As the screenshots launch it (preview.chromium_command): no calls home on this machine."""
 LISTS = [
     {"name": "members", "description": "Members of the network"},
     {"name": "guests", "description": "Guest columns, once a month", "public": True},
@@ -57,7 +48,7 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS))
         yield launched
         launched.close()
 
