@@ -104,10 +104,9 @@ def checked_signup(
     return address, checked_name, wanted
 
 
-def ip_hash(store: Store, ip: str) -> str:
-    """sha256 of the IP address with the store's secret salt: enough to tell one source of
-    many sign-ups from many, nothing to recover the address from."""
-    salt = store.get_secret(IP_SALT)
+def ip_hash(salt: str, ip: str) -> str:
+    """sha256 of the IP address with a secret salt (the store's ``IP_SALT``): enough to tell
+    one source of many sign-ups from many, nothing to recover the address from."""
     return hashlib.sha256(f"{salt}\x00{ip}".encode()).hexdigest()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from .models import Subscriber, SubscriberStatus
 from .store import Store
@@ -69,7 +70,7 @@ def token_holder(store: Store, secret: str, token: str) -> TokenHolder:
     # A list that is gone cannot be left alone; leaving everything is what is left to do.
     leaves_everything = payload.leaves_everything or not known
     subscriber = found[payload.subscriber_id]
-    status = store.list_statuses(subscriber.id).get(list_name) if known else None
+    status = store.membership_status(subscriber.id, list_name) if known else None
     return TokenHolder(subscriber, list_name, leaves_everything, status)
 
 
@@ -80,11 +81,19 @@ def legacy_links_until(store: Store) -> datetime:
     an issue months old), and the mark of the move is in the store itself, so the period
     is the same for every deployment whatever day it upgraded.
     """
-    applied = store.db.scalar(
-        "SELECT applied_at FROM schema_migrations WHERE version = ?", (LEGACY_LINKS_MIGRATION,)
-    )
-    moved = parse_time(applied) if applied else datetime.now(UTC)
+    moved = _moved.get(store)
+    if moved is None:
+        applied = store.db.scalar(
+            "SELECT applied_at FROM schema_migrations WHERE version = ?",
+            (LEGACY_LINKS_MIGRATION,),
+        )
+        moved = _moved[store] = parse_time(applied) if applied else datetime.now(UTC)
     return moved + LEGACY_LINKS_FOR
+
+
+_moved: WeakKeyDictionary[Store, datetime] = WeakKeyDictionary()
+"""The move's time, read once per open store: the web app keeps its stores open, and a
+migration's time never changes."""
 
 
 def unsubscribe_by_token(store: Store, secret: str, token: str) -> TokenHolder:

@@ -292,6 +292,15 @@ class Store:
         )
         return {row[0]: SubscriberStatus(row[1]) for row in rows}
 
+    def membership_status(self, subscriber_id: int, list_name: str) -> SubscriberStatus | None:
+        """The membership's own status on the list; None if never on it."""
+        value = self.db.scalar(
+            "SELECT m.status FROM memberships m JOIN lists l ON l.id = m.list_id "
+            "WHERE m.subscriber_id = ? AND l.name = ?",
+            (subscriber_id, list_name),
+        )
+        return None if value is None else SubscriberStatus(value)
+
     def status_on(self, email_or_id: str | int, list_name: str) -> SubscriberStatus | None:
         """The subscriber's status as the list sees it (``LIST_STATUS``); None if never on it."""
         subscriber = self._require(email_or_id)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from starlette.types import ASGIApp
 
 from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, WEB_FILE, web_copy
 from ..config import LoadedConfig, NewsletterInfo
+from ..confirmation import ConfirmationMailer
 from ..send import unsubscribe_secret
 from ..store import open_store
 from .csrf import Csrf
@@ -132,7 +135,8 @@ def create_app(loaded: LoadedConfig) -> Starlette:
     unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
     csrf = Csrf(secret)
     preferences = PreferencesEndpoint(loaded, secret, pages, csrf)
-    signup = SignupEndpoint(loaded, secret, pages, csrf)
+    mailer = ConfirmationMailer(loaded)
+    signup = SignupEndpoint(loaded, secret, pages, csrf, mailer)
     webhook = SendgridWebhook(loaded, signature_check(loaded))
     routes = [
         Route("/unsubscribe", unsubscribe.explain, methods=["GET"]),
@@ -147,7 +151,21 @@ def create_app(loaded: LoadedConfig) -> Starlette:
         Route("/confirm/{token}", signup.confirm, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
     ]
-    return _app(loaded, pages, routes)
+    return _app(loaded, pages, routes, lifespan=_closing(mailer))
+
+
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+def _closing(mailer: ConfirmationMailer) -> Lifespan:
+    """When `serve` stops, confirmations still queued go out first."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(mailer.close)
+
+    return lifespan
 
 
 def create_preview_app(loaded: LoadedConfig) -> Starlette:
@@ -168,7 +186,9 @@ class _HeadedStarlette(Starlette):
         return SecurityHeaders(super().build_middleware_stack(), self.security_headers)
 
 
-def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
+def _app(
+    loaded: LoadedConfig, pages: Pages, routes: list[Route], lifespan: Lifespan | None = None
+) -> Starlette:
     archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
 
     async def not_found(request: Request, exc: Exception) -> HTMLResponse:
@@ -178,6 +198,7 @@ def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
         security_headers(loaded.settings.template.theme),
         routes=routes + archive_routes(archive),
         exception_handlers={404: not_found},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # or every unknown path would redirect before its 404
     return app

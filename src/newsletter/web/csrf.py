@@ -54,11 +54,18 @@ class Csrf:
             return False
         return hmac.compare_digest(mac, self._mac(nonce, path, issued))
 
-    def remember(self, response: Response, nonce: str, is_new: bool) -> Response:
-        """Set the nonce cookie on ``response`` when the browser had none."""
+    def remember(self, request: Request, response: Response, nonce: str, is_new: bool) -> Response:
+        """Set the nonce cookie on ``response`` when the browser had none; over HTTPS (as
+        the proxy in front reports it) only for HTTPS."""
         if is_new:
             response.set_cookie(
-                COOKIE, nonce, max_age=LIFETIME * 6, path="/", httponly=True, samesite="lax"
+                COOKIE,
+                nonce,
+                max_age=LIFETIME * 6,
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
             )
         return response
 

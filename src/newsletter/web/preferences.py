@@ -126,7 +126,7 @@ class PreferencesEndpoint:
             return None if holder is None else self._preferences(store, holder)
 
     def _apply(self, token: str, form: dict[str, list[str]]) -> Preferences | None:
-        with store_for_request(self.loaded) as store, store.db.transaction():
+        with store_for_request(self.loaded, writing=True) as store:
             holder = _holder(store, self.secret, token)
             if holder is None:
                 return None
@@ -208,7 +208,7 @@ class PreferencesEndpoint:
             error=error,
             name_of_newsletter=self.pages.newsletter.name,
         )
-        return self.csrf.remember(response, nonce, is_new)
+        return self.csrf.remember(request, response, nonce, is_new)
 
     def _invalid(self) -> Response:
         return self.pages.render(

@@ -20,20 +20,19 @@ open every link of a message.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..config import LoadedConfig
-from ..confirmation import confirmation_message, send_confirmation, shown_lists
+from ..confirmation import Confirmation, ConfirmationMailer, shown_lists
 from ..errors import TokenError
 from ..signup import (
+    IP_SALT,
     ConfirmLinkExpired,
     ConfirmOutcome,
     ConfirmSigner,
@@ -53,7 +52,6 @@ from .ratelimit import RateLimiter
 
 FORM_LIMIT = 8 * 1024
 HONEYPOT = "website"
-_log = logging.getLogger("newsletter.web")
 
 
 @dataclass(frozen=True)
@@ -101,12 +99,22 @@ def _key(kind: str, value: str) -> str:
 class SignupEndpoint:
     """``GET``/``POST /subscribe`` and ``GET``/``POST /confirm/{token}``."""
 
-    def __init__(self, loaded: LoadedConfig, secret: str, pages: Pages, csrf: Csrf) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        secret: str,
+        pages: Pages,
+        csrf: Csrf,
+        mailer: ConfirmationMailer,
+    ) -> None:
         self.loaded = loaded
         self.secret = secret
         self.pages = pages
         self.csrf = csrf
+        self.mailer = mailer
         self.signer = ConfirmSigner(secret)
+        with store_for_request(loaded) as store:
+            self.salt = store.get_secret(IP_SALT)
         signup = loaded.settings.signup
         self.per_ip = RateLimiter(signup.per_ip_per_hour)
         self.per_address = RateLimiter(signup.per_address_per_hour)
@@ -154,30 +162,20 @@ class SignupEndpoint:
         if wait:
             return self._too_many(request, fields, wait, as_json)
         made = await run_in_threadpool(self._request, email, name, lists, fields.source, client)
-        task = None if made is None else BackgroundTask(self._send, made)
-        return self._accepted(request, fields, as_json, task)
+        if made is not None:
+            # Queued, and sent after the answer: every answer takes as long, known or not.
+            url = f"{self._base()}/confirm/{self.signer.make(made)}"
+            self.mailer.send(
+                Confirmation(made.subscriber_id, made.email, made.name, tuple(made.lists), url)
+            )
+        return self._accepted(request, fields, as_json)
 
     def _request(
         self, email: str, name: str, lists: list[str], source: str, client: str
     ) -> SignupRequest | None:
-        with store_for_request(self.loaded) as store:
-            return request_signup(store, email, name, lists, source, ip_hash(store, client))
-
-    def _send(self, made: SignupRequest) -> None:
-        """After the answer: the reader waits for nothing, and every answer takes as long."""
-        url = f"{self._base()}/confirm/{self.signer.make(made)}"
-        try:
-            message = confirmation_message(self.loaded, made.lists, url)
-            delivery = send_confirmation(
-                self.loaded, made.subscriber_id, made.email, made.name, message
-            )
-        except Exception:
-            _log.exception("confirmation e-mail to subscriber %d failed", made.subscriber_id)
-            return
-        outcome, reason = delivery.outcome_of(made.subscriber_id)
-        _log.info(
-            "confirmation e-mail to subscriber %d: %s %s", made.subscriber_id, outcome, reason
-        )
+        hashed = ip_hash(self.salt, client)
+        with store_for_request(self.loaded, writing=True) as store:
+            return request_signup(store, email, name, lists, source, hashed)
 
     def _base(self) -> str:
         """Where this server is reached from outside: the unsubscribe URL's origin."""
@@ -199,7 +197,7 @@ class SignupEndpoint:
             button="Yes, subscribe me",
             csrf=self.csrf.field(nonce, f"/confirm/{token}"),
         )
-        return self.csrf.remember(response, nonce, is_new)
+        return self.csrf.remember(request, response, nonce, is_new)
 
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -226,7 +224,7 @@ class SignupEndpoint:
         return None
 
     def _confirm(self, token: str) -> Response:
-        with store_for_request(self.loaded) as store:
+        with store_for_request(self.loaded, writing=True) as store:
             try:
                 done = confirm_signup(store, self.signer, token, self.max_age_s)
             except TokenError as exc:
@@ -309,26 +307,16 @@ class SignupEndpoint:
             csrf=self.csrf.field(nonce, "/subscribe"),
             source=fields.source,
         )
-        return self.csrf.remember(response, nonce, is_new)
+        return self.csrf.remember(request, response, nonce, is_new)
 
-    def _accepted(
-        self,
-        request: Request,
-        fields: SignupForm,
-        as_json: bool,
-        task: BackgroundTask | None = None,
-    ) -> Response:
+    def _accepted(self, request: Request, fields: SignupForm, as_json: bool) -> Response:
         message = (
             "Check your inbox: if the address can receive our e-mail, a message with a link "
             "to confirm is on its way. Nothing else is sent until you confirm."
         )
         if as_json:
-            return JSONResponse(
-                {"status": "check-your-inbox", "message": message}, status_code=202, background=task
-            )
-        response = self.pages.render("Almost done", message)
-        response.background = task
-        return response
+            return JSONResponse({"status": "check-your-inbox", "message": message}, status_code=202)
+        return self.pages.render("Almost done", message)
 
     def _refused(
         self, request: Request, fields: SignupForm | None, message: str, status: int, as_json: bool

@@ -96,7 +96,7 @@ class UnsubscribeEndpoint:
             return None
 
     def _unsubscribe(self, token: str, source: str) -> TokenHolder | None:
-        with store_for_request(self.loaded) as store:
+        with store_for_request(self.loaded, writing=True) as store:
             holder = self._lookup(store, token)
             if holder is None:
                 return None
