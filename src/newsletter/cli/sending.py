@@ -242,8 +242,10 @@ def print_report(loaded: LoadedConfig, report: SendReport) -> None:
 @click.option("--token", required=True, help="The token at the end of an unsubscribe link.")
 @handle_errors
 def unsubscribe(config_path: Path | None, token: str) -> None:
-    """Verify an unsubscribe token and take the person it names off the token's list
-    (links from issues sent before lists had statuses of their own: off every list)."""
+    """Verify an unsubscribe token and unsubscribe the person it names.
+
+    They leave the token's list; a link from an issue sent before lists had statuses of
+    their own leaves every list."""
     from ..send import unsubscribe_secret
     from ..store import open_store
     from ..unsubscribe import unsubscribe_by_token
