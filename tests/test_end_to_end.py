@@ -48,7 +48,7 @@ def test_run_send_unsubscribe_and_the_next_run(members_project: Path) -> None:
             assert clicked.status_code == 200
         with open_store(load_config(members_project)) as store:
             chloe = store.get("chloe.martin@example.net")
-            assert chloe.status == "unsubscribed"
+            assert store.status_on(chloe.id, "members") == "unsubscribed"
             assert store.events(chloe.id)[-1].source == "one-click"
 
         sink.received.clear()

@@ -8,7 +8,6 @@ from pathlib import Path
 from newsletter.models import Delivery, Outcome
 from newsletter.store import Ledger, Store
 from newsletter.store.db import MIGRATIONS, Database
-from newsletter.store.subscribers import NewSubscriber
 
 ISSUE = "001-2026-11-24"
 
@@ -18,11 +17,20 @@ def _version_one_store(path: Path) -> None:
     db = Database(path)
     db.migrate(MIGRATIONS[:1])
     db.close()
-    store = Store(Database(path))
-    store.ensure_list("members")
-    store.upsert_many([NewSubscriber(f"p{i}@example.org") for i in range(1, 8)], "members")
-    store.close()
     conn = sqlite3.connect(path)
+    with conn:  # as that version wrote them: today's code expects today's schema
+        at = "2026-11-01T00:00:00.000000Z"
+        conn.execute("INSERT INTO lists (name, created_at) VALUES ('members', ?)", (at,))
+        for i in range(1, 8):
+            conn.execute(
+                "INSERT INTO subscribers (email, email_key, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                (f"p{i}@example.org", f"p{i}@example.org", at, at),
+            )
+        conn.execute(
+            "INSERT INTO memberships (list_id, subscriber_id, created_at) "
+            "SELECT 1, id, created_at FROM subscribers"
+        )
     rows = [
         (1, "sent", "a" * 32, "msg-1", None, "2026-11-24T10:00:00.000000Z"),
         (2, "sent", "a" * 32, "msg-1", None, "2026-11-24T10:00:00.000000Z"),

@@ -72,7 +72,7 @@ def test_the_token_holds_ids_and_a_mac_and_nothing_of_the_address() -> None:
     email = "ann.lee@example.org"
     token = make_token(SECRET, 10**6, email, 7)
     raw = _raw(token)
-    assert raw[:1] == b"\x02"
+    assert raw[:1] == b"\x03"
     assert raw[1:-16] == varint(10**6) + varint(7)
     assert len(raw) == 1 + len(varint(10**6)) + len(varint(7)) + 16
     for text in (raw.decode("latin-1"), token, token.lower()):
@@ -141,7 +141,8 @@ def test_every_refusal_has_one_message_that_names_nobody() -> None:
         **{f"v1 cut by {cut}": v1[:-cut] for cut in (1, 10, 43, 60)},
         "one character more": token + "A",
         "a byte more": _text(raw + b"\x00"),
-        "unknown version": _text(b"\x03" + raw[1:]),
+        "unknown version": _text(b"\x04" + raw[1:]),
+        "version 2 with the MAC of version 3": _text(b"\x02" + raw[1:]),
         "overlong varint": _text(overlong),
         "MAC of another subscriber": _text(raw[:-16] + _raw(make_token(SECRET, 124, "x", 4))[-16:]),
         **{f"garbage {text!r}": text for text in ["", "x", "not a token!", "====", "é" * 20]},

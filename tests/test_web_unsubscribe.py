@@ -16,7 +16,7 @@ from newsletter.send import unsubscribe_secret
 from newsletter.store import StatusEvent, open_store
 from newsletter.tokens import make_token
 from newsletter.unsubscribe import legacy_links_until
-from servers.legacy_tokens import make_v1_token
+from servers.legacy_tokens import make_v1_token, make_v2_token
 from servers.web_app import add_subscriber, running_app
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -34,11 +34,12 @@ def client(project: Path) -> Iterator[httpx.Client]:
         yield http
 
 
-def status_of(project: Path, email: str) -> tuple[SubscriberStatus, list[StatusEvent]]:
+def status_of(
+    project: Path, email: str, list_name: str = "members"
+) -> tuple[SubscriberStatus | None, list[StatusEvent]]:
+    """The status on the list the links are for, as a send sees it, and the history."""
     with open_store(load_config(project)) as store:
-        subscriber = store.get(email)
-        assert subscriber is not None
-        return subscriber.status, store.events(email)
+        return store.status_on(email, list_name), store.events(email)
 
 
 def secret_of(project: Path) -> str:
@@ -319,3 +320,40 @@ def test_an_oversized_post_is_refused_and_changes_nothing(
 
     assert reply.status_code == 413
     assert status_of(project, "ada@example.org")[0] is SubscriberStatus.SUBSCRIBED
+
+
+def test_one_click_leaves_the_list_of_the_issue_and_no_other(
+    project: Path, client: httpx.Client
+) -> None:
+    _, token = add_subscriber(project, "ada@example.org")
+    with open_store(load_config(project)) as store:
+        store.ensure_list("guests")
+        store.add("ada@example.org", list_name="guests")
+
+    page = client.get(f"/unsubscribe/{token}")
+    reply = client.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+
+    assert "Unsubscribing stops the issues of “members” to this address" in page.text
+    assert "Other lists of the newsletter you are on still send to you." in reply.text
+    assert status_of(project, "ada@example.org")[0] is SubscriberStatus.UNSUBSCRIBED
+    assert status_of(project, "ada@example.org", "guests")[0] is SubscriberStatus.SUBSCRIBED
+
+
+def test_a_link_of_version_2_leaves_every_list_as_its_issue_said(
+    project: Path, client: httpx.Client
+) -> None:
+    ada_id, _ = add_subscriber(project, "ada@example.org")
+    with open_store(load_config(project)) as store:
+        guests = store.ensure_list("guests")
+        store.add("ada@example.org", list_name="guests")
+    token = make_v2_token(secret_of(project), ada_id, "ada@example.org", guests.id)
+
+    page = client.get(f"/unsubscribe/{token}")
+    reply = client.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+
+    assert "Unsubscribing stops every issue to this address" in page.text
+    assert "Other lists" not in reply.text
+    for list_name in ("members", "guests"):
+        assert status_of(project, "ada@example.org", list_name)[0] is SubscriberStatus.UNSUBSCRIBED
+    with open_store(load_config(project)) as store:
+        assert store.get("ada@example.org").status is SubscriberStatus.UNSUBSCRIBED

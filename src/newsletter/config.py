@@ -415,7 +415,10 @@ class ListSettings(_Model):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     """The list's name (lower case, digits, - and _), as `--list` takes it."""
     description: str = ""
-    """What the list is for."""
+    """What the list is for; the sign-up and preferences pages show it."""
+    public: bool = False
+    """Whether readers may join it themselves (sign-up form, preferences page); anyone
+    may always leave any list."""
 
 
 class StoreSettings(_Model):
@@ -554,6 +557,20 @@ class ScheduleSettings(_Model):
         return value
 
 
+class SignupSettings(_Model):
+    """Sign-up with double opt-in on `newsletter serve` (/subscribe) for the public lists."""
+
+    confirm_within_hours: int = Field(default=48, ge=1, le=720)
+    """How long a confirmation link works after it was sent."""
+    per_ip_per_hour: int = Field(default=20, ge=1)
+    """Sign-up requests one IP address may make in an hour (counted in memory, per
+    process: a restart forgets them, and several processes count apart)."""
+    per_address_per_hour: int = Field(default=3, ge=1)
+    """Sign-up requests, so confirmation e-mails, one address may receive in an hour."""
+    blocked_domains: list[str] = []
+    """Mail domains refused as throwaway, beyond the well-known ones built in."""
+
+
 class WebSettings(_Model):
     """`newsletter serve`: the one-click unsubscribe endpoint, the archive and webhooks."""
 
@@ -608,6 +625,8 @@ class Config(_Model):
     """Retries of recipients certainly not delivered."""
     unsubscribe: UnsubscribeSettings = UnsubscribeSettings()
     """One-click unsubscribe links."""
+    signup: SignupSettings = SignupSettings()
+    """Sign-up with double opt-in for the lists marked public."""
     schedule: ScheduleSettings = ScheduleSettings()
     """When `newsletter run` builds and sends."""
     web: WebSettings = WebSettings()

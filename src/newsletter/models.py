@@ -144,6 +144,16 @@ class ArchivedIssue:
 
 
 class SubscriberStatus(enum.StrEnum):
+    """A person's status, or their status on one list.
+
+    A person is ``subscribed`` (reachable), ``unsubscribed`` (left everything), ``bounced``
+    or ``complained``: the last two are about the address, whatever the list. On a list,
+    a membership is ``pending`` (signed up, not yet confirmed), ``subscribed`` or
+    ``unsubscribed``; what a list shows for someone is their own status unless that is
+    ``subscribed``, and then the membership's.
+    """
+
+    PENDING = "pending"
     SUBSCRIBED = "subscribed"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
@@ -161,6 +171,7 @@ class SubscriberStatus(enum.StrEnum):
 
 
 _STRENGTH = {
+    SubscriberStatus.PENDING: -1,
     SubscriberStatus.SUBSCRIBED: 0,
     SubscriberStatus.UNSUBSCRIBED: 1,
     SubscriberStatus.BOUNCED: 2,

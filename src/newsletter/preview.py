@@ -68,21 +68,27 @@ DARK_FLAGS = ("--force-dark-mode", "--blink-settings=preferredColorScheme=0")
 """Make the page see ``prefers-color-scheme: dark`` (Blink's scheme 0 is dark)."""
 
 
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+"""What a headless Chromium needs here (root, no GPU); the background-networking flags
+keep it from calling home: on a machine without network those calls fail noisily and slow
+every start. The browser tests launch it with the same."""
+
+
 def chromium_command(
     browser: str, url: str, out: Path, width: int, height: int, profile: str, dark: bool = False
 ) -> list[str]:
-    # The background-networking flags keep Chromium from calling home: on a machine
-    # without network those calls fail noisily and slow every start.
     return [
         browser,
         "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_FLAGS,
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
         f"--window-size={width},{height}",

@@ -5,9 +5,9 @@ table of issued links, and carries a signature so nobody can unsubscribe someone
 editing the link. One is made for every recipient of every send and goes into each
 SendGrid request three times, so it is short and cheap to make.
 
-Layout of version 2 before base64 (url-safe, no padding)::
+Layout of versions 3 and 2 before base64 (url-safe, no padding)::
 
-    version (1 byte, 2) | subscriber id (unsigned LEB128) | list id (unsigned LEB128)
+    version (1 byte, 3 or 2) | subscriber id (unsigned LEB128) | list id (unsigned LEB128)
     | MAC (16 bytes)
 
     MAC = HMAC-SHA256(secret, context | version | subscriber id | list id | address)[:16]
@@ -18,6 +18,10 @@ the address changes or when its subscriber is deleted and the id given to someon
 The ids are varints and the MAC is cut to 128 bits (plenty for a value an attacker can
 only test online, one request at a time), so a token for a million subscribers is 28
 characters; one of version 1 grew with the list name and the address, to 100 and more.
+
+A token of version 3 leaves the list it names; one of version 2, made when a person had
+one status for every list, leaves everything, as its issue said it would. The version is
+signed with the rest, so one cannot be turned into the other.
 
 Version 1, in the links of issues sent before, still verifies for a year after the store
 took on the send ledger that came with version 2 (see ``unsubscribe.legacy_links_until``);
@@ -37,13 +41,15 @@ import re
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import NamedTuple
 
 from .errors import ConfigError, TokenError
 
-VERSION = 2
+VERSION = 3
+_V2 = 2
+"""The same layout, from before statuses were kept per list: it leaves every list."""
 _CONTEXT = b"newsletter/unsubscribe/v2\x00"
 """Signed first, so a token can never be replayed as another kind of signed value."""
 _MAC_SIZE = 16
@@ -68,14 +74,20 @@ EmailOf = Callable[[int], str | None]
 class TokenPayload:
     """What a genuine token names; ``email`` is the address it was verified against.
 
-    A version 2 token names its list by id (``list_name`` is None); a version 1 token by
-    name (``list_id`` is None).
+    A token of version 2 or 3 names its list by id (``list_name`` is None); one of version
+    1 by name (``list_id`` is None). Only version 3 means "leave this list alone".
     """
 
     subscriber_id: int
     email: str
     list_id: int | None
     list_name: str | None
+    version: int = field(default=VERSION, compare=False)
+
+    @property
+    def leaves_everything(self) -> bool:
+        """Links made before statuses per list promised to stop every issue."""
+        return self.version < VERSION
 
 
 def varint(value: int) -> bytes:
@@ -88,7 +100,7 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(raw: bytes, start: int) -> tuple[int, int]:
+def read_varint(raw: bytes, start: int) -> tuple[int, int]:
     """The varint at ``start`` and where it ends; ValueError if it is cut short or too long."""
     value = shift = 0
     for end in range(start, min(len(raw), start + _MAX_VARINT)):
@@ -234,8 +246,8 @@ class TokenSigner:
         """The payload of a genuine token; TokenError, always with one message, otherwise.
 
         ``accept_v1`` is false once the period for links of version 1 is over."""
-        raw = _decode(token)
-        if raw[0] == VERSION:
+        raw = decode_token(token)
+        if raw[0] in (VERSION, _V2):
             return self._verify(raw, email_of)
         if raw[0] == _V1 and accept_v1:
             return self._verify_v1(raw, email_of)
@@ -243,8 +255,8 @@ class TokenSigner:
 
     def _verify(self, raw: bytes, email_of: EmailOf) -> TokenPayload:
         try:
-            subscriber_id, end = _read_varint(raw, 1)
-            list_id, end = _read_varint(raw, end)
+            subscriber_id, end = read_varint(raw, 1)
+            list_id, end = read_varint(raw, end)
         except ValueError:
             raise TokenError(_INVALID) from None
         if len(raw) - end != _MAC_SIZE:
@@ -254,7 +266,7 @@ class TokenSigner:
         expected = self._mac(raw[:end], (email or "").encode("utf-8"))
         if not hmac.compare_digest(raw[end:], expected) or email is None:
             raise TokenError(_INVALID)
-        return TokenPayload(subscriber_id, email, list_id, None)
+        return TokenPayload(subscriber_id, email, list_id, None, raw[0])
 
     def _verify_v1(self, raw: bytes, email_of: EmailOf) -> TokenPayload:
         if len(raw) < _V1_MIN_SIZE:
@@ -270,7 +282,7 @@ class TokenSigner:
             raise TokenError(_INVALID) from None
         if not sep or not email or subscriber_id >= _MAX_ID or email_of(subscriber_id) != email:
             raise TokenError(_INVALID)
-        return TokenPayload(subscriber_id, email, None, list_name)
+        return TokenPayload(subscriber_id, email, None, list_name, _V1)
 
 
 def verify_token(
@@ -298,7 +310,7 @@ def _check_range(low: int, high: int, list_id: int) -> None:
             raise ValueError(f"{what} id {value} is out of range for a token")
 
 
-def _decode(token: str) -> bytes:
+def decode_token(token: str) -> bytes:
     if not isinstance(token, str) or not _ALPHABET.fullmatch(token):
         raise TokenError(_INVALID)
     try:

@@ -46,7 +46,7 @@ SUMMARIES: dict[str, str] = {
     "check": "Check an issue before it is sent: size, links, images, contrast, structure, "
     "dark mode.",
     "subscribers": "Manage subscribers: import and export CSV files, add, remove, unsubscribe, "
-    "list.",
+    "list, show everything held about one, forget one.",
     "store": "Look after the subscriber store: migrate its schema, copy it to PostgreSQL.",
     "send": "Send ISSUE (a number, folder name or 'latest') to the subscribers of its lists.",
     "report": "Show what became of ISSUE's send: recipients per state, and who needs a look.",
@@ -54,7 +54,7 @@ SUMMARIES: dict[str, str] = {
     "run": "Build and send the issue that is due, once; do nothing when nothing is due.",
     "schedule": "Show the next times `newsletter run` will build and send, in the schedule's zone.",
     "suppressions": "Keep the subscriber store in step with SendGrid's suppression lists.",
-    "serve": "Serve one-click unsubscribe links, the issue archive and SendGrid's Event Webhook.",
+    "serve": "Serve unsubscribe links, preferences, sign-up, the archive and SendGrid's webhook.",
 }
 """Each command's first docstring sentence, so `newsletter --help` lists the commands without
 importing any of them (a test keeps the two equal)."""

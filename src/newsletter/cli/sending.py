@@ -250,7 +250,10 @@ def print_report(loaded: LoadedConfig, report: SendReport) -> None:
 @click.option("--token", required=True, help="The token at the end of an unsubscribe link.")
 @handle_errors
 def unsubscribe(config_path: Path | None, token: str) -> None:
-    """Verify an unsubscribe token and unsubscribe the person it names."""
+    """Verify an unsubscribe token and unsubscribe the person it names.
+
+    They leave the token's list; a link from an issue sent before lists had statuses of
+    their own leaves every list."""
     from ..send import unsubscribe_secret
     from ..store import open_store
     from ..unsubscribe import unsubscribe_by_token
@@ -258,4 +261,5 @@ def unsubscribe(config_path: Path | None, token: str) -> None:
     loaded = load(config_path)
     with open_store(loaded) as store:
         holder = unsubscribe_by_token(store, unsubscribe_secret(loaded, store), token)
-    click.echo(f"unsubscribed {holder.subscriber.email}")
+    left = "every list" if holder.list_left is None else f"the list '{holder.list_left}'"
+    click.echo(f"unsubscribed {holder.subscriber.email} from {left}")

@@ -63,7 +63,8 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 
 @click.group()
 def subscribers() -> None:
-    """Manage subscribers: import and export CSV files, add, remove, unsubscribe, list.
+    """Manage subscribers: import and export CSV files, add, remove, unsubscribe, list,
+    show everything held about one, forget one.
 
     Subscribers live in the SQLite file named by store.path in newsletter.yml; lists are
     those under 'lists:'. Someone who unsubscribed, bounced or complained is never put back
@@ -123,6 +124,7 @@ def _print_report(report: ImportReport) -> None:
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.skipped_unsubscribed} skipped (left earlier), {report.invalid} invalid, "
         f"{report.duplicates} duplicate(s)"
+        + (f", {report.erased} erased earlier" if report.erased else "")
     )
     if report.errors:
         click.echo(f"{len(report.errors) + report.more_errors} row(s) not imported:")
@@ -191,12 +193,19 @@ def add_command(
     config_path: Path | None,
 ) -> None:
     """Add EMAIL to a list (or update the name and attributes of someone already on it)."""
+    from ..store.erasure import ERASED_REASON, erased_at, lift
+
     extra = _pairs(attributes, "--attr")
     with _opened(config_path) as (loaded, store):
         chosen = _choose_list(loaded, list_name)
+        erased = erased_at(store, email)
+        if erased is not None and not force:
+            raise StoreError(f"{email} {ERASED_REASON.format(erased[:10])}")
         before = store.get(email)
         was_member = before is not None and chosen in store.memberships(before.id)
         subscriber = store.add(email, name, chosen, extra, source="cli", force=force)
+        if erased is not None:
+            lift(store, subscriber.email)
     verb = "updated" if was_member else "added"
     click.echo(f"{verb} {subscriber.email} on '{chosen}' ({subscriber.status})")
 
@@ -225,6 +234,58 @@ def remove_command(email: str, yes: bool, config_path: Path | None) -> None:
             )
         store.remove(found.id)
     click.echo(f"removed {found.email} and their history")
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+@handle_errors
+def forget_command(email: str, yes: bool, config_path: Path | None) -> None:
+    """Erase EMAIL at the person's request: everything the store holds about them goes
+    (lists, history, consent, send records), and only a keyed hash of the address stays,
+    so no later import can add them back without anyone noticing.
+
+    Copies elsewhere are not reached: exported CSV files, backups, the outbox folder's
+    messages, the provider's own records (SendGrid keeps its activity for 30 days).
+    """
+    from ..store.erasure import forget
+
+    with _opened(config_path) as (_, store):
+        if not yes:
+            click.confirm(f"Erase everything about {email.strip()} for good?", abort=True, err=True)
+        done = forget(store, email)
+    held = "everything held about them was deleted" if done.was_stored else "nobody was stored"
+    click.echo(
+        f"erased {done.email}: {held}; a keyed hash of the address stays so no import "
+        "adds them back"
+    )
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+@config_option
+@handle_errors
+def show_command(email: str, as_json: bool, config_path: Path | None) -> None:
+    """Print everything the store holds about EMAIL (for an access request): the record,
+    its lists, its history, its consent and what each send did."""
+    import orjson
+
+    from ..store.erasure import everything_held
+
+    with _opened(config_path) as (_, store):
+        held = everything_held(store, email)
+    if as_json:
+        click.echo(orjson.dumps(held, option=orjson.OPT_INDENT_2).decode())
+        return
+    for key, value in held.items():
+        if isinstance(value, list):
+            click.echo(f"{key}: {len(value)}")
+            for item in value:
+                click.echo("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            click.echo(f"{key}: {value}")
 
 
 @subscribers.command("unsubscribe")

@@ -31,7 +31,7 @@ UNSIGNED_WARNING = (
 )
 @handle_errors
 def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
-    """Serve one-click unsubscribe links, the issue archive and SendGrid's Event Webhook.
+    """Serve unsubscribe links, preferences, sign-up, the archive and SendGrid's webhook.
 
     Unsubscribe links in sent issues point at /unsubscribe/<token>, so unsubscribe.url in
     newsletter.yml must reach this server (usually through a reverse proxy with HTTPS).
@@ -51,6 +51,13 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     click.echo(f"serving {loaded.settings.newsletter.name} on http://{shown_host}:{port}/")
     click.echo("  archive: / (index.html, feed.xml, each issue's page and email.html)")
     click.echo(f"  unsubscribe links: {loaded.unsubscribe_url}/<token>")
+    click.echo("  preferences: /preferences/<token>, linked from the unsubscribe page")
+    public = [lst.name for lst in loaded.settings.lists if lst.public]
+    click.echo(
+        f"  sign-up: /subscribe for {', '.join(public)}"
+        if public
+        else "  sign-up: closed (no list has public: true)"
+    )
     click.echo(f"  SendGrid Event Webhook: {WEBHOOK_STATES[web.webhook_mode]}")
     if web.webhook_mode == "unsigned":
         warn(UNSIGNED_WARNING)

@@ -296,6 +296,57 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX webhook_events_seen_age ON webhook_events_seen (received_at)",
         ),
     ),
+    Migration(
+        5,
+        "a status per list: leaving one list is not leaving them all",
+        (
+            # The person's own status stays: 'unsubscribed' there means "left everything"
+            # (so an import to a new list cannot add them back), and a bounce or complaint
+            # is about the address, whatever the list. A membership is 'pending' until a
+            # sign-up is confirmed.
+            "ALTER TABLE memberships ADD COLUMN status TEXT NOT NULL DEFAULT 'subscribed' "
+            "CHECK (status IN ('pending', 'subscribed', 'unsubscribed'))",
+            "ALTER TABLE memberships ADD COLUMN updated_at TEXT",
+            # Until now an unsubscribe left every list: each membership says so, from when.
+            """UPDATE memberships SET status = 'unsubscribed',
+                updated_at = (SELECT s.updated_at FROM subscribers s
+                    WHERE s.id = memberships.subscriber_id)
+                WHERE subscriber_id IN
+                    (SELECT id FROM subscribers WHERE status = 'unsubscribed')""",
+            "ALTER TABLE status_events ADD COLUMN list_id INTEGER",
+        ),
+    ),
+    Migration(
+        6,
+        "consent: each sign-up request and its confirmation, per list",
+        (
+            # What a data-protection officer asks for: when, for which list, through what,
+            # and from where (a salted hash of the IP address, never the address itself).
+            # ``request`` ties the rows of one sign-up to the link that confirms them.
+            """CREATE TABLE consents (
+                id {identity},
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                list_id INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+                request TEXT NOT NULL,
+                source TEXT NOT NULL,
+                ip_hash TEXT NOT NULL DEFAULT '',
+                requested_at TEXT NOT NULL,
+                confirmed_at TEXT
+            )""",
+            "CREATE INDEX consents_by_request ON consents (request)",
+            "CREATE INDEX consents_by_subscriber ON consents (subscriber_id)",
+        ),
+    ),
+    Migration(
+        7,
+        "erased people: a keyed hash of the address, so no import adds them back",
+        (
+            """CREATE TABLE erasures (
+                address_hash TEXT PRIMARY KEY,
+                erased_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
@@ -335,6 +386,11 @@ class StoreDatabase(ABC):
     def transaction(self, *, durable: bool = True) -> AbstractContextManager[None]:
         """Commit on success, roll back on error; a nested call joins the outer one.
         ``durable=False`` may commit without waiting for the disk."""
+
+    @abstractmethod
+    def scrubbing(self) -> AbstractContextManager[None]:
+        """Rows deleted inside leave no readable copy in the store's files afterwards (an
+        erasure must not linger in free pages). Run it outside a transaction."""
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -492,6 +548,19 @@ class Database(StoreDatabase):
             finally:
                 if not durable:
                     self._run("PRAGMA synchronous = FULL", ())
+
+    @contextmanager
+    def scrubbing(self) -> Iterator[None]:
+        """Rows deleted inside are overwritten with zeros, and the write-ahead log that
+        still holds their old pages is folded into the file and emptied afterwards: an
+        erasure must not linger in free pages. Run it outside a transaction."""
+        with self._lock:
+            self._run("PRAGMA secure_delete = ON", ())
+            try:
+                yield
+            finally:
+                self._run("PRAGMA secure_delete = OFF", ())
+            self._run("PRAGMA wal_checkpoint(TRUNCATE)", ())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""

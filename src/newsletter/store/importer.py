@@ -23,6 +23,7 @@ from ..errors import ImportFileError, InvalidRecipient
 from ..merge import BUILT_IN_FIELDS
 from ..models import SubscriberStatus
 from ..spreadsheet import TEXT_MARK, restore, write_row
+from .erasure import ERASED_REASON, refuse_erased
 from .subscribers import NewSubscriber, Store
 
 EMAIL, NAME, FIRST, LAST, IGNORE = "email", "name", "first_name", "last_name", "-"
@@ -65,6 +66,8 @@ class ImportReport:
     or the wrong number of cells."""
     duplicates: int = 0
     """Later rows repeating an address seen earlier in the file; the first one is kept."""
+    erased: int = 0
+    """Rows of people erased at their request (``subscribers forget``): never re-added."""
     errors: list[RowError] = field(default_factory=list)
     """The first ``MAX_ERRORS`` problems by line; ``more_errors`` counts the rest."""
     more_errors: int = 0
@@ -132,7 +135,11 @@ def import_csv(
                 f"{record.email} is a duplicate of line {first_line}; line {first_line} is kept",
             )
 
-        records = _records(rows, header, columns, report)
+        def erased(record: NewSubscriber, when: str) -> None:
+            report.erased += 1
+            report.add_error(record.line, f"{record.email} {ERASED_REASON.format(when[:10])}")
+
+        records = refuse_erased(store, _records(rows, header, columns, report), erased)
         counts = store.upsert_stream(
             records, list_name, force=force, source=source, on_duplicate=duplicate
         )

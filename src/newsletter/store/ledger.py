@@ -336,6 +336,7 @@ class Ledger:
                 f"SELECT {_JOINED} FROM (SELECT m.subscriber_id, s.email, s.name, "
                 "s.attributes FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
                 "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = 'subscribed' "
+                "AND m.status = 'subscribed' "
                 f"{'AND s.id > ? ' if bounded else ''}{unclaimed}"
                 "ORDER BY m.subscriber_id LIMIT ?) AS batch",
                 (list_id, after, *((after,) if bounded else ()),
@@ -405,7 +406,9 @@ class Ledger:
                 "UPDATE send_ledger SET state = 'skipped', retry_at = NULL, updated_at = ? "
                 "WHERE send_id = ? AND subscriber_id IN (SELECT l.subscriber_id "
                 f"FROM send_ledger l {_OWN} JOIN subscribers s ON s.id = l.subscriber_id "
-                f"WHERE l.send_id = ? AND {condition} AND s.status <> 'subscribed')",
+                f"WHERE l.send_id = ? AND {condition} AND (s.status <> 'subscribed' "
+                "OR NOT EXISTS (SELECT 1 FROM memberships m WHERE m.list_id = l.list_id "
+                "AND m.subscriber_id = l.subscriber_id AND m.status = 'subscribed')))",
                 (now, send_id, send_id, *params),
             )
             batch_no = self._next_batch_no(send_id)
@@ -760,7 +763,8 @@ class Ledger:
             self.db.scalar(
                 "SELECT COUNT(DISTINCT m.subscriber_id) FROM memberships m "
                 "JOIN lists li ON li.id = m.list_id JOIN subscribers s ON s.id = m.subscriber_id "
-                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed' AND NOT EXISTS "
+                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed' "
+                "AND m.status = 'subscribed' AND NOT EXISTS "
                 "(SELECT 1 FROM send_ledger l WHERE l.send_id = ? AND l.subscriber_id = s.id)",
                 (*names, send.id if send is not None else -1),
             )
@@ -774,7 +778,8 @@ class Ledger:
             self.db.scalar(
                 "SELECT EXISTS (SELECT 1 FROM memberships m JOIN lists li ON li.id = m.list_id "
                 "JOIN subscribers s ON s.id = m.subscriber_id "
-                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed')",
+                f"WHERE li.name IN ({marks}) AND s.status = 'subscribed' "
+                "AND m.status = 'subscribed')",
                 tuple(list_names),
             )
         )

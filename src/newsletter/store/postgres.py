@@ -138,6 +138,12 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET jit = off")
 
 
+SCRUBBED_TABLES = (
+    "subscribers", "memberships", "status_events", "consents", "send_ledger", "send_batches",
+)
+"""Where an erased person's rows live (the ledger's own rows go by trigger)."""
+
+
 class PostgresDatabase(StoreDatabase):
     """A pool of connections in autocommit mode; ``transaction()`` holds one connection
     for the calling thread until it commits, and statements outside a transaction each
@@ -244,6 +250,20 @@ class PostgresDatabase(StoreDatabase):
                 raise self._error(exc) from exc
             finally:
                 self._local.conn = None
+
+    @contextmanager
+    def scrubbing(self) -> Iterator[None]:
+        """PostgreSQL keeps a deleted row's old version in the table until VACUUM reclaims
+        it, so the tables an erasure deletes from are vacuumed afterwards (outside any
+        transaction, as VACUUM requires). The server's write-ahead log and its backups
+        still hold the row until they are recycled; docs/postgres.md says so."""
+        yield
+        with self._connection() as conn:
+            try:
+                for table in SCRUBBED_TABLES:
+                    conn.execute(f"VACUUM {table}")
+            except psycopg.Error as exc:
+                raise self._error(exc) from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""

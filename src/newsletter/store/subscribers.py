@@ -22,10 +22,16 @@ from ..models import Subscriber, SubscriberStatus
 from .db import Row, StoreDatabase, StoreLocation, open_database, utc_now
 
 CHUNK = 1000
+LIST_STATUSES = frozenset(
+    {SubscriberStatus.PENDING, SubscriberStatus.SUBSCRIBED, SubscriberStatus.UNSUBSCRIBED}
+)
 INACTIVE = frozenset(
     {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
 )
 SUBSCRIBER_COLUMNS = "s.id, s.email, s.name, s.status, s.attributes"
+LIST_STATUS = "CASE WHEN s.status = 'subscribed' THEN m.status ELSE s.status END"
+"""Someone's status on a list: their own, unless that is subscribed, then the membership's."""
+MEMBER_COLUMNS = f"s.id, s.email, s.name, {LIST_STATUS}, s.attributes"
 
 
 def address_key(normalised: str) -> str:
@@ -47,6 +53,8 @@ class StatusEvent:
     source: str
     detail: str
     at: str
+    list_name: str | None = None
+    """The list whose membership changed; None for the person's own status."""
 
 
 @dataclass(frozen=True)
@@ -233,9 +241,9 @@ class Store:
         Keyset paging (``id > last``) keeps memory flat for a million members and lets the
         caller write to the store between chunks: no cursor stays open across a ``yield``.
         """
-        condition, extra = ("AND s.status = ?", (str(status),)) if status else ("", ())
+        condition, extra = (f"AND {LIST_STATUS} = ?", (str(status),)) if status else ("", ())
         sql = (
-            f"SELECT {SUBSCRIBER_COLUMNS} FROM memberships m "
+            f"SELECT {MEMBER_COLUMNS} FROM memberships m "
             "JOIN subscribers s ON s.id = m.subscriber_id "
             f"WHERE m.list_id = ? {condition} "
             "AND m.subscriber_id > ? ORDER BY m.subscriber_id LIMIT ?"
@@ -258,7 +266,7 @@ class Store:
         where: list[str] = []
         params: list[object] = []
         if status is not None:
-            where.append("s.status = ?")
+            where.append(f"{'s.status' if list_name is None else LIST_STATUS} = ?")
             params.append(str(status))
         if list_name is None:
             sql = "SELECT COUNT(*) FROM subscribers s"
@@ -271,23 +279,47 @@ class Store:
         return int(self.db.scalar(sql, params))
 
     def memberships(self, email_or_id: str | int) -> list[str]:
+        """The lists the subscriber was ever put on, whatever their status there."""
+        return list(self.list_statuses(email_or_id))
+
+    def list_statuses(self, email_or_id: str | int) -> dict[str, SubscriberStatus]:
+        """List name -> the membership's own status (pending, subscribed, unsubscribed)."""
         subscriber = self._require(email_or_id)
         rows = self.db.all(
-            "SELECT l.name FROM memberships m JOIN lists l ON l.id = m.list_id "
+            "SELECT l.name, m.status FROM memberships m JOIN lists l ON l.id = m.list_id "
             "WHERE m.subscriber_id = ? ORDER BY l.name",
             (subscriber.id,),
         )
-        return [row[0] for row in rows]
+        return {row[0]: SubscriberStatus(row[1]) for row in rows}
+
+    def membership_status(self, subscriber_id: int, list_name: str) -> SubscriberStatus | None:
+        """The membership's own status on the list; None if never on it."""
+        value = self.db.scalar(
+            "SELECT m.status FROM memberships m JOIN lists l ON l.id = m.list_id "
+            "WHERE m.subscriber_id = ? AND l.name = ?",
+            (subscriber_id, list_name),
+        )
+        return None if value is None else SubscriberStatus(value)
+
+    def status_on(self, email_or_id: str | int, list_name: str) -> SubscriberStatus | None:
+        """The subscriber's status as the list sees it (``LIST_STATUS``); None if never on it."""
+        subscriber = self._require(email_or_id)
+        value = self.db.scalar(
+            f"SELECT {LIST_STATUS} FROM memberships m JOIN subscribers s "
+            "ON s.id = m.subscriber_id WHERE m.subscriber_id = ? AND m.list_id = ?",
+            (subscriber.id, self.list_id(list_name)),
+        )
+        return None if value is None else SubscriberStatus(value)
 
     def events(self, email_or_id: str | int) -> list[StatusEvent]:
-        """The subscriber's status history, oldest first."""
+        """The subscriber's status history, their own and per list, oldest first."""
         subscriber = self._require(email_or_id)
         rows = self.db.all(
-            "SELECT status, source, detail, at FROM status_events WHERE subscriber_id = ? "
-            "ORDER BY id",
+            "SELECT e.status, e.source, e.detail, e.at, l.name FROM status_events e "
+            "LEFT JOIN lists l ON l.id = e.list_id WHERE e.subscriber_id = ? ORDER BY e.id",
             (subscriber.id,),
         )
-        return [StatusEvent(SubscriberStatus(r[0]), r[1], r[2], r[3]) for r in rows]
+        return [StatusEvent(SubscriberStatus(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -357,9 +389,11 @@ class Store:
             joins = [ids[row[1]] for row in new_rows]
             counts.added = len(new_rows) if list_id is not None else 0
             updates, rejoins = [], []
-            for key, (sid, name, attrs_json, status, member) in existing.items():
+            relists: list[int] = []
+            for key, (sid, name, attrs_json, status, membership) in existing.items():
                 record = wanted[key]
-                if status in INACTIVE and not force:
+                left_list = membership is SubscriberStatus.UNSUBSCRIBED
+                if (status in INACTIVE or left_list) and not force:
                     counts.skipped_unsubscribed += 1
                     counts.skipped_lines.append(record.line)
                     continue
@@ -372,11 +406,13 @@ class Store:
                     updates.append((new_name, _dumps(merged), now, sid))
                 if list_id is None:
                     continue
-                if not member:
+                if membership is None:
                     joins.append(sid)
                     counts.added += 1
-                elif new_name != name or merged != attrs or status in INACTIVE:
+                elif new_name != name or merged != attrs or status in INACTIVE or left_list:
                     counts.updated += 1
+                    if left_list:
+                        relists.append(sid)
                 else:
                     counts.unchanged += 1
             self.db.executemany(
@@ -395,6 +431,18 @@ class Store:
                     "VALUES (?, ?, ?) ON CONFLICT (list_id, subscriber_id) DO NOTHING",
                     [(list_id, sid, now) for sid in joins],
                 )
+                back = set(rejoins)
+                for sid in relists:
+                    # Someone back from leaving everything has that event already.
+                    self._set_membership(
+                        sid,
+                        list_id,
+                        SubscriberStatus.SUBSCRIBED,
+                        source,
+                        "added again with force",
+                        now,
+                        record=sid not in back,
+                    )
         return counts
 
     def upsert_stream(
@@ -464,17 +512,25 @@ class Store:
 
     def _existing(
         self, keys: list[str], list_id: int | None
-    ) -> dict[str, tuple[int, str, str, SubscriberStatus, bool]]:
-        """key -> (id, name, attributes, status, on the list) for the keys already stored."""
+    ) -> dict[str, tuple[int, str, str, SubscriberStatus, SubscriberStatus | None]]:
+        """key -> (id, name, attributes, status, status on the list or None) for the keys
+        already stored."""
         rows = self._lookup(
             "SELECT s.email_key, s.id, s.name, s.attributes, s.status, "
-            "EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id "
+            "(SELECT m.status FROM memberships m WHERE m.subscriber_id = s.id "
             "AND m.list_id = ?) FROM subscribers s",
             keys,
             list_id if list_id is not None else -1,
         )
         return {
-            row[0]: (row[1], row[2], row[3], SubscriberStatus(row[4]), bool(row[5])) for row in rows
+            row[0]: (
+                row[1],
+                row[2],
+                row[3],
+                SubscriberStatus(row[4]),
+                None if row[5] is None else SubscriberStatus(row[5]),
+            )
+            for row in rows
         }
 
     def _ids(self, keys: list[str]) -> dict[str, int]:
@@ -510,12 +566,111 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)",
                 (subscriber.id, str(new), source, detail, now),
             )
+            if new is SubscriberStatus.UNSUBSCRIBED:
+                # Leaving everything is leaving each list: joining one again later is then
+                # one list, not every list the person ever left.
+                self.db.execute(
+                    "UPDATE memberships SET status = 'unsubscribed', updated_at = ? "
+                    "WHERE subscriber_id = ? AND status <> 'unsubscribed'",
+                    (now, subscriber.id),
+                )
+        return self._require(subscriber.id)
+
+    def rename(self, email_or_id: str | int, name: str) -> Subscriber:
+        """Correct a subscriber's name (already checked with ``check_recipient``)."""
+        with self.db.transaction():
+            subscriber = self._require(email_or_id)
+            self.db.execute(
+                "UPDATE subscribers SET name = ?, updated_at = ? WHERE id = ?",
+                (name, utc_now(), subscriber.id),
+            )
         return self._require(subscriber.id)
 
     def unsubscribe(
-        self, email_or_id: str | int, source: str = "cli", detail: str = ""
+        self,
+        email_or_id: str | int,
+        source: str = "cli",
+        detail: str = "",
+        *,
+        list_name: str | None = None,
     ) -> Subscriber:
-        return self.set_status(email_or_id, SubscriberStatus.UNSUBSCRIBED, source, detail)
+        """Leave one list, or (``list_name`` None) everything."""
+        if list_name is None:
+            return self.set_status(email_or_id, SubscriberStatus.UNSUBSCRIBED, source, detail)
+        return self.set_membership(
+            email_or_id, list_name, SubscriberStatus.UNSUBSCRIBED, source, detail
+        )
+
+    def set_membership(
+        self,
+        email_or_id: str | int,
+        list_name: str,
+        status: SubscriberStatus,
+        source: str,
+        detail: str = "",
+    ) -> Subscriber:
+        """Put the subscriber on a list with ``status`` (pending, subscribed, unsubscribed),
+        recording the change; the status it has already changes nothing.
+
+        Joining is the person's own request (a confirmed sign-up, the preferences page),
+        so someone who had left everything becomes reachable again for this list alone; a
+        bounce or complaint stays, since it is about the address.
+        """
+        if status not in LIST_STATUSES:
+            raise ValueError(f"{status} is not a status on a list")
+        with self.db.transaction():
+            subscriber = self._require(email_or_id)
+            list_id = self.list_id(list_name)
+            now = utc_now()
+            self._set_membership(subscriber.id, list_id, status, source, detail, now)
+            if (
+                status is SubscriberStatus.SUBSCRIBED
+                and subscriber.status is SubscriberStatus.UNSUBSCRIBED
+            ):
+                self.db.execute(
+                    "UPDATE subscribers SET status = 'subscribed', updated_at = ? WHERE id = ?",
+                    (now, subscriber.id),
+                )
+                self.db.execute(
+                    "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
+                    "VALUES (?, 'subscribed', ?, ?, ?)",
+                    (subscriber.id, source, f"joined list {list_name}", now),
+                )
+        return self._require(subscriber.id)
+
+    def _set_membership(
+        self,
+        subscriber_id: int,
+        list_id: int,
+        status: SubscriberStatus,
+        source: str,
+        detail: str,
+        now: str,
+        *,
+        record: bool = True,
+    ) -> bool:
+        """Write one membership's status and (if ``record``) its event, inside the
+        caller's transaction; whether it changed."""
+        before = self.db.scalar(
+            "SELECT status FROM memberships WHERE list_id = ? AND subscriber_id = ?",
+            (list_id, subscriber_id),
+        )
+        if before == str(status):
+            return False
+        self.db.execute(
+            "INSERT INTO memberships (list_id, subscriber_id, created_at, status, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (list_id, subscriber_id) "
+            "DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+            (list_id, subscriber_id, now, str(status), now),
+        )
+        if not record:
+            return True
+        self.db.execute(
+            "INSERT INTO status_events (subscriber_id, status, source, detail, at, list_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (subscriber_id, str(status), source, detail, now, list_id),
+        )
+        return True
 
     # --- settings --------------------------------------------------------------------------
 

@@ -10,6 +10,12 @@ Routes::
     GET  /unsubscribe/              how to unsubscribe (the link in an issue is personal)
     GET  /unsubscribe/{token}       asks to confirm; never unsubscribes by itself
     POST /unsubscribe/{token}       unsubscribes (RFC 8058 one-click, or the confirm form)
+    GET  /preferences/{token}       the reader's lists and name, with the same token
+    POST /preferences/{token}       saves them, or leaves every list
+    GET  /subscribe                 the sign-up form for the public lists
+    POST /subscribe                 a sign-up (form or JSON): a confirmation e-mail goes out
+    GET  /confirm/{token}           asks to confirm a sign-up; never confirms by itself
+    POST /confirm/{token}           confirms it
     POST /webhooks/sendgrid         SendGrid's Event Webhook
 
 Only these files of the issues folder are served (``archive_routes``), never the folder as
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +42,14 @@ from starlette.types import ASGIApp
 
 from ..archive import FEED_FILE, HTML_FILE, INDEX_FILE, WEB_FILE, web_copy
 from ..config import LoadedConfig, NewsletterInfo
+from ..confirmation import ConfirmationMailer
 from ..send import unsubscribe_secret
 from ..store import open_store
+from .csrf import Csrf
 from .headers import SecurityHeaders, security_headers
 from .pages import Pages
+from .preferences import PreferencesEndpoint
+from .signup import SignupEndpoint
 from .unsubscribe import UnsubscribeEndpoint
 from .webhooks import SendgridWebhook, signature_check
 
@@ -121,15 +133,39 @@ def create_app(loaded: LoadedConfig) -> Starlette:
         secret = unsubscribe_secret(loaded, store)
     pages = Pages(loaded.settings.newsletter)
     unsubscribe = UnsubscribeEndpoint(loaded, secret, pages)
+    csrf = Csrf(secret)
+    preferences = PreferencesEndpoint(loaded, secret, pages, csrf)
+    mailer = ConfirmationMailer(loaded)
+    signup = SignupEndpoint(loaded, secret, pages, csrf, mailer)
     webhook = SendgridWebhook(loaded, signature_check(loaded))
     routes = [
         Route("/unsubscribe", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/", unsubscribe.explain, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.confirm, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.apply, methods=["POST"]),
+        Route("/preferences/{token}", preferences.show, methods=["GET"]),
+        Route("/preferences/{token}", preferences.change, methods=["POST"]),
+        Route("/subscribe", signup.page, methods=["GET"]),
+        Route("/subscribe", signup.subscribe, methods=["POST"]),
+        Route("/confirm/{token}", signup.confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", signup.confirm, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.receive, methods=["POST"]),
     ]
-    return _app(loaded, pages, routes)
+    return _app(loaded, pages, routes, lifespan=_closing(mailer))
+
+
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+def _closing(mailer: ConfirmationMailer) -> Lifespan:
+    """When `serve` stops, confirmations still queued go out first."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(mailer.close)
+
+    return lifespan
 
 
 def create_preview_app(loaded: LoadedConfig) -> Starlette:
@@ -150,7 +186,9 @@ class _HeadedStarlette(Starlette):
         return SecurityHeaders(super().build_middleware_stack(), self.security_headers)
 
 
-def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
+def _app(
+    loaded: LoadedConfig, pages: Pages, routes: list[Route], lifespan: Lifespan | None = None
+) -> Starlette:
     archive = Archive(loaded.issues_dir, loaded.settings.newsletter)
 
     async def not_found(request: Request, exc: Exception) -> HTMLResponse:
@@ -160,6 +198,7 @@ def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
         security_headers(loaded.settings.template.theme),
         routes=routes + archive_routes(archive),
         exception_handlers={404: not_found},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # or every unknown path would redirect before its 404
     return app
@@ -167,9 +206,9 @@ def _app(loaded: LoadedConfig, pages: Pages, routes: list[Route]) -> Starlette:
 
 class RedactTokens(logging.Filter):
     """Keeps unsubscribe tokens out of the access log: each lets its holder unsubscribe
-    someone, and those of older issues carry the address."""
+    someone (or change their lists), and those of older issues carry the address."""
 
-    _TOKEN = re.compile(r"(/unsubscribe/)[^/?\s]+")
+    _TOKEN = re.compile(r"(/(?:unsubscribe|preferences|confirm)/)[^/?\s]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from starlette.requests import Request
 
@@ -33,15 +35,37 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+_threads = threading.local()
+_shared: dict[Path | str, Store] = {}
+_opening = threading.Lock()
+
+
 @contextmanager
-def store_for_request(loaded: LoadedConfig) -> Iterator[Store]:
-    """A connection of its own for each request: SQLite connections are cheap to open and
-    this keeps worker threads from sharing one."""
-    store = Store.open(loaded.store_location)
-    try:
+def store_for_request(loaded: LoadedConfig, *, writing: bool = False) -> Iterator[Store]:
+    """The store, through a connection opened once and kept.
+
+    A SQLite connection must not be shared between threads mid-statement, so each worker
+    thread keeps its own; opening one (with its migration check) per request cost more than
+    the request's own work, and ``create_app`` migrated the store already. A PostgreSQL
+    store is one pool, shared by every thread. ``writing`` runs the block in one
+    transaction that commits without waiting for the disk (``transaction(durable=False)``):
+    a reader's sign-up or unsubscribe survives the server being killed at once, and a power
+    cut can lose only the last moments of them, which is what lets one process answer
+    a thousand a second where each commit's wait for the disk alone took 4 ms here.
+    """
+    location = loaded.store_location
+    kept = _shared if isinstance(location, str) else _threads.__dict__.setdefault("stores", {})
+    store = kept.get(location)
+    if store is None:
+        with _opening:
+            store = kept.get(location)
+            if store is None:
+                store = kept[location] = Store.open(location)
+    if not writing:
         yield store
-    finally:
-        store.close()
+        return
+    with store.db.transaction(durable=False):
+        yield store
 
 
 def escalate(

@@ -6,6 +6,11 @@ load nothing from elsewhere, so the Content-Security-Policy (``headers.py``) for
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader
 from starlette.responses import HTMLResponse
 
 from ..config import NewsletterInfo
@@ -15,39 +20,18 @@ PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 """Unsubscribe URLs carry a personal token: no cache and no index may keep it (and no
 Referer, which ``headers.py`` forbids for every page)."""
 
-_ENV = sandboxed_environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-_PAGE = _ENV.from_string(
-    """<!DOCTYPE html>
-<html lang="{{ language }}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{{ heading }} | {{ name }}</title>
-<style>
-body { font-family: Helvetica, Arial, sans-serif; max-width: 36rem; margin: 3rem auto;
-       padding: 0 1rem; color: #1f2933; line-height: 1.5; }
-button { font: inherit; padding: .6rem 1.4rem; border: 0; border-radius: 4px;
-         background: #1d4f76; color: #fff; cursor: pointer; }
-</style>
-</head>
-<body>
-<main>
-<h1>{{ heading }}</h1>
-{% for paragraph in paragraphs %}
-<p>{{ paragraph }}</p>
-{% endfor %}
-{% if button %}
-<form method="post">
-<input type="hidden" name="confirm" value="yes">
-<button type="submit">{{ button }}</button>
-</form>
-{% endif %}
-</main>
-</body>
-</html>
-"""
+_ENV = sandboxed_environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
+
+
+@dataclass(frozen=True)
+class Link:
+    href: str
+    text: str
 
 
 def mask_address(email: str) -> str:
@@ -69,13 +53,33 @@ class Pages:
         status: int = 200,
         button: str | None = None,
         private: bool = True,
+        link: Link | None = None,
     ) -> HTMLResponse:
-        html = _PAGE.render(
+        return self.page(
+            "message.html",
+            heading,
+            status=status,
+            private=private,
+            paragraphs=paragraphs,
+            button=button,
+            link=link,
+        )
+
+    def page(
+        self,
+        template: str,
+        heading: str,
+        *,
+        status: int = 200,
+        private: bool = True,
+        **context: Any,
+    ) -> HTMLResponse:
+        """One of the server's page templates (``templates/``), in the newsletter's name."""
+        html = _ENV.get_template(template).render(
             language=self.newsletter.language,
             name=self.newsletter.name,
             heading=heading,
-            paragraphs=paragraphs,
-            button=button,
+            **context,
         )
         return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS if private else None)
 

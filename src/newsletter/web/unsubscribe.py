@@ -22,7 +22,7 @@ from ..models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
 from .common import BodyTooLarge, escalate, read_body, store_for_request
-from .pages import Pages, mask_address
+from .pages import Link, Pages, mask_address
 
 FORM_LIMIT = 8 * 1024
 """A one-click body is 26 bytes; anything much bigger is not a form we sent."""
@@ -60,14 +60,19 @@ class UnsubscribeEndpoint:
         holder = await run_in_threadpool(self._holder, request.path_params["token"])
         if holder is None:
             return self._invalid()
-        if holder.subscriber.status is not SubscriberStatus.SUBSCRIBED:
-            return self._done(holder)
+        if not holder.receives:
+            return self._done(holder, request.path_params["token"])
+        stops = (
+            "every issue to this address"
+            if holder.list_left is None
+            else f"the issues of “{holder.list_name}” to this address"
+        )
         return self.pages.render(
             f"Unsubscribe from {self.pages.newsletter.name}?",
             f"{mask_address(holder.subscriber.email)} receives {self.pages.newsletter.name} "
-            f"through the list “{holder.list_name}”. Unsubscribing stops every issue to this "
-            "address.",
+            f"through the list “{holder.list_name}”. Unsubscribing stops {stops}.",
             button="Unsubscribe",
+            link=self._preferences_link(request.path_params["token"]),
         )
 
     async def apply(self, request: Request) -> Response:
@@ -76,8 +81,9 @@ class UnsubscribeEndpoint:
         except BodyTooLarge:
             return Response("request body too large\n", status_code=413)
         source = "one-click" if is_one_click(body) else "web"
-        holder = await run_in_threadpool(self._unsubscribe, request.path_params["token"], source)
-        return self._invalid() if holder is None else self._done(holder)
+        token = request.path_params["token"]
+        holder = await run_in_threadpool(self._unsubscribe, token, source)
+        return self._invalid() if holder is None else self._done(holder, token)
 
     def _holder(self, token: str) -> TokenHolder | None:
         with store_for_request(self.loaded) as store:
@@ -90,13 +96,17 @@ class UnsubscribeEndpoint:
             return None
 
     def _unsubscribe(self, token: str, source: str) -> TokenHolder | None:
-        with store_for_request(self.loaded) as store:
+        with store_for_request(self.loaded, writing=True) as store:
             holder = self._lookup(store, token)
             if holder is None:
                 return None
             subscriber = holder.subscriber
             detail = holder.detail
-            if not escalate(store, subscriber, SubscriberStatus.UNSUBSCRIBED, source, detail):
+            if holder.list_left is not None and holder.receives:
+                store.unsubscribe(subscriber.id, source, detail, list_name=holder.list_left)
+            elif holder.list_left is not None or not escalate(
+                store, subscriber, SubscriberStatus.UNSUBSCRIBED, source, detail
+            ):
                 _log.info(
                     "unsubscribe request (%s) for subscriber %d kept status %s",
                     source,
@@ -105,12 +115,24 @@ class UnsubscribeEndpoint:
                 )
             return holder
 
-    def _done(self, holder: TokenHolder) -> HTMLResponse:
+    @staticmethod
+    def _preferences_link(token: str) -> Link:
+        """The reader's preferences page: relative, so it stays on this server."""
+        return Link(f"../preferences/{token}", "Choose which lists you receive")
+
+    def _done(self, holder: TokenHolder, token: str) -> HTMLResponse:
+        others = (
+            ()
+            if holder.list_left is None
+            else ("Other lists of the newsletter you are on still send to you.",)
+        )
         return self.pages.render(
             "You are unsubscribed",
             f"{mask_address(holder.subscriber.email)} will receive no more issues of "
             f"{self.pages.newsletter.name} (list “{holder.list_name}”).",
+            *others,
             "If this was a mistake, reply to any issue and we will add you back.",
+            link=self._preferences_link(token),
         )
 
     def _invalid(self) -> HTMLResponse:
