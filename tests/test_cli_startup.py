@@ -60,3 +60,15 @@ def test_a_command_loads_only_what_its_path_needs(
     loaded = imported_by(args, cwd=sample_project.parent)
     assert "newsletter.config" in loaded or "--help" in args
     assert not absent & loaded
+
+
+def test_a_dry_run_of_an_unchanged_project_loads_no_renderer_and_no_reader(
+    sample_project: Path,
+) -> None:
+    args = ["build", "--dry-run", "--date", "2026-11-24"]
+    first = imported_by(args, cwd=sample_project.parent)
+    assert {"premailer", "jinja2", "markdown", "feedparser"} <= first  # nothing kept yet
+
+    again = imported_by(args, cwd=sample_project.parent)
+
+    assert not {"premailer", "cssutils", "jinja2", "mjml", "markdown", "feedparser"} & again

@@ -1,0 +1,133 @@
+"""Results of slow, pure steps of a build, kept in ``.newsletter/cache/`` beside newsletter.yml.
+
+Reading the sources and rendering an issue give the same output for the same input, yet
+they cost most of a build's start-up (Markdown, feedparser, Jinja, MJML and premailer
+must first be imported). A step's result is kept under a digest of everything the step
+reads: the settings, the content of the files it reads, the issue's data, and the files
+of this package and of the libraries that do the work, so editing a post, the template or
+the config, or upgrading a library, makes the next build do the step again. Content, not
+change times, stands for a post or a template: a file rewritten within the same tick of
+the file system's clock, at the same size, would otherwise look unchanged.
+
+Entries are JSON written whole or not at all; one that cannot be read or decoded counts
+as absent, and a folder that cannot be written only means the next build does the step
+again. The cache never changes what a build writes: it only saves doing a step twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .lock import LOCK_DIR
+
+CACHE_DIR = "cache"
+KEPT_ENTRIES = 32
+"""Per kind of step; older entries (earlier versions of a post, say) are deleted."""
+LIBRARIES = (
+    "babel", "cssselect", "cssutils", "feedparser", "jinja2", "lxml", "markdown",
+    "markupsafe", "mjml", "nh3", "premailer", "pydantic", "pydantic_core", "sgmllib", "yaml",
+)  # fmt: skip
+"""Whose output a cached step holds; an upgrade changes their files, and so the digest."""
+FORMAT = 1
+"""Raised when what an entry holds changes shape, so older entries are not misread."""
+
+
+def cache_dir(base_dir: Path) -> Path:
+    return base_dir / LOCK_DIR / CACHE_DIR
+
+
+class Memo:
+    """One kind of step's kept results, each a JSON value under a digest of its inputs."""
+
+    def __init__(self, base_dir: Path, kind: str) -> None:
+        self.folder = cache_dir(base_dir) / kind
+
+    def get(self, key: str) -> Any:
+        """The value kept under ``key``; None when there is none or it cannot be read."""
+        try:
+            return json.loads((self.folder / f"{key}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: Any) -> None:
+        """Keep ``value``; a folder that cannot be written is left as it is."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(value, handle, ensure_ascii=False, separators=(",", ":"))
+            os.replace(temporary, self.folder / f"{key}.json")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            return
+        self._prune()
+
+    def _prune(self) -> None:
+        with contextlib.suppress(OSError):
+            entries = sorted(self.folder.glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+            for stale in entries[:-KEPT_ENTRIES]:
+                stale.unlink(missing_ok=True)
+
+
+def digest(*parts: Any) -> str:
+    """A key for ``parts`` (JSON values): equal parts, equal keys; anything else, another."""
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_stamp(path: Path) -> str | None:
+    """A digest of the file's bytes; None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def files_stamp(folder: Path, paths: Iterable[Path]) -> list[Any]:
+    return [[path.relative_to(folder).as_posix(), file_stamp(path)] for path in sorted(paths)]
+
+
+def folder_stamp(folder: Path) -> list[Any]:
+    """Every file under ``folder``, hidden ones too, with its stamp."""
+    return files_stamp(folder, (path for path in folder.rglob("*") if path.is_file()))
+
+
+def _installed_stamp(path: Path) -> list[int] | None:
+    """What an install or an edit of a code file changes: size, change time and inode."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return [found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino]
+
+
+@functools.cache
+def code_stamp() -> list[Any]:
+    """This package's files and the libraries' own, so new code never reads old results."""
+    package = Path(__file__).resolve().parent
+    own = [
+        [path.relative_to(package).as_posix(), _installed_stamp(path)]
+        for path in sorted(package.rglob("*"))
+        if path.suffix in (".py", ".po")
+    ]
+    libraries = []
+    for name in LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        libraries.append([name, origin, _installed_stamp(Path(origin)) if origin else None])
+    return [FORMAT, __version__, sys.version, own, libraries]
