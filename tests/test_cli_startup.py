@@ -62,7 +62,7 @@ def test_a_command_loads_only_what_its_path_needs(
     assert not absent & loaded
 
 
-def test_a_dry_run_of_an_unchanged_project_loads_no_renderer_and_no_reader(
+def test_a_dry_run_of_an_unchanged_project_loads_no_renderer_reader_or_checker(
     sample_project: Path,
 ) -> None:
     args = ["build", "--dry-run", "--date", "2026-11-24"]
@@ -72,3 +72,5 @@ def test_a_dry_run_of_an_unchanged_project_loads_no_renderer_and_no_reader(
     again = imported_by(args, cwd=sample_project.parent)
 
     assert not {"premailer", "cssutils", "jinja2", "mjml", "markdown", "feedparser"} & again
+    # the config was checked by the first run: CLDR, cron and address rules are not asked again
+    assert not {"babel", "croniter", "email_validator"} & again

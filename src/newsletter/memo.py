@@ -35,8 +35,9 @@ CACHE_DIR = "cache"
 KEPT_ENTRIES = 32
 """Per kind of step; older entries (earlier versions of a post, say) are deleted."""
 LIBRARIES = (
-    "babel", "cssselect", "cssutils", "feedparser", "jinja2", "lxml", "markdown",
-    "markupsafe", "mjml", "nh3", "premailer", "pydantic", "pydantic_core", "sgmllib", "yaml",
+    "babel", "croniter", "cssselect", "cssutils", "dateutil", "email_validator", "feedparser",
+    "idna", "jinja2", "lxml", "markdown", "markupsafe", "mjml", "nh3", "premailer", "pydantic",
+    "pydantic_core", "sgmllib", "yaml",
 )  # fmt: skip
 """Whose output a cached step holds; an upgrade changes their files, and so the digest."""
 FORMAT = 1
@@ -82,6 +83,17 @@ class Memo:
             entries = sorted(self.folder.glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
             for stale in entries[:-KEPT_ENTRIES]:
                 stale.unlink(missing_ok=True)
+
+
+def settings_stamp(value: Any) -> Any:
+    """Settings as plain JSON values, read field by field: pydantic's own dump would first
+    build the serialisers that a config read back from the cache goes without."""
+    fields = getattr(type(value), "model_fields", None)
+    if fields is not None:
+        return {name: settings_stamp(getattr(value, name)) for name in fields}
+    if isinstance(value, list | tuple):
+        return [settings_stamp(item) for item in value]
+    return value
 
 
 def digest(*parts: Any) -> str:

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from .config import LoadedConfig
-from .memo import Memo, code_stamp, digest, folder_stamp
+from .memo import Memo, code_stamp, digest, folder_stamp, settings_stamp
 from .models import IssueMeta, RenderedIssue, Selection
 from .post_json import post_to_json
 
@@ -25,7 +25,7 @@ def render_key(loaded: LoadedConfig, number: int, on: date, selection: Selection
     return digest(
         code_stamp(),
         str(loaded.path),
-        loaded.settings.model_dump(mode="json"),
+        settings_stamp(loaded.settings),
         str(template_dir),
         folder_stamp(template_dir) if template_dir.is_dir() else None,
         number,

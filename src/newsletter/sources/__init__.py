@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import replace
 
 from ..config import FeedSource, LoadedConfig, MarkdownSource
-from ..memo import Memo, code_stamp, digest
+from ..memo import Memo, code_stamp, digest, settings_stamp
 from ..models import SourceResult
 from ..people import attribute
 from ..post_json import NotKept, result_from_json, result_to_json
@@ -56,7 +56,7 @@ def _read_remembered(reader: Reader) -> SourceResult:  # type: ignore[type-arg]
     key = digest(
         code_stamp(),
         str(loaded.path),
-        loaded.settings.model_dump(mode="json"),
+        settings_stamp(loaded.settings),
         reader.source.name,
         inputs,
     )
