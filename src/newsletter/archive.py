@@ -25,7 +25,6 @@ import re
 import shutil
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,6 +269,8 @@ class Archive:
         )
 
     def _feed_xml(self, issues: list[ArchivedIssue]) -> bytes:
+        import xml.etree.ElementTree as ET  # written with an issue; reading needs none of it
+
         base = self.newsletter.public_archive_url.rstrip("/")
         feed = ET.Element("feed", xmlns=ATOM_NS)
         ET.SubElement(feed, "id").text = f"{base}/"

@@ -27,10 +27,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .config_size import check_size
 from .env_refs import VARIABLE, ReferenceExpander
 from .errors import ConfigError, NewsletterError
 from .packaged import DEFAULT_TEMPLATE, packaged_template
-from .yaml_loader import ParsedYaml, check_size, dotted, read_yaml
+
+if typing.TYPE_CHECKING:
+    from .yaml_loader import ParsedYaml
 
 DEFAULT_CONFIG_NAME = "newsletter.yml"
 ENV_REFERENCE = re.compile(rf"^{VARIABLE}$")
@@ -763,6 +766,8 @@ def parse_config(text: str, shown: str = DEFAULT_CONFIG_NAME) -> Config:
 
 def parse_config_reading(text: str, shown: str = DEFAULT_CONFIG_NAME) -> tuple[Config, set[str]]:
     """The config, and the environment variables its settings were expanded from."""
+    from .yaml_loader import read_yaml  # a config kept in the cache is never parsed
+
     expander = ReferenceExpander(shown, left_for_use=RESOLVED_WHEN_USED)
     parsed = read_yaml(text, shown, on_string=expander)
     data, unexpanded = parsed.data, expander.problems
@@ -827,6 +832,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
 
 def _describe(err: Any, data: Any, parsed: ParsedYaml, shown: str) -> tuple[tuple[Any, ...], str]:
     """The path in the file an error is about, and its message as the user sees it."""
+    from .yaml_loader import dotted
+
     placed = err.get("ctx", {}).get("error")
     path = placed.path if isinstance(placed, PlacedError) else _data_path(tuple(err["loc"]), data)
     line = parsed.line_of(path)

@@ -16,8 +16,6 @@ import os
 import re
 from typing import Any
 
-from .yaml_loader import dotted
-
 VARIABLE = r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}"
 _NAME = re.compile(VARIABLE)
 _PIECE = re.compile(rf"\$\$\{{|{VARIABLE}|\$\{{")
@@ -40,6 +38,8 @@ class ReferenceExpander:
         can tell when one of them has changed."""
 
     def __call__(self, path: tuple[Any, ...], line: int, text: str) -> str:
+        from .yaml_loader import dotted  # only while a file is parsed, when it is loaded
+
         key = dotted(path)
         if key in self.left_for_use:
             return text

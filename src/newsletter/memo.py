@@ -1,11 +1,12 @@
 """Results of slow, pure steps of a build, kept in ``.newsletter/cache/`` beside newsletter.yml.
 
-Reading the sources and rendering an issue give the same output for the same input, yet
-they cost most of a build's start-up (Markdown, feedparser, Jinja, MJML and premailer
-must first be imported). A step's result is kept under a digest of everything the step
-reads: the settings, the content of the files it reads, the issue's data, and the files
-of this package and of the libraries that do the work, so editing a post, the template or
-the config, or upgrading a library, makes the next build do the step again. Content, not
+Checking the config, reading the sources and rendering an issue give the same output for
+the same input, yet they cost most of a command's start-up (pydantic's validators, Babel,
+Markdown, feedparser, Jinja, MJML and premailer must first be loaded). A step's result is
+kept under a digest of everything the step reads: the settings, the content of the files
+it reads, the issue's data, and the files of this package and of the libraries that do
+the work, so editing a post, the template or the config, or upgrading a library, makes
+the next command do the step again. Content, not
 change times, stands for a post or a template: a file rewritten within the same tick of
 the file system's clock, at the same size, would otherwise look unchanged.
 
@@ -39,7 +40,8 @@ LIBRARIES = (
     "idna", "jinja2", "lxml", "markdown", "markupsafe", "mjml", "nh3", "premailer", "pydantic",
     "pydantic_core", "sgmllib", "yaml",
 )  # fmt: skip
-"""Whose output a cached step holds; an upgrade changes their files, and so the digest."""
+"""Whose output a cached step holds; an upgrade changes their files, and so the digest. A
+library a cached step starts to use belongs here."""
 FORMAT = 1
 """Raised when what an entry holds changes shape, so older entries are not misread."""
 

@@ -16,8 +16,6 @@ from typing import Any
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from ..config import MarkdownSource
 from ..errors import SourceError
 from ..memo import files_stamp
@@ -130,6 +128,8 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
         if closing is None:
             raise self.skip(raw, "front matter is not closed; add a '---' line after it", 1)
         yaml_text = "".join(lines[1:closing])
+        import yaml  # only for a source the cache could not answer
+
         try:
             root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(yaml_text)
