@@ -5,6 +5,7 @@ what a build without the cache files."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -48,10 +49,14 @@ def test_a_second_dry_run_is_answered_from_the_cache_with_the_same_issue(
     first = dry_run(sample_project)
     assert len(entries(sample_project, "sources")) == 2  # the Markdown folder and the feed file
     assert len(entries(sample_project, "render")) == 1
-    kept = {path: path.stat().st_mtime_ns for path in entries(sample_project, "render")}
+    kept = {
+        path: (path.stat().st_ino, path.read_bytes()) for path in entries(sample_project, "render")
+    }
 
     assert dry_run(sample_project) == first
-    assert {path: path.stat().st_mtime_ns for path in entries(sample_project, "render")} == kept
+    assert {
+        path: (path.stat().st_ino, path.read_bytes()) for path in entries(sample_project, "render")
+    } == kept  # read, not written again
 
 
 def test_a_post_edited_at_the_same_size_is_read_again(sample_project: Path) -> None:
@@ -156,14 +161,20 @@ def test_an_entry_that_cannot_be_read_counts_as_absent(sample_project: Path, gar
     )
 
 
-def test_the_cache_keeps_the_latest_entries_of_a_kind(tmp_path: Path) -> None:
-    memo = Memo(tmp_path, "render")
+def test_the_cache_keeps_the_entries_of_a_kind_used_last(tmp_path: Path) -> None:
+    memo = Memo(tmp_path, "sources")
+    memo.put("unchanged", "feed")
+    os.utime(memo.folder / "unchanged.json", ns=(0, 0))  # kept long ago
     for number in range(KEPT_ENTRIES + 5):
-        memo.put(f"key{number}", number)
+        assert memo.get("unchanged") == "feed"  # every build uses an unchanged source's entry
+        memo.put(f"edit{number}", number)  # while another source is edited again and again
+        kept_at = (number + 1) * 10**9
+        os.utime(memo.folder / f"edit{number}.json", ns=(kept_at, kept_at))
 
     assert len(list(memo.folder.glob("*.json"))) == KEPT_ENTRIES
-    assert memo.get(f"key{KEPT_ENTRIES + 4}") == KEPT_ENTRIES + 4
-    assert memo.get("key0") is None
+    assert memo.get("unchanged") == "feed"
+    assert memo.get(f"edit{KEPT_ENTRIES + 4}") == KEPT_ENTRIES + 4
+    assert memo.get("edit0") is None
 
 
 def post_at(moment: datetime) -> Post:

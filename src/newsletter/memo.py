@@ -33,8 +33,9 @@ from . import __version__
 from .lock import LOCK_DIR
 
 CACHE_DIR = "cache"
-KEPT_ENTRIES = 32
-"""Per kind of step; older entries (earlier versions of a post, say) are deleted."""
+KEPT_ENTRIES = 16
+"""Per kind of step; the entries used least recently (a source before its latest edits,
+say) are deleted, since a folder of long posts makes entries of megabytes."""
 LIBRARIES = (
     "babel", "croniter", "cssselect", "cssutils", "dateutil", "email_validator", "feedparser",
     "idna", "jinja2", "lxml", "markdown", "markupsafe", "mjml", "nh3", "premailer", "pydantic",
@@ -58,10 +59,14 @@ class Memo:
 
     def get(self, key: str) -> Any:
         """The value kept under ``key``; None when there is none or it cannot be read."""
+        entry = self.folder / f"{key}.json"
         try:
-            return json.loads((self.folder / f"{key}.json").read_bytes())
+            value = json.loads(entry.read_bytes())
         except (OSError, ValueError):
             return None
+        with contextlib.suppress(OSError):
+            os.utime(entry)  # used now: the last an unchanged source's entry to be pruned
+        return value
 
     def put(self, key: str, value: Any) -> None:
         """Keep ``value``; a folder that cannot be written is left as it is."""
