@@ -31,6 +31,7 @@ from .config_size import check_size
 from .env_refs import VARIABLE, ReferenceExpander
 from .errors import ConfigError, NewsletterError
 from .packaged import DEFAULT_TEMPLATE, packaged_template
+from .store_url import check_store_url, resolve_store_url
 
 if typing.TYPE_CHECKING:
     from .yaml_loader import ParsedYaml
@@ -43,6 +44,7 @@ RESOLVED_WHEN_USED = frozenset(
         "provider.sendgrid.api_key",
         "unsubscribe.secret",
         "web.sendgrid_webhook_key",
+        "store.url",
     }
 )
 """Settings whose ``${VAR}`` is read by the command that uses them, not at load."""
@@ -80,6 +82,10 @@ def _writer_rule(check: Callable[[str], str]) -> Callable[[str | None], str | No
             raise ValueError(exc.message) from None
 
     return validate
+
+
+def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    return lambda value: None if value is None else check(value)
 
 
 def _address_in(header: str) -> Callable[[str | None], str | None]:
@@ -437,6 +443,19 @@ class ListSettings(_Model):
 class StoreSettings(_Model):
     path: str = "newsletter.db"
     """The SQLite file holding subscribers and the send ledger; keep it private."""
+    url: str | None = None
+    """A PostgreSQL store instead of the file: postgresql://USER:${PGPASSWORD}@HOST:PORT/DB
+    (needs the postgres extra). The password is a ${VAR} reference or left out (PGPASSWORD)."""
+
+    _url = field_validator("url")(_optional(check_store_url))
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StoreSettings:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise PlacedError(
+                ("store", "url"), "store.path and store.url name two stores; keep the one you use"
+            )
+        return self
 
 
 class OutboxSettings(_Model):
@@ -711,6 +730,12 @@ class LoadedConfig:
     @property
     def store_path(self) -> Path:
         return self.resolve(self.settings.store.path)
+
+    @property
+    def store_location(self) -> Path | str:
+        """The SQLite file, or the PostgreSQL URL with its ``${VAR}`` read now."""
+        url = self.settings.store.url
+        return self.store_path if url is None else resolve_store_url(url)
 
     @property
     def unsubscribe_url(self) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -20,7 +19,7 @@ import orjson
 from ..addresses import check_attributes, check_recipient, normalise_address
 from ..errors import InvalidAddress, StoreError
 from ..models import Subscriber, SubscriberStatus
-from .db import Database, Row, utc_now
+from .db import Row, StoreDatabase, StoreLocation, open_database, utc_now
 
 CHUNK = 1000
 INACTIVE = frozenset(
@@ -113,14 +112,15 @@ def _dumps(attributes: Mapping[str, str]) -> str:
 
 
 class Store:
-    """The subscriber store; open with ``Store.open(path)`` and use as a context manager."""
+    """The subscriber store; open with ``Store.open(location)`` and use as a context manager."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        db = Database(Path(path))
+    def open(cls, location: StoreLocation) -> Store:
+        """The store at a SQLite path or a ``postgresql://`` URL, migrated to this version."""
+        db = open_database(location)
         try:
             db.migrate()
         except BaseException:
