@@ -33,6 +33,8 @@ provider:
 schedule: {cron: "0 8 * * 2", lists: [members]}
 output:
   directory: ${ISSUES_DIR}
+store:
+  url: postgresql://newsletter:${PGPASSWORD}@db.example.org/newsletter
 """
 
 
@@ -40,6 +42,7 @@ output:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ISSUES_DIR", "published")
     monkeypatch.setenv("SMTP_PASSWORD", "correct-horse-battery-staple")
+    monkeypatch.setenv("PGPASSWORD", "tr0ub4dor-and-3")
     config = tmp_path / "newsletter.yml"
     config.write_text(WITH_EVERY_KIND, encoding="utf-8")
     return config
@@ -88,10 +91,13 @@ def test_a_secret_is_neither_kept_nor_part_of_a_key(
 ) -> None:
     load_config(project)
     [entry] = kept(project)
-    assert "correct-horse-battery-staple" not in entry.read_text(encoding="utf-8")
-    assert "SMTP_PASSWORD" not in entry.read_text(encoding="utf-8").split('"settings"')[0]
+    for secret in ("correct-horse-battery-staple", "tr0ub4dor-and-3"):
+        assert secret not in entry.read_text(encoding="utf-8")
+    for name in ("SMTP_PASSWORD", "PGPASSWORD"):
+        assert name not in entry.read_text(encoding="utf-8").split('"settings"')[0]
 
     monkeypatch.setenv("SMTP_PASSWORD", "another")
+    monkeypatch.setenv("PGPASSWORD", "another")
     load_config(project)
 
     assert kept(project) == [entry]  # the same entry answered: the secret is read when used
