@@ -3,6 +3,7 @@ and only while its text, the code and the variables it was expanded from are unc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +102,19 @@ def test_a_secret_is_neither_kept_nor_part_of_a_key(
     load_config(project)
 
     assert kept(project) == [entry]  # the same entry answered: the secret is read when used
+
+
+def test_an_entry_that_does_not_name_its_variables_is_not_trusted(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_config(project)
+    [entry] = kept(project)
+    settings = json.loads(entry.read_text(encoding="utf-8"))["settings"]
+    entry.write_text(json.dumps({"settings": settings}), encoding="utf-8")
+
+    monkeypatch.setenv("ISSUES_DIR", "elsewhere")
+
+    assert load_config(project).settings.output.directory == "elsewhere"
 
 
 SPOILS = {

@@ -29,7 +29,8 @@ def remembered_settings(path: Path, text: str, shown: str) -> Config:
     memo = Memo(path.parent, "config")
     key = digest(code_stamp(), str(path), text)
     kept = memo.get(key)
-    if isinstance(kept, dict) and kept.get("environment") == _environment(kept.get("variables")):
+    environment = _environment(kept.get("variables")) if isinstance(kept, dict) else None
+    if environment is not None and kept.get("environment") == environment:
         try:
             return typing.cast(Config, _construct(Config, kept["settings"]))
         except (KeyError, TypeError, ValueError):  # not an entry this version wrote
