@@ -60,3 +60,44 @@ def test_a_command_loads_only_what_its_path_needs(
     loaded = imported_by(args, cwd=sample_project.parent)
     assert "newsletter.config" in loaded or "--help" in args
     assert not absent & loaded
+
+
+def test_a_dry_run_of_an_unchanged_project_loads_no_renderer_reader_or_checker(
+    sample_project: Path,
+) -> None:
+    args = ["build", "--dry-run", "--date", "2026-11-24"]
+    first = imported_by(args, cwd=sample_project.parent)
+    assert {"premailer", "jinja2", "markdown", "feedparser"} <= first  # nothing kept yet
+
+    again = imported_by(args, cwd=sample_project.parent)
+
+    assert not {"premailer", "cssutils", "jinja2", "mjml", "markdown", "feedparser"} & again
+    # the config was checked by the first run: CLDR, cron and address rules are not asked again
+    assert not {"babel", "croniter", "email_validator", "yaml"} & again
+
+
+def test_the_script_collects_garbage_again_before_the_command_runs(sample_project: Path) -> None:
+    """`run` pauses the collector while modules load; a long send must not run without it."""
+    probe = "\n".join(
+        [
+            "import gc, sys",
+            "import newsletter.logs as logs",
+            "configure = logs.configure",
+            "def probed(*args):",
+            "    print('collecting' if gc.isenabled() else 'paused', gc.get_freeze_count() > 0)",
+            "    return configure(*args)",
+            "logs.configure = probed",
+            "from newsletter.cli import run",
+            "sys.argv = ['newsletter', 'schedule']",
+            "run()",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=sample_project.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0] == "collecting True"

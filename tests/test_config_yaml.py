@@ -16,8 +16,9 @@ import pytest
 from conftest import run_cli
 from newsletter import yaml_loader
 from newsletter.config import load_config, parse_config
+from newsletter.config_size import MAX_CONFIG_BYTES
 from newsletter.errors import ConfigError
-from newsletter.yaml_loader import ALIAS_NODE_BUDGET, MAX_CONFIG_BYTES
+from newsletter.yaml_loader import ALIAS_NODE_BUDGET
 from test_config import MINIMAL, problems
 
 BILLION_LAUGHS = """\

@@ -243,6 +243,26 @@ def test_a_feed_served_over_http(tmp_path: Path, feed_server: FeedServer) -> Non
     assert feed_server.user_agents == [f"newsletter/{__version__}"]
 
 
+def test_a_feed_on_the_web_is_fetched_at_every_read(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    loaded = make_config(tmp_path, f"{feed_server.base}/feed.xml")
+
+    first, second = read_only_source(loaded), read_only_source(loaded)
+
+    assert first == second
+    assert len(feed_server.user_agents) == 2  # the build's cache keeps files, not the web
+
+
+def test_an_edited_feed_file_is_read_again(tmp_path: Path) -> None:
+    loaded = make_config(tmp_path, feed_file(tmp_path, RSS))
+    assert "Full content item" in [post.title for post in read_only_source(loaded).posts]
+
+    feed_file(tmp_path, RSS.replace("Full content item", "Full content ITEM"))
+
+    assert "Full content ITEM" in [post.title for post in read_only_source(loaded).posts]
+
+
 def test_an_http_error_is_a_source_error(tmp_path: Path, feed_server: FeedServer) -> None:
     url = f"{feed_server.base}/gone.xml"
     loaded = make_config(tmp_path, url)

@@ -17,6 +17,7 @@ with rsync or git shows only real changes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -24,16 +25,17 @@ import re
 import shutil
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import merge
 from .config import NewsletterInfo
 from .errors import ArchiveError
 from .models import ArchivedIssue, ArchivedItem, IssueMeta, RenderedIssue
-from .sandbox import sandboxed_environment
+
+if TYPE_CHECKING:
+    import jinja2
 
 ISSUE_FILE = "issue.json"
 HTML_FILE = "email.html"
@@ -46,10 +48,7 @@ TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 3600
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
-_INDEX_TEMPLATE = sandboxed_environment(
-    autoescape=True, trim_blocks=True, keep_trailing_newline=True
-).from_string(
-    """<!DOCTYPE html>
+_INDEX_PAGE = """<!DOCTYPE html>
 <html lang="{{ language }}">
 <head>
 <meta charset="utf-8">
@@ -84,7 +83,17 @@ li { margin: 0 0 1rem; }
 </body>
 </html>
 """
-)
+
+
+@functools.cache
+def _index_template() -> jinja2.Template:
+    """Compiled when an issue is filed: reading the archive (a dry run, a send) needs no Jinja."""
+    from .sandbox import sandboxed_environment
+
+    environment = sandboxed_environment(
+        autoescape=True, trim_blocks=True, keep_trailing_newline=True
+    )
+    return environment.from_string(_INDEX_PAGE)
 
 
 def web_copy(html: str, newsletter: NewsletterInfo) -> str:
@@ -252,7 +261,7 @@ class Archive:
     # --- derived files ---------------------------------------------------------------------
 
     def _index_html(self, issues: list[ArchivedIssue]) -> str:
-        return _INDEX_TEMPLATE.render(
+        return _index_template().render(
             language=self.newsletter.language,
             name=self.newsletter.name,
             description=self.newsletter.description,
@@ -260,6 +269,8 @@ class Archive:
         )
 
     def _feed_xml(self, issues: list[ArchivedIssue]) -> bytes:
+        import xml.etree.ElementTree as ET  # written with an issue; reading needs none of it
+
         base = self.newsletter.public_archive_url.rstrip("/")
         feed = ET.Element("feed", xmlns=ATOM_NS)
         ET.SubElement(feed, "id").text = f"{base}/"

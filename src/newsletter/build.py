@@ -2,6 +2,8 @@
 
 This is the library entry point the CLI, the scheduler and the benchmark share. Each
 stage is timed separately so a slow build can be pinned on the stage that caused it.
+The renderer (Jinja, MJML, premailer) is imported only when the build's cache
+(``render_cache``) has not rendered the same issue before.
 """
 
 from __future__ import annotations
@@ -20,11 +22,9 @@ from zoneinfo import ZoneInfo
 from .archive import Archive
 from .config import LoadedConfig
 from .errors import HeaderInjectionError, TemplateError
-from .language import translations_for
 from .lock import RunLock, default_lock_path
-from .message import check_subject
 from .models import ArchivedIssue, IssueMeta, ItemWarning, Post, RenderedIssue, Selection
-from .render import render_issue, render_meta_text
+from .render_cache import remembered_issue
 from .select import select_items
 from .sources import read_sources
 
@@ -86,6 +86,8 @@ def meta_context(
     loaded: LoadedConfig, number: int, on: date, selection: Selection
 ) -> dict[str, Any]:
     """What the subject and preheader templates may use."""
+    from .language import translations_for
+
     return {
         "newsletter": loaded.settings.newsletter,
         "issue": {"number": number, "date": on},
@@ -99,6 +101,9 @@ def meta_context(
 
 def compose_meta(loaded: LoadedConfig, number: int, on: date, selection: Selection) -> IssueMeta:
     """The issue's subject and preheader; a subject no header can carry fails the build."""
+    from .message import check_subject
+    from .render import render_meta_text
+
     context = meta_context(loaded, number, on, selection)
     settings = loaded.settings.issue
     subject = render_meta_text(loaded, settings.subject, field="issue.subject", context=context)
@@ -118,6 +123,15 @@ def compose_meta(loaded: LoadedConfig, number: int, on: date, selection: Selecti
 
 def view_url_for(loaded: LoadedConfig, meta: IssueMeta) -> str:
     return f"{loaded.settings.newsletter.public_archive_url}/{meta.slug}/"
+
+
+def render_new_issue(
+    loaded: LoadedConfig, number: int, on: date, selection: Selection
+) -> RenderedIssue:
+    from .render import render_issue
+
+    meta = compose_meta(loaded, number, on, selection)
+    return render_issue(loaded, meta, selection, view_url_for(loaded, meta))
 
 
 def build_issue(
@@ -187,14 +201,19 @@ def _build(
     )  # fmt: skip
 
     with timer.stage("render"):
-        meta = compose_meta(loaded, number, issue_date, selection)
-        rendered = render_issue(loaded, meta, selection, view_url_for(loaded, meta))
+        rendered = remembered_issue(
+            loaded,
+            number,
+            issue_date,
+            selection,
+            lambda: render_new_issue(loaded, number, issue_date, selection),
+        )
 
     archived: ArchivedIssue | None = None
     if not dry_run:
         with timer.stage("archive"):
             archived = archive.write_issue(rendered)
-    path = archive.path_for(meta)
+    path = archive.path_for(rendered.meta)
     log.info(
         "issue %(number)d %(done)s %(path)s (%(seconds).2f s: %(stages)s)",
         {"event": "issue-filed" if archived else "issue-dry-run", "number": number,

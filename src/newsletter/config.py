@@ -27,13 +27,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .addresses import check_name
+from .config_size import check_size
 from .env_refs import VARIABLE, ReferenceExpander
 from .errors import ConfigError, NewsletterError
-from .message import check_address, check_sender_name
 from .packaged import DEFAULT_TEMPLATE, packaged_template
 from .store_url import check_store_url, resolve_store_url
-from .yaml_loader import ParsedYaml, check_size, dotted, read_yaml
+
+if typing.TYPE_CHECKING:
+    from .yaml_loader import ParsedYaml
 
 DEFAULT_CONFIG_NAME = "newsletter.yml"
 ENV_REFERENCE = re.compile(rf"^{VARIABLE}$")
@@ -51,9 +52,10 @@ HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
-    )
+    # Validators are built when a file is first checked, not when this module loads: a
+    # config checked before is read back without them (config_cache), and a section's
+    # default is made by a factory so that no model is built at import.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 def _check_colour(value: str) -> str:
@@ -87,7 +89,27 @@ def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]
 
 
 def _address_in(header: str) -> Callable[[str | None], str | None]:
-    return _writer_rule(lambda value: check_address(header, value))
+    return _writer_rule(lambda value: _check_address(header, value))
+
+
+# The message writer's checks load when a file is checked: with them comes email-validator,
+# which a config read back from the cache (config_cache) never needs.
+def _check_address(header: str, value: str) -> str:
+    from .message import check_address
+
+    return check_address(header, value)
+
+
+def _check_sender_name(value: str) -> str:
+    from .message import check_sender_name
+
+    return check_sender_name(value)
+
+
+def _check_newsletter_name(value: str) -> str:
+    from .addresses import check_name
+
+    return check_name(value, label="newsletter name")
 
 
 def _check_secret(value: str | None) -> str | None:
@@ -105,7 +127,7 @@ class Sender(_Model):
     address: str
     """The From address; the sending domain should be authenticated (SPF, DKIM, DMARC)."""
 
-    _name = field_validator("name")(_writer_rule(check_sender_name))
+    _name = field_validator("name")(_writer_rule(_check_sender_name))
     _address = field_validator("address")(_address_in("From"))
 
 
@@ -132,7 +154,7 @@ class NewsletterInfo(_Model):
     _site_url = field_validator("site_url")(_check_url)
     _reply_to = field_validator("reply_to")(_address_in("Reply-To"))
     _name = field_validator("name")(
-        _writer_rule(lambda value: check_name(value, label="newsletter name"))
+        _writer_rule(_check_newsletter_name)
     )  # written into every issue's List-Id header
 
     @field_validator("archive_url")
@@ -193,7 +215,7 @@ class MarkdownSource(_Model):
     """The folder, relative to newsletter.yml; subfolders are read too."""
     base_url: str | None = None
     """Where the posts are published; a post's URL is base_url/slug/ unless it sets url."""
-    guest: GuestRule = GuestRule()
+    guest: GuestRule = Field(default_factory=GuestRule)
     """Which of its posts are guest columns."""
 
     @field_validator("base_url")
@@ -209,7 +231,7 @@ class FeedSource(_Model):
     """A unique name for the source, used in item ids and messages."""
     url: str
     """An http(s) URL or a file path relative to newsletter.yml."""
-    guest: GuestRule = GuestRule()
+    guest: GuestRule = Field(default_factory=GuestRule)
     """Which of its items are guest columns (tags match the feed's categories)."""
     timeout: float = Field(default=10.0, gt=0)
     """Seconds to wait for a feed fetched over http(s)."""
@@ -378,7 +400,7 @@ class Theme(_Model):
     """The logo's alt text; by default the newsletter's name."""
     logo_width: int = Field(default=160, ge=16, le=600)
     """The logo's width in pixels."""
-    dark: DarkTheme = DarkTheme()
+    dark: DarkTheme = Field(default_factory=DarkTheme)
     """Colours for dark mode."""
 
     @field_validator(
@@ -398,7 +420,7 @@ class TemplateSettings(_Model):
     directory: str = DEFAULT_TEMPLATE
     """The template folder (email.mjml.j2, email.txt.j2). The default, when no such folder
     is beside newsletter.yml, is the template installed with newsletter."""
-    theme: Theme = Theme()
+    theme: Theme = Field(default_factory=Theme)
     """Colours, fonts and logo the default template uses."""
     time_limit: float = Field(default=10.0, gt=0, le=600)
     """Seconds one template render may take (the sandbox stops a runaway loop)."""
@@ -491,11 +513,11 @@ class SendgridSettings(_Model):
 class ProviderSettings(_Model):
     type: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     """How messages leave: outbox (.eml files), smtp or sendgrid."""
-    outbox: OutboxSettings = OutboxSettings()
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     """Settings of the outbox provider."""
-    smtp: SmtpSettings = SmtpSettings()
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     """Settings of the SMTP provider."""
-    sendgrid: SendgridSettings = SendgridSettings()
+    sendgrid: SendgridSettings = Field(default_factory=SendgridSettings)
     """Settings of the SendGrid provider."""
 
 
@@ -601,35 +623,35 @@ class Config(_Model):
     """Who publishes the newsletter and how it presents itself."""
     sources: list[SourceSettings] = Field(min_length=1)
     """Where posts and guest columns come from: markdown folders and feeds."""
-    selection: SelectionSettings = SelectionSettings()
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
     """What goes into the next issue."""
-    summaries: SummarySettings = SummarySettings()
+    summaries: SummarySettings = Field(default_factory=SummarySettings)
     """How item summaries are made."""
     authors: list[AuthorSettings] = []
     """People whose posts or columns appear, with role, organisation, link and photo."""
-    check: CheckSettings = CheckSettings()
+    check: CheckSettings = Field(default_factory=CheckSettings)
     """The pre-send check that `send` and `run` run first."""
-    issue: IssueSettings = IssueSettings()
+    issue: IssueSettings = Field(default_factory=IssueSettings)
     """The subject and preheader of every issue."""
-    template: TemplateSettings = TemplateSettings()
+    template: TemplateSettings = Field(default_factory=TemplateSettings)
     """The template and its theme."""
-    output: OutputSettings = OutputSettings()
+    output: OutputSettings = Field(default_factory=OutputSettings)
     """The issue archive."""
-    store: StoreSettings = StoreSettings()
+    store: StoreSettings = Field(default_factory=StoreSettings)
     """The subscriber store and send ledger."""
     lists: list[ListSettings] = []
     """The subscriber lists."""
-    provider: ProviderSettings = ProviderSettings()
+    provider: ProviderSettings = Field(default_factory=ProviderSettings)
     """How messages are delivered."""
-    sending: SendingSettings = SendingSettings()
+    sending: SendingSettings = Field(default_factory=SendingSettings)
     """Retries of recipients certainly not delivered."""
-    unsubscribe: UnsubscribeSettings = UnsubscribeSettings()
+    unsubscribe: UnsubscribeSettings = Field(default_factory=UnsubscribeSettings)
     """One-click unsubscribe links."""
-    signup: SignupSettings = SignupSettings()
+    signup: SignupSettings = Field(default_factory=SignupSettings)
     """Sign-up with double opt-in for the lists marked public."""
-    schedule: ScheduleSettings = ScheduleSettings()
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     """When `newsletter run` builds and sends."""
-    web: WebSettings = WebSettings()
+    web: WebSettings = Field(default_factory=WebSettings)
     """`newsletter serve`: unsubscribe endpoint, archive and webhook."""
 
     @model_validator(mode="after")
@@ -776,10 +798,20 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read the file: {exc}"], path=shown) from None
-    return LoadedConfig(settings=parse_config(text, shown), path=config_path.resolve())
+    from .config_cache import remembered_settings
+
+    resolved = config_path.resolve()
+    return LoadedConfig(settings=remembered_settings(resolved, text, shown), path=resolved)
 
 
 def parse_config(text: str, shown: str = DEFAULT_CONFIG_NAME) -> Config:
+    return parse_config_reading(text, shown)[0]
+
+
+def parse_config_reading(text: str, shown: str = DEFAULT_CONFIG_NAME) -> tuple[Config, set[str]]:
+    """The config, and the environment variables its settings were expanded from."""
+    from .yaml_loader import read_yaml  # a config kept in the cache is never parsed
+
     expander = ReferenceExpander(shown, left_for_use=RESOLVED_WHEN_USED)
     parsed = read_yaml(text, shown, on_string=expander)
     data, unexpanded = parsed.data, expander.problems
@@ -794,7 +826,7 @@ def parse_config(text: str, shown: str = DEFAULT_CONFIG_NAME) -> Config:
         problems = [problem for path, problem in described if path not in unexpanded]
     else:
         if not unexpanded:
-            return config
+            return config, expander.variables
         problems = []
     problems.extend(unexpanded.values())
     raise ConfigError(sorted(set(problems), key=_line_of), path=shown) from None
@@ -844,6 +876,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
 
 def _describe(err: Any, data: Any, parsed: ParsedYaml, shown: str) -> tuple[tuple[Any, ...], str]:
     """The path in the file an error is about, and its message as the user sees it."""
+    from .yaml_loader import dotted
+
     placed = err.get("ctx", {}).get("error")
     path = placed.path if isinstance(placed, PlacedError) else _data_path(tuple(err["loc"]), data)
     line = parsed.line_of(path)

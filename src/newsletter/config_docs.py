@@ -8,6 +8,9 @@ writes it to docs/config-reference.md, and a test fails when that file is out of
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import re
 import sys
 import textwrap
@@ -22,6 +25,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from . import config as config_module
 from .config import Config, models_in
 
 REFERENCE_TITLE = "# Configuration reference"
@@ -43,9 +47,11 @@ class Setting:
     def is_list(self) -> bool:
         return typing.get_origin(_without_none(self.info.annotation)) is list
 
+    owner: type[BaseModel]
+
     @property
     def description(self) -> str:
-        text = self.info.description
+        text = self.info.description or _docstring(self.owner, self.name)
         if not text and len(self.models) == 1:
             text = self.models[0].__doc__
         return " ".join((text or "").split())
@@ -58,7 +64,41 @@ class Setting:
 
 
 def settings_of(model: type[BaseModel]) -> list[Setting]:
-    return [Setting(name, info) for name, info in model.model_fields.items()]
+    return [Setting(name, info, model) for name, info in model.model_fields.items()]
+
+
+@functools.cache
+def _attribute_docstrings() -> dict[str, dict[str, str]]:
+    """The string under each field of each class of config.py, by class and field name.
+
+    pydantic would read these itself (``use_attribute_docstrings``), but by parsing the
+    source of every model each time config.py is imported, which cost every command a
+    tenth of its start-up for words only this page and ``newsletter init`` show.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for node in ast.walk(ast.parse(inspect.getsource(config_module))):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        docs = found.setdefault(node.name, {})
+        for field, after in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[field.target.id] = inspect.cleandoc(after.value.value)
+    return found
+
+
+def _docstring(model: type[BaseModel], name: str) -> str | None:
+    """The field's docstring in the nearest class that has one (a subclass may add its own)."""
+    for cls in model.__mro__:
+        text = _attribute_docstrings().get(cls.__name__, {}).get(name)
+        if text:
+            return text
+    return None
 
 
 def _without_none(annotation: Any) -> Any:

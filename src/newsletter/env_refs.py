@@ -16,9 +16,8 @@ import os
 import re
 from typing import Any
 
-from .yaml_loader import dotted
-
 VARIABLE = r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}"
+_NAME = re.compile(VARIABLE)
 _PIECE = re.compile(rf"\$\$\{{|{VARIABLE}|\$\{{")
 
 
@@ -34,11 +33,17 @@ class ReferenceExpander:
         self.shown = shown
         self.left_for_use = left_for_use
         self.problems: dict[tuple[Any, ...], str] = {}
+        self.variables: set[str] = set()
+        """Every variable a setting was expanded from (never a secret's), so a kept config
+        can tell when one of them has changed."""
 
     def __call__(self, path: tuple[Any, ...], line: int, text: str) -> str:
+        from .yaml_loader import dotted  # only while a file is parsed, when it is loaded
+
         key = dotted(path)
         if key in self.left_for_use:
             return text
+        self.variables.update(_NAME.findall(text))
         expanded, trouble = _expand(text)
         if trouble:
             self.problems[path] = f"{self.shown}:{line}: {key}: {trouble}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -114,6 +113,8 @@ class RunLock:
             os.close(fd)
             raise
         self.took_over_from = LockHolder.parse(_read(fd))
+        import socket  # only a lock taken needs the host's name, not a dry run reading the cache
+
         self.holder = LockHolder(socket.gethostname(), os.getpid(), self._clock(), self.command)
         _rewrite(fd, self.holder.line())
         self._fd = fd

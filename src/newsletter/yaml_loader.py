@@ -3,7 +3,7 @@
 A config is a small file written by hand, so what only an accident or an attack produces is
 refused with the line to fix rather than honoured:
 
-- a file over ``MAX_CONFIG_BYTES``, before any parsing;
+- a file over ``config_size.MAX_CONFIG_BYTES``, before any parsing;
 - a key written twice in one mapping, at any depth (YAML keeps the last one silently, so a
   setting could be changed by a line far below the one a reader looks at);
 - aliases that copy more than ``ALIAS_NODE_BUDGET`` values in all: anchors that reuse a few
@@ -41,6 +41,7 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
+from .config_size import check_size
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -64,9 +65,6 @@ try:
 except ImportError:
     _Events = PythonEvents  # type: ignore[misc,assignment]
 
-
-MAX_CONFIG_BYTES = 2 * 1024 * 1024
-"""Far above any real newsletter.yml (the bundled one is 4 KB), far below what slows a run."""
 
 ALIAS_NODE_BUDGET = 10_000
 """Values all aliases of a file may copy together: hundreds of reused settings blocks."""
@@ -111,19 +109,6 @@ def dotted(path: KeyPath) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
-
-
-def check_size(size: int, shown: str) -> None:
-    """Refuse a file too big to be a config, before it is read or parsed."""
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            [
-                f"{shown}: the file is {size / 1024 / 1024:.1f} MB, over the "
-                f"{MAX_CONFIG_BYTES // 1024 // 1024} MB limit for a config; keep content and "
-                "subscribers out of it (sources and the store hold them)"
-            ],
-            path=shown,
-        )
 
 
 StringHook = Callable[[KeyPath, int, str], str]

@@ -10,6 +10,7 @@ Exit statuses (documented in the README):
 
 from __future__ import annotations
 
+import gc
 import importlib
 from pathlib import Path
 
@@ -129,6 +130,22 @@ def main(config_path: Path | None, verbose: int, quiet: bool, log_format: str) -
     """
     from ..logs import configure
 
+    if not gc.isenabled():  # paused by run while the command's modules loaded
+        gc.freeze()
+        gc.enable()
     if quiet and verbose:
         raise click.UsageError("choose one of -v and -q")
     configure(-1 if quiet else verbose, log_format)
+
+
+def run() -> None:
+    """The ``newsletter`` script and ``python -m newsletter``: ``main`` with the cyclic
+    garbage collector paused while the command's modules load.
+
+    Loading them makes hundreds of thousands of objects that all live on, and looking for
+    cycles among them took a fifteenth of a dry run's CPU. ``main`` then moves them out of
+    the collector's sight (``gc.freeze``, as CPython advises before a fork) and resumes
+    collecting before the command itself runs. Tests call ``main`` and are left alone.
+    """
+    gc.disable()
+    main()

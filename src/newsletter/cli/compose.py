@@ -66,7 +66,7 @@ def validate(config_path: Path | None, strict: bool, as_json: bool) -> None:
     default=None,
     help="Issue date (YYYY-MM-DD); default: today in the newsletter's time zone.",
 )
-@click.option("--dry-run", is_flag=True, help="Render and report, but write nothing.")
+@click.option("--dry-run", is_flag=True, help="Render and report, but file nothing under issues/.")
 @click.option("--strict", is_flag=True, help="Treat a skipped item as an error.")
 @json_option
 @handle_errors

@@ -6,15 +6,18 @@ whether a bad item becomes a warning or (under strict) an error happens here, on
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..config import FeedSource, GuestRule, LoadedConfig, MarkdownSource
 from ..errors import ContentWarning
 from ..models import ItemWarning, Post, SourceResult
-from .summary import Summarizer
+
+if TYPE_CHECKING:
+    from .summary import Summarizer
 
 S = TypeVar("S", MarkdownSource, FeedSource)
 RawItem = TypeVar("RawItem")
@@ -41,10 +44,23 @@ class Reader(ABC, Generic[S, RawItem]):
         self.source: S = source
         self.loaded = loaded
         self.strict = strict
-        settings = loaded.settings.summaries
-        self.summarizer = Summarizer(
+
+    @functools.cached_property
+    def summarizer(self) -> Summarizer:
+        """Made on first use: it loads lxml, which a build whose sources are unchanged
+        (read from the cache) does not need."""
+        from .summary import Summarizer
+
+        settings = self.loaded.settings.summaries
+        return Summarizer(
             settings.length, tuple(settings.boilerplate), settings.builtin_boilerplate
         )
+
+    def inputs(self) -> list[Any] | None:
+        """The stamps (``memo.file_stamp``) of everything ``items`` reads, so the build's
+        cache can tell an unchanged source; None when they cannot be known without reading
+        (a feed on the web), and the source is then read every time."""
+        return None
 
     def read(self) -> SourceResult:
         posts: list[Post] = []

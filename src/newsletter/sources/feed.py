@@ -7,20 +7,15 @@ feed that looks like "nothing new".
 
 from __future__ import annotations
 
-import http.client
-import urllib.error
-import urllib.request
-import xml.sax
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import feedparser
-
 from .. import __version__
 from ..config import FeedSource
 from ..errors import SourceError
+from ..memo import file_stamp
 from ..models import Post, PostKind
 from .base import Reader, SkipItem, is_guest_column
 from .sanitize import clean_html, html_to_text, web_url
@@ -42,7 +37,15 @@ class FeedEntry:
 
 
 class FeedReader(Reader[FeedSource, FeedEntry]):
+    def inputs(self) -> list[Any] | None:
+        if self._is_web():
+            return None
+        stamp = file_stamp(self.loaded.resolve(self.source.url))
+        return None if stamp is None else [stamp]
+
     def items(self) -> Iterator[FeedEntry]:
+        import feedparser  # a fifth of a second, for a feed the cache could not answer
+
         data, headers = self._fetch()
         parsed = feedparser.parse(data, response_headers=headers)
         if not parsed.entries and (parsed.bozo or not parsed.get("version")):
@@ -130,6 +133,10 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
             ) from None
 
     def _download(self) -> tuple[bytes, dict[str, str]]:
+        import http.client
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             self.source.url, headers={"User-Agent": USER_AGENT, "Accept": ACCEPT}
         )
@@ -168,6 +175,8 @@ class FeedReader(Reader[FeedSource, FeedEntry]):
 
 
 def _parse_problem(error: object) -> str:
+    import xml.sax
+
     if isinstance(error, xml.sax.SAXParseException):
         where = f"line {error.getLineNumber()}, column {error.getColumnNumber()}"
         return f"{where}: {error.getMessage()}"

@@ -16,11 +16,9 @@ from typing import Any
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
-import markdown as markdown_lib
-import yaml
-
 from ..config import MarkdownSource
 from ..errors import SourceError
+from ..memo import files_stamp
 from ..models import Post, PostKind
 from .base import Reader, SkipItem, is_guest_column
 from .sanitize import clean_html, web_url
@@ -46,6 +44,10 @@ class FrontMatter:
 
 
 class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
+    def inputs(self) -> list[Any] | None:
+        folder = self.loaded.resolve(self.source.path)
+        return files_stamp(folder, folder.rglob("*.md")) if folder.is_dir() else None
+
     def items(self) -> Iterator[MarkdownFile]:
         folder = self.loaded.resolve(self.source.path)
         if not folder.is_dir():
@@ -126,6 +128,8 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
         if closing is None:
             raise self.skip(raw, "front matter is not closed; add a '---' line after it", 1)
         yaml_text = "".join(lines[1:closing])
+        import yaml  # only for a source the cache could not answer
+
         try:
             root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(yaml_text)
@@ -176,6 +180,8 @@ class MarkdownReader(Reader[MarkdownSource, MarkdownFile]):
         return urljoin((self.source.base_url or site) + "/", f"{slug}/")
 
     def _render(self, body: str) -> str:
+        import markdown as markdown_lib  # only for a source the cache could not answer
+
         return markdown_lib.markdown(
             body, extensions=list(MARKDOWN_EXTENSIONS), output_format="html"
         )
