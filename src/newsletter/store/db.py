@@ -21,9 +21,6 @@ from ..errors import StoreError
 
 Row = tuple[Any, ...]
 BUSY_TIMEOUT_MS = 15_000
-BULK_CACHE_KIB = {"main": 49_152, "temp": 8_192}
-"""Page caches while one transaction writes a million rows: with SQLite's default 2 MB the
-address index no longer fits, and every insert into it would read and spill pages."""
 
 
 def _create_private(path: Path) -> None:
@@ -357,22 +354,6 @@ class Database:
             finally:
                 if not durable:
                     self._run("PRAGMA synchronous = FULL", ())
-
-    @contextmanager
-    def bulk_writes(self) -> Iterator[None]:
-        """A larger page cache for the statements inside, the usual one again after."""
-        with self._lock:
-            previous = {
-                schema: int(self._run(f"PRAGMA {schema}.cache_size", ()).fetchone()[0])
-                for schema in BULK_CACHE_KIB
-            }
-            for schema, kib in BULK_CACHE_KIB.items():
-                self._run(f"PRAGMA {schema}.cache_size = {-kib}", ())
-            try:
-                yield
-            finally:
-                for schema, size in previous.items():
-                    self._run(f"PRAGMA {schema}.cache_size = {size}", ())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""

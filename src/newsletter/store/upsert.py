@@ -112,7 +112,7 @@ def upsert_stream(
     """
     writer = _ChunkWriter(db, list_id, force, source, on_duplicate)
     counts = UpsertCounts()
-    with db.transaction(), db.bulk_writes():
+    with db.transaction():
         for statement in _STAGING:
             db.execute(statement)
         db.execute("DELETE FROM import_seen")
