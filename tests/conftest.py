@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,11 +64,11 @@ def import_members(config: Path, csv: Path | None = None) -> Path:
 
 
 @pytest.fixture
-def list_store(tmp_path: Path) -> Iterator[Any]:
-    """An empty store with the lists 'members' and 'partners'."""
+def list_store(store_location: Path | str) -> Iterator[Any]:
+    """An empty store (SQLite, then PostgreSQL) with the lists 'members' and 'partners'."""
     from newsletter.store import Store
 
-    opened = Store.open(tmp_path / "store.db")
+    opened = Store.open(store_location)
     opened.ensure_list("members")
     opened.ensure_list("partners")
     yield opened
@@ -177,6 +179,55 @@ def sendgrid_api(built_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
         for request in fake.mail.requests:
             validate_against_schema(request.body)
         check_replies(fake.suppressions)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One PostgreSQL cluster for the whole run, started by the first test that needs it;
+    the reason it could not start instead, for ``store_location`` to skip (or fail) with."""
+    from servers.postgres_cluster import PostgresCluster
+
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except (FileNotFoundError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        yield str(exc).splitlines()[0]
+        return
+    yield cluster
+    cluster.stop()
+
+
+def postgres_url(cluster: Any) -> str:
+    """A fresh PostgreSQL store's URL; without a server, the PostgreSQL case is skipped, or
+    fails where NEWSLETTER_REQUIRE_POSTGRES=1 (CI, once scripts/test installed it)."""
+    if isinstance(cluster, str):
+        reason = f"PostgreSQL store tests: no server ({cluster})"
+        if os.environ.get("NEWSLETTER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + "; NEWSLETTER_REQUIRE_POSTGRES=1 requires one")
+        pytest.skip(reason)
+    url: str = cluster.url()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store lives, once for each backend: a SQLite file, a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "data" / "newsletter.db"
+    return postgres_url(request.getfixturevalue("postgres_cluster"))
+
+
+def use_store(config: Path, location: Path | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point a project at a store: store.path for a file, else store.url with its password
+    as newsletter.yml holds it, a ``${VAR}`` set in the environment."""
+    if isinstance(location, Path):
+        set_setting(config, "store", {"path": str(location)})
+        return
+    from servers.postgres_cluster import PASSWORD
+
+    monkeypatch.setenv("NEWSLETTER_TEST_STORE_PASSWORD", PASSWORD)
+    url = location.replace(f":{PASSWORD}@", ":${NEWSLETTER_TEST_STORE_PASSWORD}@", 1)
+    set_setting(config, "store", {"url": url})
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -23,8 +23,8 @@ ISSUE = "001-2026-11-24"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "store.db")
+def store(store_location: Path | str) -> Iterator[Store]:
+    opened = Store.open(store_location)
     opened.ensure_list("members")
     opened.upsert_many([NewSubscriber(f"p{i}@example.org") for i in range(1, 11)], "members")
     yield opened
@@ -250,7 +250,7 @@ def test_lock_held_by_a_live_process_is_refused_and_taken_over_once_it_dies(
     tmp_path: Path, store: Store, ledger: Ledger
 ) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(store.db.path), ISSUE, "60"],
+        [sys.executable, "-c", HOLDER, str(store.db.location), ISSUE, "60"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -276,7 +276,7 @@ def test_lock_held_by_a_live_process_is_refused_and_taken_over_once_it_dies(
 def test_only_one_of_several_racing_processes_gets_the_lock(store: Store) -> None:
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(store.db.path), ISSUE, "3"],
+            [sys.executable, "-c", HOLDER, str(store.db.location), ISSUE, "3"],
             stdout=subprocess.PIPE,
             text=True,
         )

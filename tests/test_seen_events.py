@@ -9,8 +9,8 @@ from newsletter.store import Store
 from newsletter.store.seen_events import KEEP_FOR, SeenEvents
 
 
-def test_an_event_id_is_new_once(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "store.db") as store:
+def test_an_event_id_is_new_once(store_location: Path | str) -> None:
+    with Store.open(store_location) as store:
         seen = SeenEvents(store.db)
 
         assert [seen.first_time(i) for i in ("a", "b", "a", "b", "c")] == [
@@ -18,8 +18,10 @@ def test_an_event_id_is_new_once(tmp_path: Path) -> None:
         ]  # fmt: skip
 
 
-def test_events_are_forgotten_once_older_than_the_retry_window(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "store.db") as store:
+def test_events_are_forgotten_once_older_than_the_retry_window(
+    store_location: Path | str,
+) -> None:
+    with Store.open(store_location) as store:
         seen = SeenEvents(store.db)
         seen.first_time("old")
         now = datetime.now(UTC)
@@ -31,8 +33,8 @@ def test_events_are_forgotten_once_older_than_the_retry_window(tmp_path: Path) -
         assert seen.first_time("old") is True
 
 
-def test_the_table_comes_with_migration_four(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "store.db") as store:
+def test_the_table_comes_with_migration_four(store_location: Path | str) -> None:
+    with Store.open(store_location) as store:
         names = dict(store.db.all("SELECT version, name FROM schema_migrations"))
 
     assert names[4] == "webhook events already applied, by the provider's event id"

@@ -15,7 +15,16 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import SAMPLE_ISSUE, configure, ledger_counts, run_cli
+from conftest import (
+    SAMPLE_ISSUE,
+    build_first_issue,
+    configure,
+    import_members,
+    ledger_counts,
+    postgres_url,
+    run_cli,
+    use_store,
+)
 from newsletter.config import load_config
 from newsletter.models import SubscriberStatus
 from newsletter.send import SendOptions, send_issue, unsubscribe_secret
@@ -57,6 +66,17 @@ def test_outbox_send_then_rerun_sends_nothing_more(built_project: Path) -> None:
     assert "sent 0, refused 0, unconfirmed 0, already sent before 25" in again.stdout
     assert len(list(outbox.glob("*.eml"))) == SUBSCRIBERS
     assert ledger_counts(built_project)["sent"] == SUBSCRIBERS
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def built_project(
+    request: pytest.FixtureRequest, sample_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The sample project with its members and issue 1, on each store in turn."""
+    if request.param == "postgresql":
+        url = postgres_url(request.getfixturevalue("postgres_cluster"))
+        use_store(sample_project, url, monkeypatch)
+    return build_first_issue(import_members(sample_project))
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ import pytest
 from newsletter.errors import InvalidAddress, StoreError
 from newsletter.models import SubscriberStatus
 from newsletter.store import Store
-from newsletter.store.db import MIGRATIONS
+from newsletter.store.db import MIGRATIONS, Database
 from newsletter.store.subscribers import NewSubscriber
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "data" / "newsletter.db")
+def store(store_location: Path | str) -> Iterator[Store]:
+    opened = Store.open(store_location)
     opened.ensure_list("members", "Members of the network")
     yield opened
     opened.close()
@@ -66,9 +66,12 @@ def test_an_existing_store_keeps_its_mode(tmp_path: Path) -> None:
 
 
 def test_a_commit_that_need_not_wait_for_the_disk_leaves_the_next_one_durable(
-    store: Store,
+    tmp_path: Path,
 ) -> None:
+    store = Store.open(tmp_path / "newsletter.db")
+    store.ensure_list("members")
     db = store.db
+    assert isinstance(db, Database)
     with db.transaction(durable=False):
         assert db.scalar("PRAGMA synchronous") == 1  # NORMAL: no wait for the disk
         store.ensure_list("claimed")
@@ -80,6 +83,7 @@ def test_a_commit_that_need_not_wait_for_the_disk_leaves_the_next_one_durable(
     other = Store.open(db.path)
     assert [found.name for found in other.lists()] == ["claimed", "members"]
     other.close()
+    store.close()
 
 
 def test_a_list_is_found_by_name_and_by_id(store: Store) -> None:
@@ -90,13 +94,11 @@ def test_a_list_is_found_by_name_and_by_id(store: Store) -> None:
     assert store.find_list("guests") is None
 
 
-def test_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    Store.open(path).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
-    with pytest.raises(StoreError, match="schema version 99, newer than"):
-        Store.open(path)
+def test_store_from_a_newer_version_is_refused(store: Store) -> None:
+    store.db.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
+    with pytest.raises(StoreError, match="schema version 99, newer than") as caught:
+        Store.open(store.db.location)
+    assert caught.value.hint is not None and store.db.setting in caught.value.hint
 
 
 def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
@@ -199,8 +201,8 @@ def test_store_can_be_written_while_streaming(store: Store) -> None:
     assert store.count("members", SubscriberStatus.SUBSCRIBED) == 0
 
 
-def test_secret_is_made_once_and_kept(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+def test_secret_is_made_once_and_kept(store_location: Path | str) -> None:
+    path = store_location
     with Store.open(path) as store:
         first = store.get_secret("unsubscribe")
         assert len(first) >= 40

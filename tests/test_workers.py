@@ -21,8 +21,8 @@ ISSUE = "001-2026-11-24"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "store.db")
+def store(store_location: Path | str) -> Iterator[Store]:
+    opened = Store.open(store_location)
     opened.ensure_list("members")
     people = [NewSubscriber(f"p{i}@example.org", f"Reader {i}") for i in range(1, 6)]
     opened.upsert_many(people, "members")
@@ -42,7 +42,7 @@ def deliver_first_batch(store: Store, tmp_path: Path, *, between: str = "") -> l
     tokens = TokenSigner("s3cret").make_many(claim.subscriber_ids, claim.emails, 1)
     outbox = tmp_path / "out"
     setup = WorkerSetup(
-        PreparedIssue(sample_issue()), lambda: OutboxProvider(outbox), store.db.path
+        PreparedIssue(sample_issue()), lambda: OutboxProvider(outbox), store.db.location
     )
     worker = Worker(setup, ledger)
     task = Task(send, claim.batch_no, claim.subscriber_ids, tokens, claim.details)

@@ -32,6 +32,7 @@ from .env_refs import VARIABLE, ReferenceExpander
 from .errors import ConfigError, NewsletterError
 from .message import check_address, check_sender_name
 from .packaged import DEFAULT_TEMPLATE, packaged_template
+from .store_url import check_store_url, resolve_store_url
 from .yaml_loader import ParsedYaml, check_size, dotted, read_yaml
 
 DEFAULT_CONFIG_NAME = "newsletter.yml"
@@ -42,6 +43,7 @@ RESOLVED_WHEN_USED = frozenset(
         "provider.sendgrid.api_key",
         "unsubscribe.secret",
         "web.sendgrid_webhook_key",
+        "store.url",
     }
 )
 """Settings whose ``${VAR}`` is read by the command that uses them, not at load."""
@@ -78,6 +80,10 @@ def _writer_rule(check: Callable[[str], str]) -> Callable[[str | None], str | No
             raise ValueError(exc.message) from None
 
     return validate
+
+
+def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    return lambda value: None if value is None else check(value)
 
 
 def _address_in(header: str) -> Callable[[str | None], str | None]:
@@ -415,6 +421,19 @@ class ListSettings(_Model):
 class StoreSettings(_Model):
     path: str = "newsletter.db"
     """The SQLite file holding subscribers and the send ledger; keep it private."""
+    url: str | None = None
+    """A PostgreSQL store instead of the file: postgresql://USER:${PGPASSWORD}@HOST:PORT/DB
+    (needs the postgres extra). The password is a ${VAR} reference or left out (PGPASSWORD)."""
+
+    _url = field_validator("url")(_optional(check_store_url))
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StoreSettings:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise PlacedError(
+                ("store", "url"), "store.path and store.url name two stores; keep the one you use"
+            )
+        return self
 
 
 class OutboxSettings(_Model):
@@ -689,6 +708,12 @@ class LoadedConfig:
     @property
     def store_path(self) -> Path:
         return self.resolve(self.settings.store.path)
+
+    @property
+    def store_location(self) -> Path | str:
+        """The SQLite file, or the PostgreSQL URL with its ``${VAR}`` read now."""
+        url = self.settings.store.url
+        return self.store_path if url is None else resolve_store_url(url)
 
     @property
     def unsubscribe_url(self) -> str:

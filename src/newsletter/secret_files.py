@@ -19,6 +19,8 @@ def readable_secret_files(loaded: LoadedConfig) -> list[str]:
     """A warning for each file holding a secret that group or others may read."""
     if os.name != "posix":  # mode bits mean nothing elsewhere
         return []
+    if loaded.settings.store.url is not None:  # the server keeps it, under its own rights
+        return []
     store = loaded.store_path
     candidates = [store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")]
     return [warning for path in candidates if (warning := _exposed(path)) is not None]

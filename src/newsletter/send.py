@@ -228,7 +228,7 @@ def send_issue(
                 _sync_suppressions(loaded, report)
             run = _Run(loaded, store, issue, lists, list_ids, options, report)
             run.start(probe, provider is None)
-            setup = WorkerSetup(issue=prepared, make_provider=factory, store_path=loaded.store_path)
+            setup = WorkerSetup(issue=prepared, make_provider=factory, store=loaded.store_location)
             run.deliver(
                 setup, TokenSigner(secret), probe, provider is not None, progress, sleep, started
             )

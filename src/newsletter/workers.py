@@ -19,14 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
 from .message import PreparedIssue
 from .models import Delivery, Outcome, RecipientRow
 from .providers import Provider
-from .store.db import Database
+from .store.db import StoreLocation, open_database
 from .store.ledger import SEPARATOR, Details, Ledger
 from .store.subscribers import Store
 
@@ -58,7 +57,7 @@ class WorkerSetup:
 
     issue: PreparedIssue
     make_provider: Callable[[], Provider]
-    store_path: Path
+    store: StoreLocation
 
 
 class Worker:
@@ -192,7 +191,7 @@ _process_worker: Worker | None = None
 def _start_process(setup: WorkerSetup, parent: int) -> None:
     """A worker process's own store connection and provider, and a watch on its parent."""
     global _process_worker
-    database = Database(setup.store_path)
+    database = open_database(setup.store)
     _process_worker = Worker(setup, Ledger(Store(database)))
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 

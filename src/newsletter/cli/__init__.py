@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("compose", "preview"),
     "check": ("checking", "check"),
     "subscribers": ("subscribers", "subscribers"),
+    "store": ("store", "store"),
     "send": ("sending", "send"),
     "report": ("reporting", "report"),
     "unsubscribe": ("sending", "unsubscribe"),
@@ -46,6 +47,7 @@ SUMMARIES: dict[str, str] = {
     "dark mode.",
     "subscribers": "Manage subscribers: import and export CSV files, add, remove, unsubscribe, "
     "list.",
+    "store": "Look after the subscriber store: migrate its schema, copy it to PostgreSQL.",
     "send": "Send ISSUE (a number, folder name or 'latest') to the subscribers of its lists.",
     "report": "Show what became of ISSUE's send: recipients per state, and who needs a look.",
     "unsubscribe": "Verify an unsubscribe token and unsubscribe the person it names.",

@@ -1,4 +1,5 @@
-"""Subscribers, lists and the send ledger, kept in one SQLite file (``store.path``)."""
+"""Subscribers, lists and the send ledger, kept in one SQLite file (``store.path``) or a
+PostgreSQL database (``store.url``)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ __all__ = [
 
 def open_store(loaded: LoadedConfig) -> Store:
     """The store named by the config, with the config's lists created."""
-    store = Store.open(loaded.store_path)
+    store = Store.open(loaded.store_location)
     for mailing_list in loaded.settings.lists:
         store.ensure_list(mailing_list.name, mailing_list.description)
     return store

@@ -1,8 +1,9 @@
 """The one place that talks to the database driver: connection, transactions, migrations.
 
 Everything above this module speaks plain SQL with ``?`` placeholders and ISO-8601 UTC
-text timestamps, so a PostgreSQL backend only has to supply another ``Database`` with the
-same few methods (and its own spelling of an identity column, see ``Dialect``).
+text timestamps, so a PostgreSQL backend (``postgres.py``) only has to supply another
+``StoreDatabase`` with the same few methods (and its own spelling of an identity column,
+see ``Dialect``). ``open_database`` picks the backend from the store's location.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..store_url import is_store_url
 
 Row = tuple[Any, ...]
 BUSY_TIMEOUT_MS = 15_000
@@ -59,6 +62,9 @@ class Dialect:
 
 
 SQLITE = Dialect(name="sqlite", identity="INTEGER PRIMARY KEY")
+
+StoreLocation = Path | str
+"""A SQLite file, or a ``postgresql://`` URL (its password already read from the environment)."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """INSERT INTO sends (issue_id, lists, started_at, completed_at)
                 SELECT issue_id, json_group_array(DISTINCT list_name),
                     COALESCE(MIN(updated_at), '1970-01-01T00:00:00.000000Z'),
-                    CASE WHEN SUM(state = 'queued') = 0
+                    CASE WHEN COUNT(CASE WHEN state = 'queued' THEN 1 END) = 0
                         THEN COALESCE(MAX(updated_at), '1970-01-01T00:00:00.000000Z') END
                 FROM send_ledger GROUP BY issue_id""",
             """INSERT INTO send_batches_v3 (send_id, batch_no, state, size, provider_id,
@@ -293,7 +299,119 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-class Database:
+class StoreDatabase(ABC):
+    """What every backend offers: statements with ``?`` placeholders, transactions that a
+    nested call joins, keyset paging and the versioned migrations."""
+
+    dialect: Dialect
+    location: StoreLocation
+    """What ``open_database`` opened: another process opens the same store with it."""
+    where: str
+    """The store as messages name it: a path, or a URL without its password."""
+    setting: str
+    """The newsletter.yml setting that names the store, for hints."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self, *, durable: bool = True) -> AbstractContextManager[None]:
+        """Commit on success, roll back on error; a nested call joins the outer one.
+        ``durable=False`` may commit without waiting for the disk."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
+
+    @abstractmethod
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    @abstractmethod
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def pages(
+        self, sql: str, params: Sequence[Any], *, chunk: int, limit: int | None = None
+    ) -> Iterator[list[Row]]:
+        """Rows of a keyset query, ``chunk`` at a time, at most ``limit`` in all.
+
+        ``sql`` ends with ``AND key > ? ORDER BY key LIMIT ?`` and selects the key first;
+        this fills in the last key seen and the page size. No cursor stays open across a
+        ``yield``, so the caller may write to the store between pages.
+        """
+        last, left = 0, limit
+        while left is None or left > 0:
+            size = chunk if left is None else min(chunk, left)
+            rows = self.all(sql, (*params, last, size))
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            last = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else row[0]
+
+    # --- migrations ------------------------------------------------------------------------
+
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+        """Apply the migrations not yet recorded, in order, all or none; returns their versions.
+
+        The write transaction serialises two processes migrating at once: the second one
+        finds the versions the first applied and applies nothing.
+        """
+        with self.transaction():
+            self.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in self.all("SELECT version FROM schema_migrations")}
+            known = {m.version for m in migrations}
+            newer = sorted(applied - known)
+            if newer:
+                raise StoreError(
+                    f"{self.where}: the store has schema version {newer[-1]}, newer than this "
+                    f"version of newsletter understands ({max(known)})",
+                    hint=f"upgrade newsletter, or point {self.setting} at another store",
+                )
+            done: list[int] = []
+            for migration in sorted(migrations, key=lambda m: m.version):
+                if migration.version in applied:
+                    continue
+                for statement in migration.statements:
+                    self.execute(statement.format(identity=self.dialect.identity))
+                self.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, utc_now()),
+                )
+                done.append(migration.version)
+            return done
+
+    def schema_version(self) -> int:
+        return int(self.scalar("SELECT MAX(version) FROM schema_migrations") or 0)
+
+
+def open_database(location: StoreLocation) -> StoreDatabase:
+    """The backend for a store's location: a ``postgresql://`` URL, else a SQLite file."""
+    if isinstance(location, str) and is_store_url(location):
+        try:
+            from .postgres import PostgresDatabase  # psycopg is an optional extra
+        except ImportError as exc:
+            raise StoreError(
+                f"store.url names a PostgreSQL store, but {exc.name or 'psycopg'} is not "
+                "installed",
+                hint="install newsletter's postgres extra: pip install '.[postgres]' in its folder",
+            ) from None
+        return PostgresDatabase(location)
+    return Database(Path(location))
+
+
+class Database(StoreDatabase):
     """A SQLite connection with explicit transactions, shareable between threads.
 
     The connection runs in autocommit mode and every write goes through ``transaction()``,
@@ -303,8 +421,11 @@ class Database:
 
     dialect = SQLITE
 
+    setting = "store.path"
+
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = self.location = path
+        self.where = str(path)
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -376,31 +497,6 @@ class Database:
         with self._lock:
             return self._run(sql, params).fetchall()
 
-    def pages(
-        self, sql: str, params: Sequence[Any], *, chunk: int, limit: int | None = None
-    ) -> Iterator[list[Row]]:
-        """Rows of a keyset query, ``chunk`` at a time, at most ``limit`` in all.
-
-        ``sql`` ends with ``AND key > ? ORDER BY key LIMIT ?`` and selects the key first;
-        this fills in the last key seen and the page size. No cursor stays open across a
-        ``yield``, so the caller may write to the store between pages.
-        """
-        last, left = 0, limit
-        while left is None or left > 0:
-            size = chunk if left is None else min(chunk, left)
-            rows = self.all(sql, (*params, last, size))
-            if rows:
-                yield rows
-            if len(rows) < size:
-                return
-            last = rows[-1][0]
-            if left is not None:
-                left -= len(rows)
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        row = self.one(sql, params)
-        return None if row is None else row[0]
-
     def _run(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, params)
@@ -421,37 +517,3 @@ class Database:
                 "free space; nothing was changed",
             )
         return StoreError(f"{self.path}: {exc}")
-
-    # --- migrations ------------------------------------------------------------------------
-
-    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
-        """Apply the migrations not yet recorded, in order, all or none; returns their versions."""
-        with self.transaction():
-            self.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            applied = {row[0] for row in self.all("SELECT version FROM schema_migrations")}
-            known = {m.version for m in migrations}
-            newer = sorted(applied - known)
-            if newer:
-                raise StoreError(
-                    f"{self.path}: the store has schema version {newer[-1]}, newer than this "
-                    f"version of newsletter understands ({max(known)})",
-                    hint="upgrade newsletter, or point store.path at another file",
-                )
-            done: list[int] = []
-            for migration in sorted(migrations, key=lambda m: m.version):
-                if migration.version in applied:
-                    continue
-                for statement in migration.statements:
-                    self.execute(statement.format(identity=self.dialect.identity))
-                self.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, utc_now()),
-                )
-                done.append(migration.version)
-            return done
-
-    def schema_version(self) -> int:
-        return int(self.scalar("SELECT MAX(version) FROM schema_migrations") or 0)

@@ -303,7 +303,7 @@ class Ledger:
                 f"SELECT {_JOINED} FROM (SELECT m.subscriber_id, s.email, s.name, "
                 "s.attributes FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
                 "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = 'subscribed' "
-                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ?)",
+                f"{unclaimed}ORDER BY m.subscriber_id LIMIT ?) AS batch",
                 (list_id, after, *(() if fresh else (send_id,)), limit),
             )
             count = int(row[0]) if row else 0
@@ -445,7 +445,7 @@ class Ledger:
         params = (send_id, first, last, batch_no)
         row = self.db.one(
             f"SELECT {_JOINED}, group_concat(list_id) FROM (SELECT {_BATCH_COLUMNS} {_BATCH_FROM} "
-            "ORDER BY l.subscriber_id)",
+            "ORDER BY l.subscriber_id) AS batch",
             params,
         )
         if row is None or not int(row[0]):
@@ -561,7 +561,7 @@ class Ledger:
                 self.db.executemany(
                     "UPDATE send_ledger SET state = ?, error = ?, updated_at = ?, "
                     "retry_at = CASE WHEN ? = 'retry' THEN ? END, "
-                    "attempts = attempts + (? = 'retry') "
+                    "attempts = attempts + CASE WHEN ? = 'retry' THEN 1 ELSE 0 END "
                     "WHERE send_id = ? AND subscriber_id = ? AND batch_no = ? "
                     "AND state IS NULL",
                     [
@@ -585,7 +585,7 @@ class Ledger:
                 self.db.execute(
                     "UPDATE send_ledger SET state = ?, error = ?, updated_at = ?, "
                     "retry_at = CASE WHEN ? = 'retry' THEN ? END, "
-                    "attempts = attempts + (? = 'retry') "
+                    "attempts = attempts + CASE WHEN ? = 'retry' THEN 1 ELSE 0 END "
                     "WHERE send_id = ? AND subscriber_id BETWEEN ? AND ? AND batch_no = ? "
                     "AND state IS NULL",
                     (own, delivery.reason or None, now, own, retry_at, own, send_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from .db import Database, format_time, utc_now
+from .db import StoreDatabase, format_time, utc_now
 
 KEEP_FOR = timedelta(days=3)
 """Longer than SendGrid's 24 hours of retries, with room for a server that was down."""
@@ -21,7 +21,7 @@ class SeenEvents:
     """The ``webhook_events_seen`` table; call inside the transaction that applies events,
     so an event is marked seen exactly when its effects are committed."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     def first_time(self, event_id: str) -> bool:

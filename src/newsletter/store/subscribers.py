@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +20,7 @@ from ..addresses import check_attributes, check_recipient, normalise_address
 from ..errors import InvalidAddress, StoreError
 from ..models import Subscriber, SubscriberStatus
 from . import upsert
-from .db import Database, utc_now
+from .db import StoreDatabase, StoreLocation, open_database, utc_now
 from .upsert import (
     INACTIVE,
     STREAM_CHUNK,
@@ -65,14 +64,15 @@ def subscriber_from_row(row: tuple[Any, ...]) -> Subscriber:
 
 
 class Store:
-    """The subscriber store; open with ``Store.open(path)`` and use as a context manager."""
+    """The subscriber store; open with ``Store.open(location)`` and use as a context manager."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        db = Database(Path(path))
+    def open(cls, location: StoreLocation) -> Store:
+        """The store at a SQLite path or a ``postgresql://`` URL, migrated to this version."""
+        db = open_database(location)
         try:
             db.migrate()
         except BaseException:

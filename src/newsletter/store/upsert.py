@@ -23,7 +23,7 @@ from typing import NamedTuple
 import orjson
 
 from ..models import SubscriberStatus
-from .db import Database, utc_now
+from .db import StoreDatabase, utc_now
 
 INACTIVE = frozenset(
     {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
@@ -94,7 +94,7 @@ def dumps_attributes(attributes: Mapping[str, str]) -> str:
 
 
 def upsert_stream(
-    db: Database,
+    db: StoreDatabase,
     records: Iterable[NewSubscriber],
     list_id: int | None,
     *,
@@ -130,7 +130,7 @@ def upsert_stream(
 class _ChunkWriter:
     """Writes one chunk of a stream: staged, its repeats set aside, then a few statements."""
 
-    db: Database
+    db: StoreDatabase
     list_id: int | None
     force: bool
     source: str

@@ -37,7 +37,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 def store_for_request(loaded: LoadedConfig) -> Iterator[Store]:
     """A connection of its own for each request: SQLite connections are cheap to open and
     this keeps worker threads from sharing one."""
-    store = Store.open(loaded.store_path)
+    store = Store.open(loaded.store_location)
     try:
         yield store
     finally:
