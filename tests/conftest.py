@@ -63,6 +63,18 @@ def import_members(config: Path, csv: Path | None = None) -> Path:
     return config
 
 
+@pytest.fixture
+def list_store(store_location: Path | str) -> Iterator[Any]:
+    """An empty store (SQLite, then PostgreSQL) with the lists 'members' and 'partners'."""
+    from newsletter.store import Store
+
+    opened = Store.open(store_location)
+    opened.ensure_list("members")
+    opened.ensure_list("partners")
+    yield opened
+    opened.close()
+
+
 def build_first_issue(config: Path) -> Path:
     """Build issue 1 of the project for 2026-11-24."""
     built = run_cli(["build", "--config", str(config), "--date", "2026-11-24"])

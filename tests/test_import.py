@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,8 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "subscribers.csv"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "store.db")
-    opened.ensure_list("members")
-    opened.ensure_list("partners")
-    yield opened
-    opened.close()
+def store(list_store: Store) -> Store:
+    return list_store
 
 
 def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "list.csv") -> Path:

@@ -14,11 +14,8 @@ from newsletter.store.subscribers import NewSubscriber
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "store.db")
-    opened.ensure_list("members")
-    yield opened
-    opened.close()
+def store(list_store: Store) -> Store:
+    return list_store
 
 
 def people(*emails: str) -> list[NewSubscriber]:

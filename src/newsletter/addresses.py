@@ -73,9 +73,12 @@ def normalise_address(text: str) -> str:
             f"{_shown(address)}: the part before @ has non-ASCII characters ({characters}); "
             "newsletter sends only to ASCII mailboxes, ask the person for another address"
         )
-    quick = _plain_address(mailbox, domain) if at else None
-    if quick is not None:
-        return quick
+    quick = _plain_address(address, mailbox, domain) if at else None
+    return quick if quick is not None else _fully_checked(address)
+
+
+def _fully_checked(address: str) -> str:
+    """``normalise_address`` by email_validator alone, without the fast path."""
     try:
         checked = _validated(address)
     except EmailNotValidError as exc:
@@ -88,7 +91,7 @@ def _validated(address: str) -> ValidatedEmail:
     return validate_email(address, check_deliverability=False, allow_smtputf8=False)
 
 
-def _plain_address(mailbox: str, domain: str) -> str | None:
+def _plain_address(address: str, mailbox: str, domain: str) -> str | None:
     """What ``validate_email`` would return for a plain mailbox, or None to ask it.
 
     A million-row import spends most of its time in ``validate_email`` (about 100 us an
@@ -96,6 +99,7 @@ def _plain_address(mailbox: str, domain: str) -> str | None:
     is about the domain, and a list has few domains. So the domain's verdict is cached
     and only the mailbox is looked at per address, with email_validator's own pattern and
     its own list of mailboxes it lower-cases; anything else takes the full check.
+    ``tests/test_addresses_fast_path.py`` holds both ways to the same verdicts.
     """
     if not _DOT_ATOM.match(mailbox) or mailbox.lower() in _LOWERED_MAILBOXES:
         return None
@@ -105,7 +109,7 @@ def _plain_address(mailbox: str, domain: str) -> str | None:
     ascii_domain, longest = known
     if len(mailbox) + 1 + longest > EMAIL_MAX_LENGTH:
         return None
-    return f"{mailbox}@{ascii_domain}"
+    return address if ascii_domain == domain else f"{mailbox}@{ascii_domain}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -134,6 +138,16 @@ def control_character(text: str) -> str | None:
         return None  # only printable-looking spaces and format characters: harmless
     char = found.group()
     return _NAMED.get(char) or f"a control character (U+{ord(char):04X})"
+
+
+def plain_text(text: str) -> bool:
+    """Whether every piece of ``text``, and any two pieces joined by a space, passes
+    ``check_name`` and the value rule of ``check_attributes``.
+
+    True for a printable text shorter than ``MAX_NAME``: its pieces are printable and no
+    longer, so an importer can test a whole row once instead of each of its cells.
+    """
+    return len(text) < MAX_NAME and text.isprintable()
 
 
 def check_name(text: str, *, label: str = "name") -> str:

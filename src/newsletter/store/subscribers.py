@@ -9,8 +9,8 @@ person get (or not get) the newsletter" always has an answer.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -19,24 +19,27 @@ import orjson
 from ..addresses import check_attributes, check_recipient, normalise_address
 from ..errors import InvalidAddress, StoreError
 from ..models import Subscriber, SubscriberStatus
-from .db import Row, StoreDatabase, StoreLocation, open_database, utc_now
+from . import upsert
+from .db import StoreDatabase, StoreLocation, open_database, utc_now
+from .upsert import (
+    INACTIVE,
+    STREAM_CHUNK,
+    NewSubscriber,
+    OnDuplicate,
+    UpsertCounts,
+    address_key,
+)
+
+__all__ = ["INACTIVE", "NewSubscriber", "Store", "UpsertCounts", "address_key"]
 
 CHUNK = 1000
 LIST_STATUSES = frozenset(
     {SubscriberStatus.PENDING, SubscriberStatus.SUBSCRIBED, SubscriberStatus.UNSUBSCRIBED}
 )
-INACTIVE = frozenset(
-    {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
-)
 SUBSCRIBER_COLUMNS = "s.id, s.email, s.name, s.status, s.attributes"
 LIST_STATUS = "CASE WHEN s.status = 'subscribed' THEN m.status ELSE s.status END"
 """Someone's status on a list: their own, unless that is subscribed, then the membership's."""
 MEMBER_COLUMNS = f"s.id, s.email, s.name, {LIST_STATUS}, s.attributes"
-
-
-def address_key(normalised: str) -> str:
-    """What makes two addresses the same person: mailbox case is ignored by real servers."""
-    return normalised.lower()
 
 
 @dataclass(frozen=True)
@@ -57,53 +60,6 @@ class StatusEvent:
     """The list whose membership changed; None for the person's own status."""
 
 
-@dataclass(frozen=True)
-class NewSubscriber:
-    """One row to upsert in bulk; ``line`` lets a report point back at the input file."""
-
-    email: str
-    name: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
-    line: int = 0
-
-
-@dataclass
-class UpsertCounts:
-    added: int = 0
-    """New to the list (a new address, or a known address joining this list)."""
-    updated: int = 0
-    """Already on the list; name or attributes changed."""
-    unchanged: int = 0
-    skipped_unsubscribed: int = 0
-    """Known addresses that left (unsubscribed, bounced, complained) and were not forced back."""
-    skipped_lines: list[int] = field(default_factory=list)
-    """The first lines of those (at most ``SHOWN_SKIPPED`` from a stream), in file order."""
-
-    def add(self, other: UpsertCounts) -> None:
-        self.added += other.added
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.skipped_unsubscribed += other.skipped_unsubscribed
-        self.skipped_lines = sorted(self.skipped_lines + other.skipped_lines)[:SHOWN_SKIPPED]
-
-
-SHOWN_SKIPPED = 100
-STREAM_CHUNK = 20_000
-"""Records upserted at a time by ``upsert_stream``: large enough that SQLite does the work
-in long ``executemany`` runs, small enough that a million rows never sit in memory."""
-
-
-def _chunks(records: Iterable[NewSubscriber], size: int) -> Iterator[list[NewSubscriber]]:
-    chunk: list[NewSubscriber] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def subscriber_from_row(row: tuple[Any, ...]) -> Subscriber:
     attributes = orjson.loads(row[4]) if row[4] and row[4] != "{}" else {}
     return Subscriber(
@@ -113,10 +69,6 @@ def subscriber_from_row(row: tuple[Any, ...]) -> Subscriber:
         status=SubscriberStatus(row[3]),
         attributes=attributes,
     )
-
-
-def _dumps(attributes: Mapping[str, str]) -> str:
-    return orjson.dumps(dict(attributes), option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Store:
@@ -359,182 +311,42 @@ class Store:
         force: bool = False,
         source: str = "import",
     ) -> UpsertCounts:
-        """Insert or update many subscribers in one transaction with a handful of statements.
+        """Insert or update subscribers (on ``list_name``, if given) in one transaction.
 
         Addresses must already be normalised and unique (see ``normalise_address``). Given
         attributes are merged into the stored ones; a non-empty name replaces the stored one.
         """
-        wanted = {address_key(r.email): r for r in records}
-        counts = UpsertCounts()
-        now = utc_now()
-        with self.db.transaction():
-            list_id = self.list_id(list_name) if list_name is not None else None
-            existing = self._existing(list(wanted), list_id)
-            new_rows = [
-                (r.email, key, r.name, _dumps(r.attributes), source, now, now)
-                for key, r in wanted.items()
-                if key not in existing
-            ]
-            self.db.executemany(
-                "INSERT INTO subscribers (email, email_key, name, attributes, status, source, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, 'subscribed', ?, ?, ?)",
-                new_rows,
-            )
-            ids = self._ids([row[1] for row in new_rows])
-            self.db.executemany(
-                "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
-                "VALUES (?, 'subscribed', ?, 'added', ?)",
-                [(ids[row[1]], source, now) for row in new_rows],
-            )
-            joins = [ids[row[1]] for row in new_rows]
-            counts.added = len(new_rows) if list_id is not None else 0
-            updates, rejoins = [], []
-            relists: list[int] = []
-            for key, (sid, name, attrs_json, status, membership) in existing.items():
-                record = wanted[key]
-                left_list = membership is SubscriberStatus.UNSUBSCRIBED
-                if (status in INACTIVE or left_list) and not force:
-                    counts.skipped_unsubscribed += 1
-                    counts.skipped_lines.append(record.line)
-                    continue
-                attrs = orjson.loads(attrs_json) if attrs_json else {}
-                merged = {**attrs, **record.attributes}
-                new_name = record.name or name
-                if status in INACTIVE:
-                    rejoins.append(sid)
-                if new_name != name or merged != attrs or status in INACTIVE:
-                    updates.append((new_name, _dumps(merged), now, sid))
-                if list_id is None:
-                    continue
-                if membership is None:
-                    joins.append(sid)
-                    counts.added += 1
-                elif new_name != name or merged != attrs or status in INACTIVE or left_list:
-                    counts.updated += 1
-                    if left_list:
-                        relists.append(sid)
-                else:
-                    counts.unchanged += 1
-            self.db.executemany(
-                "UPDATE subscribers SET name = ?, attributes = ?, status = 'subscribed', "
-                "updated_at = ? WHERE id = ?",
-                updates,
-            )
-            self.db.executemany(
-                "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
-                "VALUES (?, 'subscribed', ?, 'added again with force', ?)",
-                [(sid, source, now) for sid in rejoins],
-            )
-            if list_id is not None:
-                self.db.executemany(
-                    "INSERT INTO memberships (list_id, subscriber_id, created_at) "
-                    "VALUES (?, ?, ?) ON CONFLICT (list_id, subscriber_id) DO NOTHING",
-                    [(list_id, sid, now) for sid in joins],
-                )
-                back = set(rejoins)
-                for sid in relists:
-                    # Someone back from leaving everything has that event already.
-                    self._set_membership(
-                        sid,
-                        list_id,
-                        SubscriberStatus.SUBSCRIBED,
-                        source,
-                        "added again with force",
-                        now,
-                        record=sid not in back,
-                    )
-        return counts
+        return self.upsert_stream(
+            records, list_name, force=force, source=source, on_duplicate=_ignore_duplicate
+        )
 
     def upsert_stream(
         self,
         records: Iterable[NewSubscriber],
-        list_name: str,
+        list_name: str | None,
         *,
         force: bool = False,
         source: str = "import",
-        on_duplicate: Callable[[NewSubscriber, int], None],
+        on_duplicate: OnDuplicate,
         chunk: int = STREAM_CHUNK,
     ) -> UpsertCounts:
-        """``upsert_many`` over a stream of any length, ``STREAM_CHUNK`` records at a time.
+        """``upsert_many`` over a stream of any length, ``chunk`` records at a time.
 
         All chunks share one transaction, so a failure anywhere leaves the store as it was.
         A record whose address came earlier in the stream is not stored; ``on_duplicate``
-        gets it with the line of the first one. The addresses seen so far are kept in a
-        temporary table rather than in memory: a million of them would take 100 MB here.
+        gets it with the line of the first one.
         """
-        counts = UpsertCounts()
         with self.db.transaction():
-            self.db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS import_seen "
-                "(email_key TEXT PRIMARY KEY, line INTEGER NOT NULL)"
+            list_id = self.list_id(list_name) if list_name is not None else None
+            return upsert.upsert_stream(
+                self.db,
+                records,
+                list_id,
+                force=force,
+                source=source,
+                on_duplicate=on_duplicate,
+                chunk=chunk,
             )
-            self.db.execute("DELETE FROM import_seen")
-            for part in _chunks(records, chunk):
-                fresh = self._first_sightings(part, on_duplicate)
-                counts.add(self.upsert_many(fresh, list_name, force=force, source=source))
-            self.db.execute("DELETE FROM import_seen")
-        return counts
-
-    def _first_sightings(
-        self, chunk: list[NewSubscriber], on_duplicate: Callable[[NewSubscriber, int], None]
-    ) -> list[NewSubscriber]:
-        """The records of ``chunk`` whose address has not come before; notes the others."""
-        first: dict[str, NewSubscriber] = {}
-        repeats: list[NewSubscriber] = []
-        for record in chunk:
-            key = address_key(record.email)
-            if key in first:
-                repeats.append(record)
-            else:
-                first[key] = record
-        added = self.db.executemany(
-            "INSERT INTO import_seen (email_key, line) VALUES (?, ?) "
-            "ON CONFLICT (email_key) DO NOTHING",
-            [(key, record.line) for key, record in first.items()],
-        )
-        seen_before: dict[str, int] = {}
-        if added < len(first):  # rare: only then look up which came in an earlier chunk
-            rows = self._lookup("SELECT email_key, line FROM import_seen", list(first))
-            seen_before = {key: line for key, line in rows if line != first[key].line}
-            repeats += [first.pop(key) for key in seen_before]
-        for record in sorted(repeats, key=lambda r: r.line):
-            key = address_key(record.email)
-            on_duplicate(record, seen_before.get(key) or first[key].line)
-        return list(first.values())
-
-    def _lookup(self, select: str, keys: list[str], *leading: Any) -> Iterator[Row]:
-        """Rows of ``select ... WHERE email_key IN keys``, asked 500 keys at a time;
-        ``leading`` are the values of the placeholders ``select`` has itself."""
-        for start in range(0, len(keys), 500):
-            part = keys[start : start + 500]
-            marks = ", ".join("?" * len(part))
-            yield from self.db.all(f"{select} WHERE email_key IN ({marks})", (*leading, *part))
-
-    def _existing(
-        self, keys: list[str], list_id: int | None
-    ) -> dict[str, tuple[int, str, str, SubscriberStatus, SubscriberStatus | None]]:
-        """key -> (id, name, attributes, status, status on the list or None) for the keys
-        already stored."""
-        rows = self._lookup(
-            "SELECT s.email_key, s.id, s.name, s.attributes, s.status, "
-            "(SELECT m.status FROM memberships m WHERE m.subscriber_id = s.id "
-            "AND m.list_id = ?) FROM subscribers s",
-            keys,
-            list_id if list_id is not None else -1,
-        )
-        return {
-            row[0]: (
-                row[1],
-                row[2],
-                row[3],
-                SubscriberStatus(row[4]),
-                None if row[5] is None else SubscriberStatus(row[5]),
-            )
-            for row in rows
-        }
-
-    def _ids(self, keys: list[str]) -> dict[str, int]:
-        return dict(self._lookup("SELECT email_key, id FROM subscribers", keys))
 
     def remove(self, email_or_id: str | int) -> Subscriber:
         """Delete a person entirely: memberships, history and ledger rows go with them."""
@@ -696,3 +508,7 @@ class Store:
                 (key, secrets.token_urlsafe(32)),
             )
             return str(self.db.scalar("SELECT value FROM settings WHERE key = ?", (key,)))
+
+
+def _ignore_duplicate(record: NewSubscriber, first_line: int) -> None:
+    """``upsert_many``'s records are unique by contract; a repeat is simply not written."""
