@@ -48,6 +48,7 @@ from .csrf import Csrf
 from .pages import Link, Pages
 from .preferences import first, public_lists, read_form
 from .ratelimit import RateLimiter
+from .writes import committed
 
 FORM_LIMIT = 8 * 1024
 HONEYPOT = "website"
@@ -166,7 +167,9 @@ class SignupEndpoint:
         wait = self.per_address.allow(_key("address", email.lower()))
         if wait:
             return self._too_many(request, fields, wait, as_json)
-        made = await in_store_thread(self._request, email, name, lists, fields.source, client)
+        made = await committed(
+            self.loaded, self._request, email, name, lists, fields.source, client
+        )
         if made is not None:
             # Queued, and sent after the answer: every answer takes as long, known or not.
             url = f"{self._base()}/confirm/{self.signer.make(made)}"

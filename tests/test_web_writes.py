@@ -1,0 +1,76 @@
+"""Readers' writes batched into one transaction: each committed before its answer, and a
+failing one rolled back alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from newsletter.config import LoadedConfig, load_config
+from newsletter.store import open_store
+from newsletter.web.common import store_for_request
+from newsletter.web.writes import committed
+
+
+class Refused(Exception):
+    pass
+
+
+def add(loaded: LoadedConfig, email: str, *, then_fail: bool = False) -> str:
+    with store_for_request(loaded, writing=True) as store:
+        store.add(email, "", list_name="members")
+        if then_fail:
+            raise Refused(email)
+    return email
+
+
+def stored(loaded: LoadedConfig) -> set[str]:
+    """What a connection of its own sees: only committed rows."""
+    with open_store(loaded) as store:
+        return {row[0] for row in store.db.all("SELECT email FROM subscribers")}
+
+
+def test_each_write_is_committed_before_its_answer(sample_project: Path) -> None:
+    loaded = load_config(sample_project)
+    with open_store(loaded):
+        pass  # migrated, as create_app leaves it
+
+    async def one() -> set[str]:
+        await committed(loaded, add, loaded, "first@example.org")
+        return stored(loaded)
+
+    assert "first@example.org" in asyncio.run(one())
+
+
+def test_a_failed_write_is_rolled_back_alone_in_its_batch(sample_project: Path) -> None:
+    loaded = load_config(sample_project)
+    with open_store(loaded):
+        pass
+    gate = threading.Event()
+
+    def held() -> None:
+        # Keeps the writer busy until the next three are queued: they share one batch.
+        assert gate.wait(10)
+
+    async def together() -> list[object]:
+        first = asyncio.ensure_future(committed(loaded, held))
+        await asyncio.sleep(0.05)
+        writes = [
+            asyncio.ensure_future(committed(loaded, add, loaded, "kept@example.org")),
+            asyncio.ensure_future(
+                committed(loaded, lambda: add(loaded, "undone@example.org", then_fail=True))
+            ),
+            asyncio.ensure_future(committed(loaded, add, loaded, "also-kept@example.org")),
+        ]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await first
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    kept, failed, also_kept = asyncio.run(together())
+    assert (kept, also_kept) == ("kept@example.org", "also-kept@example.org")
+    assert isinstance(failed, Refused)
+    emails = stored(loaded)
+    assert {"kept@example.org", "also-kept@example.org"} <= emails
+    assert "undone@example.org" not in emails
