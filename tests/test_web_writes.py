@@ -74,3 +74,31 @@ def test_a_failed_write_is_rolled_back_alone_in_its_batch(sample_project: Path) 
     emails = stored(loaded)
     assert {"kept@example.org", "also-kept@example.org"} <= emails
     assert "undone@example.org" not in emails
+
+
+def test_writes_go_on_after_a_server_stopped_with_one_pending(sample_project: Path) -> None:
+    loaded = load_config(sample_project)
+    with open_store(loaded):
+        pass
+    gate = threading.Event()
+
+    def held() -> None:
+        assert gate.wait(10)
+
+    async def stopped_waiting() -> list[asyncio.Future[object]]:
+        # Their loop is closed by asyncio.run before the writer can answer them.
+        pending = [
+            asyncio.ensure_future(committed(loaded, held)),
+            asyncio.ensure_future(committed(loaded, add, loaded, "orphan@example.org")),
+        ]
+        await asyncio.sleep(0.05)
+        return pending
+
+    asyncio.run(stopped_waiting())
+    gate.set()
+
+    async def next_server() -> str:
+        return await asyncio.wait_for(committed(loaded, add, loaded, "next@example.org"), 10)
+
+    assert asyncio.run(next_server()) == "next@example.org"
+    assert {"orphan@example.org", "next@example.org"} <= stored(loaded)

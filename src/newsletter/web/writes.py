@@ -17,6 +17,7 @@ threads one transaction each, as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -75,7 +76,10 @@ class _BatchWriter:
         except Exception as exc:  # the commit itself (or a savepoint) failed: nothing holds
             outcomes = [(False, exc)] * len(batch)
         for write, (ok, value) in zip(batch, outcomes, strict=True):
-            write.loop.call_soon_threadsafe(_settle, write.future, ok, value)
+            # RuntimeError: its server's loop closed meanwhile, so no one waits for it,
+            # and this thread must live on for the next server's writes.
+            with contextlib.suppress(RuntimeError):
+                write.loop.call_soon_threadsafe(_settle, write.future, ok, value)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
