@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from newsletter.config import LoadedConfig, load_config
 from newsletter.store import open_store
@@ -31,10 +34,31 @@ def stored(loaded: LoadedConfig) -> set[str]:
         return {row[0] for row in store.db.all("SELECT email FROM subscribers")}
 
 
-def test_each_write_is_committed_before_its_answer(sample_project: Path) -> None:
-    loaded = load_config(sample_project)
-    with open_store(loaded):
+@pytest.fixture
+def loaded(sample_project: Path) -> LoadedConfig:
+    config = load_config(sample_project)
+    with open_store(config):
         pass  # migrated, as create_app leaves it
+    return config
+
+
+@pytest.fixture
+def gate() -> threading.Event:
+    return threading.Event()
+
+
+@pytest.fixture
+def held(gate: threading.Event) -> Callable[[], None]:
+    """A write that keeps the writer busy until the gate opens: what is queued meanwhile
+    shares the next batch."""
+
+    def hold() -> None:
+        assert gate.wait(10)
+
+    return hold
+
+
+def test_each_write_is_committed_before_its_answer(loaded: LoadedConfig) -> None:
 
     async def one() -> set[str]:
         await committed(loaded, add, loaded, "first@example.org")
@@ -43,16 +67,9 @@ def test_each_write_is_committed_before_its_answer(sample_project: Path) -> None
     assert "first@example.org" in asyncio.run(one())
 
 
-def test_a_failed_write_is_rolled_back_alone_in_its_batch(sample_project: Path) -> None:
-    loaded = load_config(sample_project)
-    with open_store(loaded):
-        pass
-    gate = threading.Event()
-
-    def held() -> None:
-        # Keeps the writer busy until the next three are queued: they share one batch.
-        assert gate.wait(10)
-
+def test_a_failed_write_is_rolled_back_alone_in_its_batch(
+    loaded: LoadedConfig, gate: threading.Event, held: Callable[[], None]
+) -> None:
     async def together() -> list[object]:
         first = asyncio.ensure_future(committed(loaded, held))
         await asyncio.sleep(0.05)
@@ -76,15 +93,9 @@ def test_a_failed_write_is_rolled_back_alone_in_its_batch(sample_project: Path) 
     assert "undone@example.org" not in emails
 
 
-def test_writes_go_on_after_a_server_stopped_with_one_pending(sample_project: Path) -> None:
-    loaded = load_config(sample_project)
-    with open_store(loaded):
-        pass
-    gate = threading.Event()
-
-    def held() -> None:
-        assert gate.wait(10)
-
+def test_writes_go_on_after_a_server_stopped_with_one_pending(
+    loaded: LoadedConfig, gate: threading.Event, held: Callable[[], None]
+) -> None:
     async def stopped_waiting() -> list[asyncio.Future[object]]:
         # Their loop is closed by asyncio.run before the writer can answer them.
         pending = [
