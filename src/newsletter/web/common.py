@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -33,6 +36,23 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise BodyTooLarge
     return bytes(body)
+
+
+T = TypeVar("T")
+STORE_THREADS = 4
+"""Threads that run the endpoints' store work. SQLite takes one writer at a time, so more
+threads only wait on its lock while contending for the interpreter; a few keep a reader's
+click from queueing behind a slow one."""
+_store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store")
+
+
+async def in_store_thread(function: Callable[..., T], *args: object) -> T:
+    """``function`` run in one of the store's threads, so the event loop keeps answering.
+
+    asyncio's own executor hand-off: Starlette's ``run_in_threadpool`` (anyio, with its
+    capacity limiter and cancel scopes) cost more per request than a sign-up's writes.
+    """
+    return await asyncio.get_running_loop().run_in_executor(_store_pool, function, *args)
 
 
 _threads = threading.local()

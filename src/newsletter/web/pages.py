@@ -25,6 +25,7 @@ _ENV = sandboxed_environment(
     autoescape=True,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # packaged files: compiled once, never checked on disk per answer
 )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -24,7 +23,7 @@ from ..errors import InvalidRecipient, TokenError
 from ..models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
-from .common import BodyTooLarge, read_body, store_for_request
+from .common import BodyTooLarge, in_store_thread, read_body, store_for_request
 from .csrf import Csrf
 from .pages import Pages, mask_address
 
@@ -79,7 +78,7 @@ class PreferencesEndpoint:
 
     async def show(self, request: Request) -> Response:
         token = request.path_params["token"]
-        found = await run_in_threadpool(self._read, token)
+        found = await in_store_thread(self._read, token)
         if found is None:
             return self._invalid()
         saved = request.query_params.get("saved") == "1"
@@ -101,9 +100,9 @@ class PreferencesEndpoint:
                 status=403,
             )
         try:
-            done = await run_in_threadpool(self._apply, token, form)
+            done = await in_store_thread(self._apply, token, form)
         except PreferenceError as exc:
-            found = await run_in_threadpool(self._read, token)
+            found = await in_store_thread(self._read, token)
             if found is None:
                 return self._invalid()
             return self._page(request, token, found, error=str(exc), status=400)

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -44,14 +43,21 @@ from ..signup import (
     request_signup,
 )
 from ..tokens import make_token
-from .common import BodyTooLarge, read_body, store_for_request
+from .common import BodyTooLarge, in_store_thread, read_body, store_for_request
 from .csrf import Csrf
 from .pages import Link, Pages
 from .preferences import first, public_lists, read_form
 from .ratelimit import RateLimiter
+from .writes import committed
 
 FORM_LIMIT = 8 * 1024
 HONEYPOT = "website"
+ACCEPTED = (
+    "Check your inbox: if the address can receive our e-mail, a message with a link "
+    "to confirm is on its way. Nothing else is sent until you confirm."
+)
+ACCEPTED_JSON = JSONResponse({"status": "check-your-inbox", "message": ACCEPTED}).body
+"""The one answer to every accepted JSON sign-up, encoded once."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,9 @@ class SignupEndpoint:
         wait = self.per_address.allow(_key("address", email.lower()))
         if wait:
             return self._too_many(request, fields, wait, as_json)
-        made = await run_in_threadpool(self._request, email, name, lists, fields.source, client)
+        made = await committed(
+            self.loaded, self._request, email, name, lists, fields.source, client
+        )
         if made is not None:
             # Queued, and sent after the answer: every answer takes as long, known or not.
             url = f"{self._base()}/confirm/{self.signer.make(made)}"
@@ -186,7 +194,7 @@ class SignupEndpoint:
 
     async def confirm_page(self, request: Request) -> Response:
         token = request.path_params["token"]
-        problem = await run_in_threadpool(self._check_link, token)
+        problem = await in_store_thread(self._check_link, token)
         if problem is not None:
             return problem
         nonce, is_new = self.csrf.nonce(request)
@@ -213,7 +221,7 @@ class SignupEndpoint:
                 "nothing was changed.",
                 status=403,
             )
-        return await run_in_threadpool(self._confirm, token)
+        return await in_store_thread(self._confirm, token)
 
     def _check_link(self, token: str) -> Response | None:
         with store_for_request(self.loaded) as store:
@@ -310,13 +318,9 @@ class SignupEndpoint:
         return self.csrf.remember(request, response, nonce, is_new)
 
     def _accepted(self, request: Request, fields: SignupForm, as_json: bool) -> Response:
-        message = (
-            "Check your inbox: if the address can receive our e-mail, a message with a link "
-            "to confirm is on its way. Nothing else is sent until you confirm."
-        )
         if as_json:
-            return JSONResponse({"status": "check-your-inbox", "message": message}, status_code=202)
-        return self.pages.render("Almost done", message)
+            return Response(ACCEPTED_JSON, status_code=202, media_type="application/json")
+        return self.pages.render("Almost done", ACCEPTED)
 
     def _refused(
         self, request: Request, fields: SignupForm | None, message: str, status: int, as_json: bool

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qs
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -21,8 +20,9 @@ from ..errors import TokenError
 from ..models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
-from .common import BodyTooLarge, escalate, read_body, store_for_request
+from .common import BodyTooLarge, escalate, in_store_thread, read_body, store_for_request
 from .pages import Link, Pages, mask_address
+from .writes import committed
 
 FORM_LIMIT = 8 * 1024
 """A one-click body is 26 bytes; anything much bigger is not a form we sent."""
@@ -57,7 +57,7 @@ class UnsubscribeEndpoint:
         )
 
     async def confirm(self, request: Request) -> HTMLResponse:
-        holder = await run_in_threadpool(self._holder, request.path_params["token"])
+        holder = await in_store_thread(self._holder, request.path_params["token"])
         if holder is None:
             return self._invalid()
         if not holder.receives:
@@ -82,7 +82,7 @@ class UnsubscribeEndpoint:
             return Response("request body too large\n", status_code=413)
         source = "one-click" if is_one_click(body) else "web"
         token = request.path_params["token"]
-        holder = await run_in_threadpool(self._unsubscribe, token, source)
+        holder = await committed(self.loaded, self._unsubscribe, token, source)
         return self._invalid() if holder is None else self._done(holder, token)
 
     def _holder(self, token: str) -> TokenHolder | None:

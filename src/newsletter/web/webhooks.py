@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -36,7 +35,7 @@ from ..errors import ConfigError
 from ..models import Outcome, SubscriberStatus
 from ..store import Ledger, Store
 from ..store.seen_events import SeenEvents
-from .common import BodyTooLarge, escalate, read_body, store_for_request
+from .common import BodyTooLarge, escalate, in_store_thread, read_body, store_for_request
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -282,7 +281,7 @@ class SendgridWebhook:
             events = parse_events(body)
         except ValueError as exc:
             return PlainTextResponse(f"{exc}\n", status_code=400)
-        result = await run_in_threadpool(self._apply, events)
+        result = await in_store_thread(self._apply, events)
         _log.info(
             "webhook: %d events (%d repeated); %d statuses changed, %d for unknown addresses, "
             "%d unconfirmed recipients settled",
