@@ -282,6 +282,20 @@ class PostgresDatabase(StoreDatabase):
                 raise self._error(exc) from exc
             return max(cursor.rowcount, 0)
 
+    def load_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY ... FROM STDIN``: the rows stream to the server in one command, where
+        ``executemany`` costs a round trip and a statement per row (a 1,000,000-row import
+        spent most of its time there). psycopg escapes each value for COPY's text format,
+        so tabs, newlines and backslashes inside a value arrive as they were."""
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._connection() as conn, conn.cursor() as cursor:
+            try:
+                with cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except psycopg.Error as exc:
+                raise self._error(exc) from exc
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self._cursor(sql, params) as cursor:
             row: Row | None = cursor.fetchone()

@@ -46,6 +46,8 @@ _STAGING = (
     "seq INTEGER NOT NULL, line INTEGER NOT NULL)",
 )
 
+_STAGED_COLUMNS = ("seq", "line", "email", "email_key", "name", "attributes")
+
 
 def address_key(normalised: str) -> str:
     """What makes two addresses the same person: mailbox case is ignored by real servers."""
@@ -141,9 +143,9 @@ class _ChunkWriter:
         db = self.db
         db.execute("DELETE FROM import_rows")
         emails = [record.email for record in part]
-        db.executemany(
-            "INSERT INTO import_rows (seq, line, email, email_key, name, attributes) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+        db.load_rows(
+            "import_rows",
+            _STAGED_COLUMNS,
             zip(
                 range(start, start + len(part)),
                 map(itemgetter(3), part),
