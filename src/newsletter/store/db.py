@@ -400,6 +400,19 @@ class StoreDatabase(ABC):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
 
     @abstractmethod
+    def load_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Put many rows into ``table`` at once, the backend's fastest way (a bulk load
+        has no use for a row count or a conflict clause); ``replace`` empties it first,
+        for a staging table filled again for each chunk."""
+
+    @abstractmethod
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
     @abstractmethod
@@ -573,6 +586,21 @@ class Database(StoreDatabase):
                 return self._conn.executemany(sql, rows).rowcount
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
+
+    def load_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """SQLite binds rows in-process, so ``executemany`` is already its bulk load; a
+        ``DELETE`` of every row is its quick truncation."""
+        if replace:
+            self.execute(f"DELETE FROM {table}")
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self._lock:

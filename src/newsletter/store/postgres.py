@@ -282,6 +282,33 @@ class PostgresDatabase(StoreDatabase):
                 raise self._error(exc) from exc
             return max(cursor.rowcount, 0)
 
+    def load_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """``COPY ... FROM STDIN``: the rows stream to the server in one command, where
+        ``executemany`` costs a round trip and a statement per row (a 1,000,000-row import
+        spent most of its time there). psycopg escapes each value for COPY's text format,
+        so tabs, newlines and backslashes inside a value arrive as they were.
+
+        ``replace`` truncates: a ``DELETE`` leaves the old rows behind as dead versions,
+        which nothing vacuums in a temporary table, so every scan of a staging table
+        refilled per chunk would read all the chunks before it."""
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._connection() as conn, conn.cursor() as cursor:
+            try:
+                if replace:
+                    cursor.execute(f"TRUNCATE {table}")
+                with cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except psycopg.Error as exc:
+                raise self._error(exc) from exc
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self._cursor(sql, params) as cursor:
             row: Row | None = cursor.fetchone()
