@@ -45,6 +45,7 @@ from ..config import LoadedConfig, NewsletterInfo
 from ..confirmation import ConfirmationMailer
 from ..send import unsubscribe_secret
 from ..store import open_store
+from .common import BodyTooLarge, too_large
 from .csrf import Csrf
 from .headers import SecurityHeaders, security_headers
 from .pages import Pages
@@ -197,7 +198,7 @@ def _app(
     app = _HeadedStarlette(
         security_headers(loaded.settings.template.theme),
         routes=routes + archive_routes(archive),
-        exception_handlers={404: not_found},
+        exception_handlers={404: not_found, BodyTooLarge: too_large},
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # or every unknown path would redirect before its 404

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from ..config import LoadedConfig
 from ..models import Subscriber, SubscriberStatus
@@ -18,7 +19,20 @@ from ..store import Store
 
 
 class BodyTooLarge(Exception):
-    """The request body is over the configured limit."""
+    """The request body is over the configured limit. The app answers it (413) for every
+    endpoint alike, through ``too_large``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+async def too_large(request: Request, exc: Exception) -> Response:
+    """The app's answer to ``BodyTooLarge``, raised by ``read_body`` in any endpoint."""
+    limit = exc.limit if isinstance(exc, BodyTooLarge) else 0
+    return PlainTextResponse(
+        f"request body too large (a body over {limit} bytes is refused)\n", status_code=413
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -29,12 +43,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+        raise BodyTooLarge(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BodyTooLarge
+            raise BodyTooLarge(limit)
     return bytes(body)
 
 

@@ -23,7 +23,7 @@ from ..errors import InvalidRecipient, TokenError
 from ..models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
-from .common import BodyTooLarge, in_store_thread, read_body, store_for_request
+from .common import in_store_thread, read_body, store_for_request
 from .csrf import Csrf
 from .pages import Pages, mask_address
 
@@ -86,10 +86,7 @@ class PreferencesEndpoint:
 
     async def change(self, request: Request) -> Response:
         token = request.path_params["token"]
-        try:
-            body = await read_body(request, FORM_LIMIT)
-        except BodyTooLarge:
-            return Response("request body too large\n", status_code=413)
+        body = await read_body(request, FORM_LIMIT)
         form = read_form(body)
         if not self.csrf.valid(request, {"csrf": first(form, "csrf")}, _path(token)):
             return self.pages.render(

@@ -43,7 +43,7 @@ from ..signup import (
     request_signup,
 )
 from ..tokens import make_token
-from .common import BodyTooLarge, in_store_thread, read_body, store_for_request
+from .common import in_store_thread, read_body, store_for_request
 from .csrf import Csrf
 from .pages import Link, Pages
 from .preferences import first, public_lists, read_form
@@ -134,10 +134,7 @@ class SignupEndpoint:
 
     async def subscribe(self, request: Request) -> Response:
         as_json = request.headers.get("content-type", "").startswith("application/json")
-        try:
-            body = await read_body(request, FORM_LIMIT)
-        except BodyTooLarge:
-            return Response("request body too large\n", status_code=413)
+        body = await read_body(request, FORM_LIMIT)
         try:
             fields = json_fields(body) if as_json else form_fields(read_form(body))
         except SignupRefused as exc:
@@ -209,10 +206,7 @@ class SignupEndpoint:
 
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
-        try:
-            body = await read_body(request, FORM_LIMIT)
-        except BodyTooLarge:
-            return Response("request body too large\n", status_code=413)
+        body = await read_body(request, FORM_LIMIT)
         csrf = first(read_form(body), "csrf")
         if not self.csrf.valid(request, {"csrf": csrf}, f"/confirm/{token}"):
             return self.pages.render(

@@ -20,7 +20,7 @@ from ..errors import TokenError
 from ..models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
-from .common import BodyTooLarge, escalate, in_store_thread, read_body, store_for_request
+from .common import escalate, in_store_thread, read_body, store_for_request
 from .pages import Link, Pages, mask_address
 from .writes import committed
 
@@ -76,10 +76,7 @@ class UnsubscribeEndpoint:
         )
 
     async def apply(self, request: Request) -> Response:
-        try:
-            body = await read_body(request, FORM_LIMIT)
-        except BodyTooLarge:
-            return Response("request body too large\n", status_code=413)
+        body = await read_body(request, FORM_LIMIT)
         source = "one-click" if is_one_click(body) else "web"
         token = request.path_params["token"]
         holder = await committed(self.loaded, self._unsubscribe, token, source)

@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..models import Outcome, SubscriberStatus
 from ..store import Ledger, Store
 from ..store.seen_events import SeenEvents
-from .common import BodyTooLarge, escalate, in_store_thread, read_body, store_for_request
+from .common import escalate, in_store_thread, read_body, store_for_request
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -267,10 +267,7 @@ class SendgridWebhook:
             # 503, not 404: SendGrid retries for a day, so events sent before the key is
             # set still arrive once it is.
             return PlainTextResponse(OFF_MESSAGE, status_code=503)
-        try:
-            body = await read_body(request, self.limit)
-        except BodyTooLarge:
-            return PlainTextResponse(f"body over {self.limit} bytes\n", status_code=413)
+        body = await read_body(request, self.limit)
         if self.check is not None:
             problem = self.check.problem(
                 body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
