@@ -12,6 +12,11 @@ INVALID = "this unsubscribe link is not valid; it may be incomplete or altered"
 ANN = {123: "ann@example.org"}.get
 V1_ANN = "AQAAAAAAAAB7bWVtYmVycwBhbm5AZXhhbXBsZS5vcmcpj8EV2j0uW6hwnsnG4ho22CkJfYcRSwjY5I7CL1iZsg"
 """make_token(SECRET, 123, "ann@example.org", "members") before version 2."""
+V3_ANN = "A3sEnWCmsvJsAhkOJ3GZDGBQlA"
+"""make_token(SECRET, 123, "ann@example.org", 4), as links already sent carry it."""
+LONG_SECRET = "x" * 100
+V3_LONG_SECRET = "A8CEPQQ0-_ZnzQFgETW_ZG6myH8U"
+"""make_token(LONG_SECRET, 10**6, "ann@example.org", 4): a secret longer than a hash block."""
 
 
 def _raw(token: str) -> bytes:
@@ -114,6 +119,21 @@ def test_make_many_equals_make_for_every_element(
         for subscriber_id, email in zip(subscriber_ids, emails, strict=True)
     ]
     assert many == one_by_one
+
+
+@pytest.mark.parametrize(
+    ("secret", "subscriber_id", "token"),
+    [(SECRET, 123, V3_ANN), (LONG_SECRET, 10**6, V3_LONG_SECRET)],
+    ids=["short secret", "secret longer than a block"],
+)
+def test_links_already_sent_are_made_and_verified_as_before(
+    secret: str, subscriber_id: int, token: str
+) -> None:
+    signer = TokenSigner(secret)
+    assert signer.make(subscriber_id, "ann@example.org", 4) == token
+    assert signer.make_many([subscriber_id], ["ann@example.org"], 4) == [token]
+    email_of = {subscriber_id: "ann@example.org"}.get
+    assert signer.verify(token, email_of) == TokenPayload(subscriber_id, "ann@example.org", 4, None)
 
 
 def test_make_many_checks_its_input() -> None:

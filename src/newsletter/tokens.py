@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import hmac
 import re
 import struct
@@ -120,7 +121,11 @@ def make_token(secret: str, subscriber_id: int, email: str, list_id: int) -> str
 
 
 _b2a = binascii.b2a_base64
-_copy, _update, _digest = hmac.HMAC.copy, hmac.HMAC.update, hmac.HMAC.digest
+_SHA256 = type(hashlib.sha256())
+_copy, _update, _digest = _SHA256.copy, _SHA256.update, _SHA256.digest
+_BLOCK = hashlib.sha256().block_size
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 _encode = str.encode
 _join = b"".join
 _cut = bytes.__getitem__
@@ -156,13 +161,23 @@ def _layout(count: int, width: int) -> _Layout:
 class TokenSigner:
     """Makes and verifies tokens with one secret, keyed once.
 
-    The HMAC is keyed (and fed the context) once per signer; each token updates a copy,
-    which saves the two hash blocks of keying per token that ``hmac.digest`` would spend.
+    HMAC-SHA256 is computed from its two SHA-256 states (RFC 2104: the key padded and
+    XORed with 0x36 for the inner hash, 0x5C for the outer), keyed (and the inner one fed
+    the context) once per signer. Each token copies, updates and finishes those states
+    through hashlib's own C methods, mapped over a whole batch: the same MACs as
+    ``hmac.new(secret, context + message)``, for about half the CPU of ``hmac``'s Python
+    wrappers around each copy, update and digest.
     """
 
     def __init__(self, secret: str) -> None:
         self._secret = _secret_bytes(secret)
-        self._keyed = hmac.new(self._secret, _CONTEXT, digestmod="sha256")
+        key = self._secret
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._inner.update(_CONTEXT)
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
 
     def make(self, subscriber_id: int, email: str, list_id: int) -> str:
         _check_range(subscriber_id, subscriber_id, list_id)
@@ -184,7 +199,7 @@ class TokenSigner:
         varints of a batch are made in a few operations on one integer (``_bodies``),
         every other step is a ``map`` over the batch, and the tokens are base64-encoded,
         made url-safe and cut apart in whole-batch operations (a token's base64 never
-        holds a newline, so one separates them). Only ``hmac``'s own methods are Python.
+        holds a newline, so one separates them). No Python function runs per token.
         """
         count = len(subscriber_ids)
         if count != len(emails):
@@ -194,10 +209,12 @@ class TokenSigner:
         low, high = min(subscriber_ids), max(subscriber_ids)
         _check_range(low, high, list_id)
         bodies, layout = self._bodies(subscriber_ids, low, high, varint(list_id))
-        macs = list(map(_copy, repeat(self._keyed, count)))
+        inner = list(map(_copy, repeat(self._inner, count)))
         signing = map(_join, zip(bodies, map(_encode, emails), strict=True))
-        deque(map(_update, macs, signing), maxlen=0)
-        digests = map(_digest, macs)
+        deque(map(_update, inner, signing), maxlen=0)
+        outer = list(map(_copy, repeat(self._outer, count)))
+        deque(map(_update, outer, map(_digest, inner)), maxlen=0)
+        digests = map(_digest, outer)
         signed: Iterable[bytes]
         if layout is None:
             signed = map(bytes.__add__, bodies, map(_cut, digests, repeat(_MAC_PART)))
@@ -238,9 +255,11 @@ class TokenSigner:
         return layout.bodies.unpack(whole.to_bytes(layout.ids.size, "little")), layout
 
     def _mac(self, body: bytes, email: bytes) -> bytes:
-        mac = self._keyed.copy()
-        mac.update(body + email)
-        return mac.digest()[:_MAC_SIZE]
+        inner = self._inner.copy()
+        inner.update(body + email)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:_MAC_SIZE]
 
     def verify(self, token: str, email_of: EmailOf, *, accept_v1: bool = True) -> TokenPayload:
         """The payload of a genuine token; TokenError, always with one message, otherwise.
