@@ -26,7 +26,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -391,9 +391,24 @@ def _separators(count: int) -> list[str]:
 
 
 def _fill(layout: Sequence[str | Sequence[str]], count: int) -> str:
-    """A layout filled for every row in one join: no Python code per recipient."""
-    streams = [repeat(part, count) if isinstance(part, str) else part for part in layout]
-    return "".join(chain.from_iterable(zip(*streams, strict=True)))
+    """A layout filled for every row in one join: no Python code per recipient.
+
+    Neighbouring constant texts become one piece; then each piece takes every k-th slot
+    of one list by slice assignment (a column must have ``count`` values, or it raises),
+    which costs about a third less than zipping the columns into a tuple per recipient.
+    """
+    pieces: list[str | Sequence[str]] = []
+    for part in layout:
+        last = pieces[-1] if pieces else None
+        if isinstance(part, str) and isinstance(last, str):
+            pieces[-1] = last + part
+        else:
+            pieces.append(part)
+    width = len(pieces)
+    slots: list[str] = [""] * (width * count)
+    for offset, piece in enumerate(pieces):
+        slots[offset::width] = [piece] * count if isinstance(piece, str) else piece
+    return "".join(slots)
 
 
 def _categories(*names: str) -> list[str]:
