@@ -5,7 +5,7 @@ import pytest
 
 from newsletter.errors import TokenError
 from newsletter.tokens import TokenPayload, TokenSigner, make_token, varint, verify_token
-from servers.legacy_tokens import make_v1_token
+from servers.legacy_tokens import make_v1_token, make_v2_token, make_v3_token
 
 SECRET = "s3cret-value"
 INVALID = "this unsubscribe link is not valid; it may be incomplete or altered"
@@ -13,10 +13,10 @@ ANN = {123: "ann@example.org"}.get
 V1_ANN = "AQAAAAAAAAB7bWVtYmVycwBhbm5AZXhhbXBsZS5vcmcpj8EV2j0uW6hwnsnG4ho22CkJfYcRSwjY5I7CL1iZsg"
 """make_token(SECRET, 123, "ann@example.org", "members") before version 2."""
 V3_ANN = "A3sEnWCmsvJsAhkOJ3GZDGBQlA"
-"""make_token(SECRET, 123, "ann@example.org", 4), as links already sent carry it."""
+"""make_token(SECRET, 123, "ann@example.org", 4) of version 3, as links already sent carry it."""
 LONG_SECRET = "x" * 100
 V3_LONG_SECRET = "A8CEPQQ0-_ZnzQFgETW_ZG6myH8U"
-"""make_token(LONG_SECRET, 10**6, "ann@example.org", 4): a secret longer than a hash block."""
+"""The same of version 3 for subscriber 10**6 and a secret longer than a hash block."""
 
 
 def _raw(token: str) -> bytes:
@@ -77,7 +77,7 @@ def test_the_token_holds_ids_and_a_mac_and_nothing_of_the_address() -> None:
     email = "ann.lee@example.org"
     token = make_token(SECRET, 10**6, email, 7)
     raw = _raw(token)
-    assert raw[:1] == b"\x03"
+    assert raw[:1] == b"\x04"
     assert raw[1:-16] == varint(10**6) + varint(7)
     assert len(raw) == 1 + len(varint(10**6)) + len(varint(7)) + 16
     for text in (raw.decode("latin-1"), token, token.lower()):
@@ -126,14 +126,22 @@ def test_make_many_equals_make_for_every_element(
     [(SECRET, 123, V3_ANN), (LONG_SECRET, 10**6, V3_LONG_SECRET)],
     ids=["short secret", "secret longer than a block"],
 )
-def test_links_already_sent_are_made_and_verified_as_before(
+def test_links_of_version_3_already_sent_still_verify_and_leave_their_list(
     secret: str, subscriber_id: int, token: str
 ) -> None:
-    signer = TokenSigner(secret)
-    assert signer.make(subscriber_id, "ann@example.org", 4) == token
-    assert signer.make_many([subscriber_id], ["ann@example.org"], 4) == [token]
+    assert make_v3_token(secret, subscriber_id, "ann@example.org", 4) == token
     email_of = {subscriber_id: "ann@example.org"}.get
-    assert signer.verify(token, email_of) == TokenPayload(subscriber_id, "ann@example.org", 4, None)
+    payload = verify_token(secret, token, email_of)
+    assert payload == TokenPayload(subscriber_id, "ann@example.org", 4, None)
+    assert (payload.version, payload.leaves_everything) == (3, False)
+    assert _refusal(token, {subscriber_id: "bo@example.org"}.get, secret) == INVALID
+
+
+def test_new_tokens_are_version_4_and_only_version_2_leaves_everything() -> None:
+    current = verify_token(SECRET, make_token(SECRET, 123, "ann@example.org", 4), ANN)
+    v2 = verify_token(SECRET, make_v2_token(SECRET, 123, "ann@example.org", 4), ANN)
+    assert (current.version, current.leaves_everything) == (4, False)
+    assert (v2.version, v2.leaves_everything) == (2, True)
 
 
 def test_make_many_checks_its_input() -> None:
@@ -161,8 +169,11 @@ def test_every_refusal_has_one_message_that_names_nobody() -> None:
         **{f"v1 cut by {cut}": v1[:-cut] for cut in (1, 10, 43, 60)},
         "one character more": token + "A",
         "a byte more": _text(raw + b"\x00"),
-        "unknown version": _text(b"\x04" + raw[1:]),
-        "version 2 with the MAC of version 3": _text(b"\x02" + raw[1:]),
+        "unknown version": _text(b"\x05" + raw[1:]),
+        "version 3 with the MAC of version 4": _text(b"\x03" + raw[1:]),
+        "version 2 with the MAC of version 4": _text(b"\x02" + raw[1:]),
+        "version 4 with the MAC of version 3": _text(b"\x04" + _raw(V3_ANN)[1:]),
+        "version 2 with the MAC of version 3": _text(b"\x02" + _raw(V3_ANN)[1:]),
         "overlong varint": _text(overlong),
         "MAC of another subscriber": _text(raw[:-16] + _raw(make_token(SECRET, 124, "x", 4))[-16:]),
         **{f"garbage {text!r}": text for text in ["", "x", "not a token!", "====", "é" * 20]},

@@ -16,7 +16,7 @@ from newsletter.send import unsubscribe_secret
 from newsletter.store import StatusEvent, open_store
 from newsletter.tokens import make_token
 from newsletter.unsubscribe import legacy_links_until
-from servers.legacy_tokens import make_v1_token, make_v2_token
+from servers.legacy_tokens import make_v1_token, make_v2_token, make_v3_token
 from servers.web_app import add_subscriber, running_app
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -322,13 +322,17 @@ def test_an_oversized_post_is_refused_and_changes_nothing(
     assert status_of(project, "ada@example.org")[0] is SubscriberStatus.SUBSCRIBED
 
 
+@pytest.mark.parametrize("version", ["current", "3 (issues sent before)"])
 def test_one_click_leaves_the_list_of_the_issue_and_no_other(
-    project: Path, client: httpx.Client
+    project: Path, client: httpx.Client, version: str
 ) -> None:
-    _, token = add_subscriber(project, "ada@example.org")
+    ada_id, token = add_subscriber(project, "ada@example.org")
     with open_store(load_config(project)) as store:
+        members = store.ensure_list("members")
         store.ensure_list("guests")
         store.add("ada@example.org", list_name="guests")
+    if version != "current":
+        token = make_v3_token(secret_of(project), ada_id, "ada@example.org", members.id)
 
     page = client.get(f"/unsubscribe/{token}")
     reply = client.post(f"/unsubscribe/{token}", data=ONE_CLICK)
