@@ -221,6 +221,33 @@ def test_each_recipient_gets_what_the_outbox_would_write(
     assert "Dear Ann," in _as_received(body, 3)["text"]
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["Ann Smith", "Bo", "", "Cy  Twombly", "Dee ", "Émile Zola"],
+        ["Ann Smith", " Bo Diddley", "Cy\u00a0Twombly", "Dee\u2003Dee", "   ", ""],
+    ],
+    ids=["plain spaces", "other whitespace"],
+)
+def test_first_names_are_the_ones_the_outbox_writes(
+    fake: FakeSendGrid, tmp_path: Path, names: list[str]
+) -> None:
+    issue = sample_issue()
+    people = [row(n, f"reader{n}@example.com", name) for n, name in enumerate(names, 1)]
+    assert outcomes(_deliver(fake, people, issue)) == dict.fromkeys(range(1, 7), Outcome.ACCEPTED)
+    with OutboxProvider(tmp_path) as outbox:
+        deliver(outbox, people, issue)
+
+    body = fake.requests[0].body
+    assert "%%first_name" in issue.text
+    for index, person in enumerate(people):
+        [path] = (tmp_path / issue.issue_id).glob(f"{person[0]}-*.eml")
+        written = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(written, email.message.EmailMessage)
+        text = written.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        assert _as_received(body, index)["text"] == text, person
+
+
 @pytest.mark.parametrize("base", ["https://leading-together.example.org/u/", ""])
 def test_an_attribute_never_fills_a_built_in_field(fake: FakeSendGrid, base: str) -> None:
     """Attributes stored before built-in names were refused are ignored, token or not."""

@@ -218,11 +218,20 @@ def refusals(rows: Iterable[tuple[int, str, str]]) -> dict[int, str]:
     batch: Sequence[tuple[int, str, str]] = rows if isinstance(rows, (list, tuple)) else list(rows)
     if not batch:
         return {}
-    _, emails, names = zip(*batch, strict=True)
+    ids, emails, names = zip(*batch, strict=True)
+    return column_refusals(ids, emails, names)
+
+
+def column_refusals(
+    ids: Sequence[int], emails: Sequence[str], names: Sequence[str]
+) -> dict[int, str]:
+    """``refusals`` of a batch held as columns, as a send's worker holds it."""
+    if not ids:
+        return {}
     if _plain_addresses(emails) and _printable(names) and max(map(len, names)) <= MAX_NAME:
         return {}
     refused = {}
-    for subscriber_id, email, name in batch:
+    for subscriber_id, email, name in zip(ids, emails, names, strict=True):
         reason = _refusal(email, name)
         if reason is not None:
             refused[subscriber_id] = reason

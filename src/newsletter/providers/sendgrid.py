@@ -27,6 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -49,6 +50,9 @@ _HTML_SPECIALS = re.compile(r"[&<>\"']")
 _NAME_NEEDS_CARE = re.compile(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f-\x9f]')
 """What may make SendGrid mis-read a display name, or cannot go in a header at all."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SPACE_NOT_PLAIN = re.compile(r"\x00\s|[^\S ]")
+"""In names joined after a NUL each: one that starts with whitespace, or whitespace other
+than the plain space."""
 _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\b")
 _STANDARD = ("email", "name", "first_name")
 _TOKEN_FIELD = "unsubscribe_url"
@@ -150,7 +154,7 @@ class SendgridProvider(Provider):
         ids, emails, names, values, tokens = zip(*_names_carried(rows), strict=True)
         columns: dict[str, Sequence[str]] = {"email": emails, "name": names}
         if any(field.name == "first_name" for field in shared.fields):
-            columns["first_name"] = [(name.split(None, 1) or ("",))[0] for name in names]
+            columns["first_name"] = _first_names(names)
         plain = [_column(field, columns, values) for field in shared.fields]
         escaping = any(_HTML_SPECIALS.search("".join(column)) for column in plain)
         to = _to_layout(emails, names)
@@ -334,6 +338,18 @@ def _column(
         fallback = field.fallback
         column = [value or fallback for value in column]
     return column
+
+
+def _first_names(names: Sequence[str]) -> list[str]:
+    """Each name's first word, as ``name.split()[0]`` (or '' for a blank name) gives it.
+
+    Where no name starts with whitespace and the only whitespace is the plain space (the
+    usual batch), cutting at the first space is the same thing, done by a ``map`` of C
+    methods with no Python code per name.
+    """
+    if _SPACE_NOT_PLAIN.search("\x00" + "\x00".join(names)) is None:
+        return list(map(itemgetter(0), map(str.partition, names, repeat(" "))))
+    return [(name.split(None, 1) or ("",))[0] for name in names]
 
 
 def _json_column(column: Sequence[str]) -> Sequence[str]:
