@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from .. import addresses, merge
+from ..charclass import CharClass
 from ..config import SendgridSettings, resolve_secret
 from ..errors import ProviderError
 from ..message import ONE_CLICK, PreparedIssue
@@ -44,15 +45,14 @@ MAX_CATEGORIES = 10
 SUBSCRIBER_ARG = "sid"
 """The ``custom_args`` key of our subscriber id: short, since every recipient repeats it."""
 MAIL_SEND_PERMISSION = "Mail Send"
-_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
+_UNSAFE = CharClass(r'["\\\x00-\x1f\x7f\u2028\u2029]')
 """What a JSON string would escape: text without any goes into a body as it is."""
-_HTML_SPECIALS = re.compile(r"[&<>\"']")
-_NAME_NEEDS_CARE = re.compile(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f-\x9f]')
+_HTML_SPECIALS = CharClass(r"[&<>\"']")
+_NAME_NEEDS_CARE = CharClass(r'[()<>\[\]:;@\\,."\x00-\x1f\x7f-\x9f]')
 """What may make SendGrid mis-read a display name, or cannot go in a header at all."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SPACE_NOT_PLAIN = re.compile(r"\x00\s|[^\S ]")
-"""In names joined after a NUL each: one that starts with whitespace, or whitespace other
-than the plain space."""
+_CONTROL = CharClass(r"[\x00-\x1f\x7f-\x9f]")
+_SPACE_NOT_PLAIN = CharClass(r"[^\S ]")
+"""Whitespace other than the plain space."""
 _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\b")
 _STANDARD = ("email", "name", "first_name")
 _TOKEN_FIELD = "unsubscribe_url"
@@ -156,7 +156,7 @@ class SendgridProvider(Provider):
         if any(field.name == "first_name" for field in shared.fields):
             columns["first_name"] = _first_names(names)
         plain = [_column(field, columns, values) for field in shared.fields]
-        escaping = any(_HTML_SPECIALS.search("".join(column)) for column in plain)
+        escaping = any(_HTML_SPECIALS.found_in("".join(column)) for column in plain)
         to = _to_layout(emails, names)
         # Each personalization, as alternating constant text and columns of values, with
         # the comma that separates it from the one before.
@@ -347,14 +347,15 @@ def _first_names(names: Sequence[str]) -> list[str]:
     usual batch), cutting at the first space is the same thing, done by a ``map`` of C
     methods with no Python code per name.
     """
-    if _SPACE_NOT_PLAIN.search("\x00" + "\x00".join(names)) is None:
+    joined = "\x00" + "\x00".join(names)
+    if "\x00 " not in joined and not _SPACE_NOT_PLAIN.found_in(joined):
         return list(map(itemgetter(0), map(str.partition, names, repeat(" "))))
     return [(name.split(None, 1) or ("",))[0] for name in names]
 
 
 def _json_column(column: Sequence[str]) -> Sequence[str]:
     """The column as JSON string insides, escaping (per value) only if something needs it."""
-    if _UNSAFE.search("".join(column)) is None:
+    if not _UNSAFE.found_in("".join(column)):
         return column
     return [_json(value) for value in column]
 
@@ -362,10 +363,10 @@ def _json_column(column: Sequence[str]) -> Sequence[str]:
 def _names_carried(rows: Sequence[RecipientRow]) -> Sequence[RecipientRow]:
     """The rows with every name that holds a line break or control character left out:
     such a recipient is addressed and greeted as one without a name."""
-    if _CONTROL.search("".join([row[2] for row in rows])) is None:
+    if not _CONTROL.found_in("".join([row[2] for row in rows])):
         return rows
     return [
-        (sid, email, "" if _CONTROL.search(name) else name, values, token)
+        (sid, email, "" if _CONTROL.found_in(name) else name, values, token)
         for sid, email, name, values, token in rows
     ]
 
@@ -376,8 +377,8 @@ def _to_layout(emails: Sequence[str], names: Sequence[str]) -> list[str | Sequen
     one JSON object per recipient."""
     if (
         all(names)
-        and _NAME_NEEDS_CARE.search("".join(names)) is None
-        and _UNSAFE.search("".join(emails)) is None
+        and not _NAME_NEEDS_CARE.found_in("".join(names))
+        and not _UNSAFE.found_in("".join(emails))
     ):
         return ['{"email":"', emails, '","name":"', names, '"}']
     return [_to_column(emails, names)]
@@ -385,7 +386,7 @@ def _to_layout(emails: Sequence[str], names: Sequence[str]) -> list[str | Sequen
 
 def _to_column(emails: Sequence[str], names: Sequence[str]) -> list[str]:
     """Each recipient's ``to`` object as JSON: the name quoted, or left out if it cannot go."""
-    if _NAME_NEEDS_CARE.search("".join(names)) is None and _UNSAFE.search("".join(emails)) is None:
+    if not _NAME_NEEDS_CARE.found_in("".join(names)) and not _UNSAFE.found_in("".join(emails)):
         return [
             f'{{"email":"{email}","name":"{name}"}}' if name else f'{{"email":"{email}"}}'
             for email, name in zip(emails, names, strict=True)
