@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import orjson
 
 from ..models import SubscriberStatus
-from .db import StoreDatabase, utc_now
+from .db import Row, StoreDatabase, utc_now
 
 INACTIVE = frozenset(
     {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
@@ -112,10 +112,10 @@ def upsert_stream(
     ones and a non-empty name replaces the stored one; a known address that left keeps
     its status unless ``force``. Addresses must already be normalised.
     """
-    writer = _ChunkWriter(db, list_id, force, source, on_duplicate)
+    writer = _writer_class(db)(db, list_id, force, source, on_duplicate)
     counts = UpsertCounts()
     with db.transaction():
-        for statement in _STAGING:
+        for statement in writer.staging:
             db.execute(statement)
         db.execute("DELETE FROM import_seen")
         start = 0
@@ -128,6 +128,16 @@ def upsert_stream(
     return counts
 
 
+def _writer_class(db: StoreDatabase) -> type[_ChunkWriter]:
+    """PostgreSQL's writer chains the chunk's inserts in one statement, which SQLite's
+    SQL cannot say."""
+    if db.dialect.name == "postgresql":
+        from .upsert_postgres import PostgresChunkWriter  # it builds on _ChunkWriter below
+
+        return PostgresChunkWriter
+    return _ChunkWriter
+
+
 @dataclass(frozen=True)
 class _ChunkWriter:
     """Writes one chunk of a stream: staged, its repeats set aside, then a few statements."""
@@ -137,9 +147,21 @@ class _ChunkWriter:
     force: bool
     source: str
     on_duplicate: OnDuplicate
+    staging: ClassVar[tuple[str, ...]] = _STAGING
 
     def write(self, part: list[NewSubscriber], start: int) -> UpsertCounts:
         """Write ``part``, whose first record is number ``start`` of the stream."""
+        self._stage(part, start)
+        now = utc_now()
+        counts = self._update_existing(part, start, now, self._existing())
+        added = self._insert_new(now)
+        if self.list_id is not None:  # people outside any list were added to none
+            counts.added += added
+        return counts
+
+    def _stage(self, part: list[NewSubscriber], start: int) -> int:
+        """Put ``part`` into the staging table, its repeats set aside; returns how many
+        rows are staged."""
         db = self.db
         emails = [record.email for record in part]
         db.load_rows(
@@ -163,12 +185,7 @@ class _ChunkWriter:
         )
         if first_sightings < len(part):  # rare: only then look for which rows repeat
             self._set_aside_repeats(part, start)
-        now = utc_now()
-        counts = self._update_existing(part, start, now)
-        added = self._insert_new(now)
-        if self.list_id is not None:  # people outside any list were added to none
-            counts.added += added
-        return counts
+        return first_sightings
 
     def _set_aside_repeats(self, part: list[NewSubscriber], start: int) -> None:
         """Drop the staged rows whose address came earlier in the stream, naming each."""
@@ -214,16 +231,12 @@ class _ChunkWriter:
                 )
         return added
 
-    def _update_existing(self, part: list[NewSubscriber], start: int, now: str) -> UpsertCounts:
-        """Apply the staged rows of people already in the store, as each one's rules say."""
+    def _update_existing(
+        self, part: list[NewSubscriber], start: int, now: str, rows: list[Row]
+    ) -> UpsertCounts:
+        """Apply the staged rows of people already in the store (``_existing``), as each
+        one's rules say."""
         list_id, source = self.list_id, self.source
-        rows = self.db.all(
-            "SELECT r.seq, s.id, s.name, s.attributes, s.status, "
-            "(SELECT m.status FROM memberships m WHERE m.subscriber_id = s.id "
-            "AND m.list_id = ?) FROM import_rows r "
-            "JOIN subscribers s ON s.email_key = r.email_key ORDER BY r.seq",
-            (list_id if list_id is not None else -1,),
-        )
         counts = UpsertCounts()
         updates: list[tuple[str, str, str, int]] = []
         rejoins: list[tuple[int, str, str]] = []
@@ -276,6 +289,17 @@ class _ChunkWriter:
         if relists:
             self._relist(relists, {sid for sid, _, _ in rejoins}, now)
         return counts
+
+    def _existing(self) -> list[Row]:
+        """The staged rows of people already in the store: seq, their id, name,
+        attributes and status, and their membership's status on the list (or None)."""
+        return self.db.all(
+            "SELECT r.seq, s.id, s.name, s.attributes, s.status, "
+            "(SELECT m.status FROM memberships m WHERE m.subscriber_id = s.id "
+            "AND m.list_id = ?) FROM import_rows r "
+            "JOIN subscribers s ON s.email_key = r.email_key ORDER BY r.seq",
+            (self.list_id if self.list_id is not None else -1,),
+        )
 
     def _relist(self, relists: list[int], rejoined: set[int], now: str) -> None:
         """Forced back onto a list they had left: the membership is subscribed again, with
