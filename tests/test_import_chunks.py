@@ -135,3 +135,17 @@ def test_forced_back_in_a_chunk_of_new_people(store: Store) -> None:
     ben = store.get("ben@example.org")
     assert ben is not None and str(ben.status) == "subscribed"
     assert events(store, "ben@example.org")[-1] == ("subscribed", "added again with force")
+
+
+def test_repeats_within_a_chunk_and_across_chunks_name_the_first_line(store: Store) -> None:
+    found: list[tuple[int, int]] = []
+    emails = ["a@x.org", "b@x.org", "a@x.org", "A@x.org", "c@x.org", "b@x.org", "a@x.org"]
+    records = [NewSubscriber(email, f"P{n}", line=n) for n, email in enumerate(emails, 2)]
+    counts = store.upsert_stream(
+        records, "members", on_duplicate=lambda r, first: found.append((r.line, first)), chunk=4
+    )
+    assert found == [(4, 2), (5, 2), (7, 3), (8, 2)]
+    assert counts.added == 3
+    assert [(s.email, s.name) for s in store.subscribers_of("members")] == [
+        ("a@x.org", "P2"), ("b@x.org", "P3"), ("c@x.org", "P6"),
+    ]  # fmt: skip

@@ -117,14 +117,13 @@ def upsert_stream(
     with db.transaction():
         for statement in writer.staging:
             db.execute(statement)
-        db.execute("DELETE FROM import_seen")
+        writer.empty_staging()
         start = 0
         iterator = iter(records)
         while part := list(islice(iterator, chunk)):
             counts.add(writer.write(part, start))
             start += len(part)
-        db.execute("DELETE FROM import_rows")
-        db.execute("DELETE FROM import_seen")
+        writer.empty_staging()
     return counts
 
 
@@ -159,12 +158,27 @@ class _ChunkWriter:
             counts.added += added
         return counts
 
+    def empty_staging(self) -> None:
+        self.db.execute("DELETE FROM import_rows")
+        self.db.execute("DELETE FROM import_seen")
+
     def _stage(self, part: list[NewSubscriber], start: int) -> int:
         """Put ``part`` into the staging table, its repeats set aside; returns how many
         rows are staged."""
-        db = self.db
+        self._load(part, start)
+        first_sightings = self.db.execute(
+            "INSERT INTO import_seen (email_key, seq, line) "
+            "SELECT email_key, seq, line FROM import_rows WHERE true ORDER BY seq "
+            "ON CONFLICT (email_key) DO NOTHING"
+        )
+        if first_sightings < len(part):  # rare: only then look for which rows repeat
+            self._set_aside_repeats(part, start)
+        return first_sightings
+
+    def _load(self, part: list[NewSubscriber], start: int) -> None:
+        """``part`` into the staging table (emptied first), numbered from ``start``."""
         emails = [record.email for record in part]
-        db.load_rows(
+        self.db.load_rows(
             "import_rows",
             _STAGED_COLUMNS,
             zip(
@@ -178,14 +192,6 @@ class _ChunkWriter:
             ),
             replace=True,
         )
-        first_sightings = db.execute(
-            "INSERT INTO import_seen (email_key, seq, line) "
-            "SELECT email_key, seq, line FROM import_rows WHERE true ORDER BY seq "
-            "ON CONFLICT (email_key) DO NOTHING"
-        )
-        if first_sightings < len(part):  # rare: only then look for which rows repeat
-            self._set_aside_repeats(part, start)
-        return first_sightings
 
     def _set_aside_repeats(self, part: list[NewSubscriber], start: int) -> None:
         """Drop the staged rows whose address came earlier in the stream, naming each."""
