@@ -159,12 +159,12 @@ class _ChunkWriter:
         return counts
 
     def empty_staging(self) -> None:
+        """Before a stream, and after it: the staging tables outlive the transaction."""
         self.db.execute("DELETE FROM import_rows")
         self.db.execute("DELETE FROM import_seen")
 
-    def _stage(self, part: list[NewSubscriber], start: int) -> int:
-        """Put ``part`` into the staging table, its repeats set aside; returns how many
-        rows are staged."""
+    def _stage(self, part: list[NewSubscriber], start: int) -> None:
+        """Put ``part`` into the staging table, its repeats set aside."""
         self._load(part, start)
         first_sightings = self.db.execute(
             "INSERT INTO import_seen (email_key, seq, line) "
@@ -173,7 +173,6 @@ class _ChunkWriter:
         )
         if first_sightings < len(part):  # rare: only then look for which rows repeat
             self._set_aside_repeats(part, start)
-        return first_sightings
 
     def _load(self, part: list[NewSubscriber], start: int) -> None:
         """``part`` into the staging table (emptied first), numbered from ``start``."""
