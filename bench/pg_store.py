@@ -8,6 +8,8 @@ newsletter.yml never holds a password, so the config gets the URL with its passw
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 PASSWORD_VARIABLE = "BENCH_STORE_PASSWORD"
@@ -41,3 +43,34 @@ class BenchSchema:
 
         with psycopg.connect(self.base, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+
+
+def server_cpu_seconds(url: str) -> float | None:
+    """The CPU time of the PostgreSQL server at ``url`` so far, if it runs on this host:
+    its postmaster's own and its reaped children's (every backend that has exited) plus
+    its live children's (Linux /proc). None for a server elsewhere."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        try:
+            postmaster = int(_stat(int(row[0]) if row else 0)[1])
+        except OSError:
+            return None
+    time.sleep(0.3)  # the postmaster reaps the backends that just closed
+    fields = _stat(postmaster)
+    ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(int(entry.name))
+            except OSError:
+                continue
+            if int(child[1]) == postmaster:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state is [0], ppid [1])."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import orjson
 
 from ..models import SubscriberStatus
-from .db import StoreDatabase, utc_now
+from .db import Row, StoreDatabase, utc_now
 
 INACTIVE = frozenset(
     {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
@@ -112,20 +112,29 @@ def upsert_stream(
     ones and a non-empty name replaces the stored one; a known address that left keeps
     its status unless ``force``. Addresses must already be normalised.
     """
-    writer = _ChunkWriter(db, list_id, force, source, on_duplicate)
+    writer = _writer_class(db)(db, list_id, force, source, on_duplicate)
     counts = UpsertCounts()
     with db.transaction():
-        for statement in _STAGING:
+        for statement in writer.staging:
             db.execute(statement)
-        db.execute("DELETE FROM import_seen")
+        writer.empty_staging()
         start = 0
         iterator = iter(records)
         while part := list(islice(iterator, chunk)):
             counts.add(writer.write(part, start))
             start += len(part)
-        db.execute("DELETE FROM import_rows")
-        db.execute("DELETE FROM import_seen")
+        writer.empty_staging()
     return counts
+
+
+def _writer_class(db: StoreDatabase) -> type[_ChunkWriter]:
+    """PostgreSQL's writer chains the chunk's inserts in one statement, which SQLite's
+    SQL cannot say."""
+    if db.dialect.name == "postgresql":
+        from .upsert_postgres import PostgresChunkWriter  # it builds on _ChunkWriter below
+
+        return PostgresChunkWriter
+    return _ChunkWriter
 
 
 @dataclass(frozen=True)
@@ -137,12 +146,38 @@ class _ChunkWriter:
     force: bool
     source: str
     on_duplicate: OnDuplicate
+    staging: ClassVar[tuple[str, ...]] = _STAGING
 
     def write(self, part: list[NewSubscriber], start: int) -> UpsertCounts:
         """Write ``part``, whose first record is number ``start`` of the stream."""
-        db = self.db
+        self._stage(part, start)
+        now = utc_now()
+        counts = self._update_existing(part, start, now, self._existing())
+        added = self._insert_new(now)
+        if self.list_id is not None:  # people outside any list were added to none
+            counts.added += added
+        return counts
+
+    def empty_staging(self) -> None:
+        """Before a stream, and after it: the staging tables outlive the transaction."""
+        self.db.execute("DELETE FROM import_rows")
+        self.db.execute("DELETE FROM import_seen")
+
+    def _stage(self, part: list[NewSubscriber], start: int) -> None:
+        """Put ``part`` into the staging table, its repeats set aside."""
+        self._load(part, start)
+        first_sightings = self.db.execute(
+            "INSERT INTO import_seen (email_key, seq, line) "
+            "SELECT email_key, seq, line FROM import_rows WHERE true ORDER BY seq "
+            "ON CONFLICT (email_key) DO NOTHING"
+        )
+        if first_sightings < len(part):  # rare: only then look for which rows repeat
+            self._set_aside_repeats(part, start)
+
+    def _load(self, part: list[NewSubscriber], start: int) -> None:
+        """``part`` into the staging table (emptied first), numbered from ``start``."""
         emails = [record.email for record in part]
-        db.load_rows(
+        self.db.load_rows(
             "import_rows",
             _STAGED_COLUMNS,
             zip(
@@ -156,19 +191,6 @@ class _ChunkWriter:
             ),
             replace=True,
         )
-        first_sightings = db.execute(
-            "INSERT INTO import_seen (email_key, seq, line) "
-            "SELECT email_key, seq, line FROM import_rows WHERE true ORDER BY seq "
-            "ON CONFLICT (email_key) DO NOTHING"
-        )
-        if first_sightings < len(part):  # rare: only then look for which rows repeat
-            self._set_aside_repeats(part, start)
-        now = utc_now()
-        counts = self._update_existing(part, start, now)
-        added = self._insert_new(now)
-        if self.list_id is not None:  # people outside any list were added to none
-            counts.added += added
-        return counts
 
     def _set_aside_repeats(self, part: list[NewSubscriber], start: int) -> None:
         """Drop the staged rows whose address came earlier in the stream, naming each."""
@@ -214,16 +236,12 @@ class _ChunkWriter:
                 )
         return added
 
-    def _update_existing(self, part: list[NewSubscriber], start: int, now: str) -> UpsertCounts:
-        """Apply the staged rows of people already in the store, as each one's rules say."""
+    def _update_existing(
+        self, part: list[NewSubscriber], start: int, now: str, rows: list[Row]
+    ) -> UpsertCounts:
+        """Apply the staged rows of people already in the store (``_existing``), as each
+        one's rules say."""
         list_id, source = self.list_id, self.source
-        rows = self.db.all(
-            "SELECT r.seq, s.id, s.name, s.attributes, s.status, "
-            "(SELECT m.status FROM memberships m WHERE m.subscriber_id = s.id "
-            "AND m.list_id = ?) FROM import_rows r "
-            "JOIN subscribers s ON s.email_key = r.email_key ORDER BY r.seq",
-            (list_id if list_id is not None else -1,),
-        )
         counts = UpsertCounts()
         updates: list[tuple[str, str, str, int]] = []
         rejoins: list[tuple[int, str, str]] = []
@@ -276,6 +294,17 @@ class _ChunkWriter:
         if relists:
             self._relist(relists, {sid for sid, _, _ in rejoins}, now)
         return counts
+
+    def _existing(self) -> list[Row]:
+        """The staged rows of people already in the store: seq, their id, name,
+        attributes and status, and their membership's status on the list (or None)."""
+        return self.db.all(
+            "SELECT r.seq, s.id, s.name, s.attributes, s.status, "
+            "(SELECT m.status FROM memberships m WHERE m.subscriber_id = s.id "
+            "AND m.list_id = ?) FROM import_rows r "
+            "JOIN subscribers s ON s.email_key = r.email_key ORDER BY r.seq",
+            (self.list_id if self.list_id is not None else -1,),
+        )
 
     def _relist(self, relists: list[int], rejoined: set[int], now: str) -> None:
         """Forced back onto a list they had left: the membership is subscribed again, with
