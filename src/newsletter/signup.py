@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 import time
@@ -71,9 +72,16 @@ def disposable(address: str, blocked: Sequence[str] = ()) -> bool:
     """Whether the address is at a throwaway mail service (or a domain under one)."""
     domain = address.rpartition("@")[2].lower().rstrip(".")
     parts = domain.split(".")
-    suffixes = {".".join(parts[i:]) for i in range(len(parts) - 1)}
-    known = DISPOSABLE_DOMAINS | {d.lower().strip(".") for d in blocked}
-    return bool(suffixes & known) or any(word in domain for word in _DISPOSABLE_WORDS)
+    known = _known_disposable(tuple(blocked))
+    return any(".".join(parts[i:]) in known for i in range(len(parts) - 1)) or any(
+        word in domain for word in _DISPOSABLE_WORDS
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _known_disposable(blocked: tuple[str, ...]) -> frozenset[str]:
+    """The built-in domains and the config's own, joined once per config, not per sign-up."""
+    return DISPOSABLE_DOMAINS | {d.lower().strip(".") for d in blocked}
 
 
 def checked_signup(
