@@ -30,7 +30,6 @@ from .models import SubscriberStatus
 from .store import Store
 from .store.consents import Consents
 from .store.erasure import lift
-from .store.subscribers import NewSubscriber
 from .tokens import decode_token, read_varint, varint
 
 _CONTEXT = b"newsletter/confirm/v1\x00"
@@ -138,21 +137,20 @@ def request_signup(
     with store.db.transaction():
         found = store.get(email)
         if found is None:
-            store.upsert_many([NewSubscriber(email, name)], None, source=f"signup ({source})")
-            found = store.get(email)
-            assert found is not None
-        if found.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+            found = store.add_one(email, name, source=f"signup ({source})")
+            current: dict[str, SubscriberStatus] = {}  # on no list yet
+        elif found.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
             return None
+        else:
+            current = store.list_statuses(found.id)
         reachable = found.status is SubscriberStatus.SUBSCRIBED
-        current = store.list_statuses(found.id)
         needed = [
             n for n in lists if not (reachable and current.get(n) is SubscriberStatus.SUBSCRIBED)
         ]
         if not needed:
             return None
-        for list_name in needed:
-            store.set_membership(found.id, list_name, SubscriberStatus.PENDING, "signup", source)
         list_ids = [store.list_id(list_name) for list_name in needed]
+        store.set_pending(found.id, list_ids, "signup", source)
         request = Consents(store).request(found.id, list_ids, source, hashed_ip)
         return SignupRequest(found.id, found.email, found.name, needed, request)
 
