@@ -6,10 +6,11 @@ on loopback with a 99th percentile at or under 50 ms, while ``newsletter send`` 
 an issue to a loopback SMTP sink from the same store.
 
 Everything runs as it would in production, each in its own process: ``newsletter serve``
-(access log and all), ``newsletter send``, the SMTP sink (``sinks.py smtp``, which also
-takes the confirmation e-mails) and the load generator, wrk (``apt-get install wrk``),
-a closed loop of ``--connections`` keep-alive connections. Closed-loop figures are what
-the server sustains at that concurrency; a request is counted with its whole latency.
+(as installed, so it logs no request: ``--access-log`` is off), ``newsletter send``, the
+SMTP sink (``sinks.py smtp``, which also takes the confirmation e-mails) and the load
+generator, wrk (``apt-get install wrk``), a closed loop of ``--connections`` keep-alive
+connections. Closed-loop figures are what the server sustains at that concurrency; a
+request is counted with its whole latency.
 
     .venv/bin/python bench/bench_signup.py [--seconds 10] [--connections 8] [--readers 200000]
 

@@ -113,12 +113,14 @@ def test_before_the_first_issue_the_front_page_is_not_found(sample_project: Path
         assert client.get("/").status_code == 404
 
 
-def test_newsletter_serve_runs_and_keeps_tokens_out_of_its_log(built: Path) -> None:
+def serve_once(config: Path, *options: str) -> tuple[httpx.Response, httpx.Response, str]:
+    """``newsletter serve`` run as a user runs it: the front page, a bad unsubscribe link,
+    and everything the command printed."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "newsletter", "serve", "--config", str(built)]
+    command = [sys.executable, "-m", "newsletter", "serve", "--config", str(config)]
     server = subprocess.Popen(
-        [*command, "--port", str(port)],
+        [*command, "--port", str(port), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -131,11 +133,25 @@ def test_newsletter_serve_runs_and_keeps_tokens_out_of_its_log(built: Path) -> N
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=10)
+    assert f"on http://127.0.0.1:{port}/" in output
+    return front, bad_link, output
+
+
+def test_newsletter_serve_runs_and_keeps_tokens_out_of_its_log(built: Path) -> None:
+    front, bad_link, output = serve_once(built, "--access-log")
 
     assert front.status_code == 200
     assert SUBJECT in front.text
     assert bad_link.status_code == 400
-    assert f"on http://127.0.0.1:{port}/" in output
     assert "SendGrid Event Webhook: off (answers 503): set web.sendgrid_webhook_key" in output
     assert "/unsubscribe/<token>" in output
+    assert '"GET /unsubscribe/<token> HTTP/1.1" 400' in output
     assert "SECRETTOKENabc123" not in output
+
+
+def test_newsletter_serve_logs_no_request_unless_asked(built: Path) -> None:
+    front, bad_link, output = serve_once(built)
+
+    assert (front.status_code, bad_link.status_code) == (200, 400)
+    assert "Application startup complete" in output
+    assert "GET /" not in output

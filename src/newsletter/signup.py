@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 import time
@@ -29,7 +30,6 @@ from .models import SubscriberStatus
 from .store import Store
 from .store.consents import Consents
 from .store.erasure import lift
-from .store.subscribers import NewSubscriber
 from .tokens import decode_token, read_varint, varint
 
 _CONTEXT = b"newsletter/confirm/v1\x00"
@@ -71,9 +71,16 @@ def disposable(address: str, blocked: Sequence[str] = ()) -> bool:
     """Whether the address is at a throwaway mail service (or a domain under one)."""
     domain = address.rpartition("@")[2].lower().rstrip(".")
     parts = domain.split(".")
-    suffixes = {".".join(parts[i:]) for i in range(len(parts) - 1)}
-    known = DISPOSABLE_DOMAINS | {d.lower().strip(".") for d in blocked}
-    return bool(suffixes & known) or any(word in domain for word in _DISPOSABLE_WORDS)
+    known = _known_disposable(tuple(blocked))
+    return any(".".join(parts[i:]) in known for i in range(len(parts) - 1)) or any(
+        word in domain for word in _DISPOSABLE_WORDS
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _known_disposable(blocked: tuple[str, ...]) -> frozenset[str]:
+    """The built-in domains and the config's own, joined once per config, not per sign-up."""
+    return DISPOSABLE_DOMAINS | {d.lower().strip(".") for d in blocked}
 
 
 def checked_signup(
@@ -130,21 +137,20 @@ def request_signup(
     with store.db.transaction():
         found = store.get(email)
         if found is None:
-            store.upsert_many([NewSubscriber(email, name)], None, source=f"signup ({source})")
-            found = store.get(email)
-            assert found is not None
-        if found.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+            found = store.add_one(email, name, source=f"signup ({source})")
+            current: dict[str, SubscriberStatus] = {}  # on no list yet
+        elif found.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
             return None
+        else:
+            current = store.list_statuses(found.id)
         reachable = found.status is SubscriberStatus.SUBSCRIBED
-        current = store.list_statuses(found.id)
         needed = [
             n for n in lists if not (reachable and current.get(n) is SubscriberStatus.SUBSCRIBED)
         ]
         if not needed:
             return None
-        for list_name in needed:
-            store.set_membership(found.id, list_name, SubscriberStatus.PENDING, "signup", source)
         list_ids = [store.list_id(list_name) for list_name in needed]
+        store.set_pending(found.id, list_ids, "signup", source)
         request = Consents(store).request(found.id, list_ids, source, hashed_ip)
         return SignupRequest(found.id, found.email, found.name, needed, request)
 

@@ -11,6 +11,8 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
+from .protocol import JoinedWritesProtocol
+
 
 class LoopbackServer:
     """``app`` on ``host:port`` (0: any free port): ``run()`` until Ctrl-C, or ``start()``
@@ -28,7 +30,13 @@ class LoopbackServer:
         self._socket.bind((host, port))
         self.host = host
         self.port = int(self._socket.getsockname()[1])
-        config = uvicorn.Config(app, log_level=log_level, lifespan="off", server_header=False)
+        config = uvicorn.Config(
+            app,
+            http=JoinedWritesProtocol,
+            log_level=log_level,
+            lifespan="off",
+            server_header=False,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True

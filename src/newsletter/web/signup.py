@@ -122,6 +122,10 @@ class SignupEndpoint:
         with store_for_request(loaded) as store:
             self.salt = store.get_secret(IP_SALT)
         signup = loaded.settings.signup
+        # Fixed for the server's life: worked out here, not on every sign-up. The base is
+        # where this server is reached from outside, the unsubscribe URL's origin.
+        self.public = list(public_lists(loaded))
+        self.base = loaded.unsubscribe_url.rstrip("/").removesuffix("/unsubscribe")
         self.per_ip = RateLimiter(signup.per_ip_per_hour)
         self.per_address = RateLimiter(signup.per_address_per_hour)
         self.max_age_s = signup.confirm_within_hours * 3600.0
@@ -153,11 +157,10 @@ class SignupEndpoint:
             return self._too_many(request, fields, wait, as_json)
         if fields.honeypot:
             return self._accepted(request, fields, as_json)
-        public = list(public_lists(self.loaded))
         blocked = self.loaded.settings.signup.blocked_domains
         try:
             email, name, lists = checked_signup(
-                fields.email, fields.name, fields.lists, public, blocked
+                fields.email, fields.name, fields.lists, self.public, blocked
             )
         except SignupRefused as exc:
             return self._refused(request, fields, exc.message, 400, as_json)
@@ -169,7 +172,7 @@ class SignupEndpoint:
         )
         if made is not None:
             # Queued, and sent after the answer: every answer takes as long, known or not.
-            url = f"{self._base()}/confirm/{self.signer.make(made)}"
+            url = f"{self.base}/confirm/{self.signer.make(made)}"
             self.mailer.send(
                 Confirmation(made.subscriber_id, made.email, made.name, tuple(made.lists), url)
             )
@@ -181,11 +184,6 @@ class SignupEndpoint:
         hashed = ip_hash(self.salt, client)
         with store_for_request(self.loaded, writing=True) as store:
             return request_signup(store, email, name, lists, source, hashed)
-
-    def _base(self) -> str:
-        """Where this server is reached from outside: the unsubscribe URL's origin."""
-        url = self.loaded.unsubscribe_url.rstrip("/")
-        return url.removesuffix("/unsubscribe")
 
     # --- the confirmation link -------------------------------------------------------------
 
@@ -284,7 +282,7 @@ class SignupEndpoint:
         status: int = 200,
     ) -> Response:
         nonce, is_new = self.csrf.nonce(request)
-        public = list(public_lists(self.loaded))
+        public = self.public
         if not public:
             return self.pages.render(
                 "Sign-up is closed",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import LoadedConfig
-from .common import in_store_thread, store_for_request
+from .common import in_store_thread, store_for_request, store_location
 
 T = TypeVar("T")
 MOST_PER_TRANSACTION = 256
@@ -75,20 +75,29 @@ class _BatchWriter:
                     store.db.execute("RELEASE reader_write")
         except Exception as exc:  # the commit itself (or a savepoint) failed: nothing holds
             outcomes = [(False, exc)] * len(batch)
+        # One wake-up of each loop for the whole batch, not one per request: waking a loop
+        # from another thread is a system call.
+        answers: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
         for write, (ok, value) in zip(batch, outcomes, strict=True):
-            # RuntimeError: its server's loop closed meanwhile, so no one waits for it,
+            answers.setdefault(write.loop, []).append((write.future, ok, value))
+        for loop, settled in answers.items():
+            # RuntimeError: that server's loop closed meanwhile, so no one waits for these,
             # and this thread must live on for the next server's writes.
             with contextlib.suppress(RuntimeError):
-                write.loop.call_soon_threadsafe(_settle, write.future, ok, value)
+                loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the request was cancelled (client gone): its write stands anyway
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+_Answer = tuple["asyncio.Future[Any]", bool, Any]
+
+
+def _settle(answers: list[_Answer]) -> None:
+    for future, ok, value in answers:
+        if future.done():  # the request was cancelled (client gone): its write stands anyway
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 _writers: dict[Path, _BatchWriter] = {}
@@ -101,7 +110,7 @@ async def committed(loaded: LoadedConfig, function: Callable[..., T], *args: Any
     ``function`` writes through ``store_for_request(loaded, writing=True)`` as it would
     on its own; on SQLite it joins the batch's transaction.
     """
-    location = loaded.store_location
+    location = store_location(loaded)
     if isinstance(location, str):
         return await in_store_thread(function, *args)
     writer = _writers.get(location)
