@@ -74,6 +74,9 @@ def test_a_dry_run_of_an_unchanged_project_loads_no_renderer_reader_or_checker(
     assert not {"premailer", "cssutils", "jinja2", "mjml", "markdown", "feedparser"} & again
     # the config was checked by the first run: CLDR, cron and address rules are not asked again
     assert not {"babel", "croniter", "email_validator", "yaml"} & again
+    # nor what only a write, a fresh read or a misspelt key needs: the archive's and the
+    # cache's temporary files, the HTML cleaner, close-match suggestions, strptime for --date
+    assert not {"tempfile", "shutil", "nh3", "html", "difflib", "_strptime"} & again
 
 
 def test_the_script_collects_garbage_again_before_the_command_runs(sample_project: Path) -> None:

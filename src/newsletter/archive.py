@@ -22,14 +22,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import merge
 from .config import NewsletterInfo
 from .errors import ArchiveError
 from .models import ArchivedIssue, ArchivedItem, IssueMeta, RenderedIssue
@@ -104,6 +101,8 @@ def web_copy(html: str, newsletter: NewsletterInfo) -> str:
     """
     contact = newsletter.reply_to or newsletter.sender.address
     values = {"unsubscribe_url": f"mailto:{contact}?subject=unsubscribe"}
+    from . import merge  # a dry run answered from the cache files nothing and needs none of it
+
     return merge.substitute(html, values, escape_html=True)
 
 
@@ -119,6 +118,8 @@ def content_hash(html: str, text: str) -> str:
 
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Replace ``path`` so that a reader sees the old file or the new one, never half of one."""
+    import tempfile  # writes only: a dry run or a read of the archive starts without it
+
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", dir=path.parent)
     try:
@@ -217,6 +218,9 @@ class Archive:
                 "a published issue is never overwritten",
                 hint="remove that folder to rebuild it, or build for another --date",
             )
+        import shutil  # writes only, as in atomic_write
+        import tempfile
+
         self._remove_stale_temp_folders()
         record = _issue_record(rendered)
         try:
@@ -324,6 +328,8 @@ class Archive:
 
     def _remove_stale_temp_folders(self) -> None:
         """Clear what a crashed build left behind; recent ones may belong to a running build."""
+        import shutil  # writes only, as in atomic_write
+
         cutoff = time.time() - STALE_TEMP_SECONDS
         for entry in self.directory.glob(f"{TEMP_PREFIX}*"):
             with contextlib.suppress(OSError):

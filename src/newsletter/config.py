@@ -13,16 +13,15 @@ left as written at load and read from the environment by ``resolve_secret`` when
 needs it, so ``validate`` and ``build`` run without credentials.
 """
 
-from __future__ import annotations
 
-import difflib
+
 import os
 import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -453,7 +452,7 @@ class StoreSettings(_Model):
     _url = field_validator("url")(_optional(check_store_url))
 
     @model_validator(mode="after")
-    def _one_store(self) -> StoreSettings:
+    def _one_store(self) -> Self:
         if self.url is not None and "path" in self.model_fields_set:
             raise PlacedError(
                 ("store", "url"), "store.path and store.url name two stores; keep the one you use"
@@ -655,7 +654,7 @@ class Config(_Model):
     """`newsletter serve`: unsubscribe endpoint, archive and webhook."""
 
     @model_validator(mode="after")
-    def _unique_names(self) -> Config:
+    def _unique_names(self) -> Self:
         for what, names in (
             ("sources", [s.name for s in self.sources]),
             ("lists", [lst.name for lst in self.lists]),
@@ -874,7 +873,7 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     return tuple(path)
 
 
-def _describe(err: Any, data: Any, parsed: ParsedYaml, shown: str) -> tuple[tuple[Any, ...], str]:
+def _describe(err: Any, data: Any, parsed: "ParsedYaml", shown: str) -> tuple[tuple[Any, ...], str]:
     """The path in the file an error is about, and its message as the user sees it."""
     from .yaml_loader import dotted
 
@@ -931,6 +930,8 @@ def _closest_key(path: tuple[Any, ...]) -> str | None:
         if not fields:
             return None
         models = models_in(fields[0].annotation)
+    import difflib  # only a config with a misspelt key needs it, not every command's start
+
     names = [name for model in models for name in model.model_fields]
     matches = difflib.get_close_matches(str(path[-1]), names, n=1, cutoff=0.6)
     return matches[0] if matches else None

@@ -24,7 +24,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,8 @@ class Memo:
 
     def put(self, key: str, value: Any) -> None:
         """Keep ``value``; a folder that cannot be written is left as it is."""
+        import tempfile  # only a miss writes: a command answered from the cache starts without it
+
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")

@@ -11,7 +11,7 @@ from ..archive import Archive
 from ..build import BuildResult, build_issue
 from ..secret_files import readable_secret_files
 from ..sources import read_sources
-from .common import config_option, handle_errors, json_option, load, print_json, warn
+from .common import DAY, config_option, handle_errors, json_option, load, print_json, warn
 
 
 @click.command()
@@ -62,7 +62,7 @@ def validate(config_path: Path | None, strict: bool, as_json: bool) -> None:
 @click.option(
     "--date",
     "on",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=DAY,
     default=None,
     help="Issue date (YYYY-MM-DD); default: today in the newsletter's time zone.",
 )

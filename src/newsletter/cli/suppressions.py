@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..suppressions import SyncReport, sync_suppressions
-from .common import config_option, handle_errors, load
+from .common import DAY, config_option, handle_errors, load
 
 
 @click.group()
@@ -20,7 +20,7 @@ def suppressions() -> None:
 @config_option
 @click.option(
     "--since",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=DAY,
     default=None,
     metavar="YYYY-MM-DD",
     help="Only entries SendGrid added on or after this day (UTC); default: all of them.",

@@ -7,11 +7,8 @@ this module raises on bad input: broken markup is repaired or dropped, never an 
 
 from __future__ import annotations
 
-import html
 import re
 from urllib.parse import urljoin, urlsplit
-
-import nh3
 
 ALLOWED_TAGS = frozenset(
     {
@@ -63,6 +60,7 @@ def web_url(value: str, base_url: str) -> str | None:
 
 def clean_html(markup: str, base_url: str) -> str:
     """Keep only e-mail-safe tags and attributes; make every link and image URL absolute."""
+    import nh3  # a build whose sources are answered from the cache reads no HTML
 
     def resolve_urls(tag: str, attribute: str, value: str) -> str | None:
         if attribute in URL_ATTRIBUTES:
@@ -85,6 +83,10 @@ def clean_html(markup: str, base_url: str) -> str:
 
 def html_to_text(markup: str) -> str:
     """Plain text of an HTML fragment on one line: tags dropped, entities decoded."""
+    import html  # only what is read afresh, as in clean_html
+
+    import nh3
+
     spaced = _BLOCK_START.sub(" <", markup)
     stripped = nh3.clean(spaced, tags=set(), clean_content_tags=set(DROPPED_WITH_CONTENT))
     return _SPACES.sub(" ", html.unescape(stripped)).strip()
