@@ -490,8 +490,8 @@ def bench_naive(config_path: Path, sample: int, full: int) -> dict[str, Any]:
     from newsletter.build import build_issue
     from newsletter.config import load_config
     from newsletter.message import merge_values
-    from newsletter.models import Recipient
     from newsletter.render import render_issue
+    from newsletter.send_models import Recipient
     from newsletter.store import open_store
     from newsletter.tokens import TokenSigner
 

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import configure
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
 from newsletter.preview import CHROMIUM_FLAGS
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import open_store
 from newsletter.web import create_app
 from newsletter.web.server import LoopbackServer

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from newsletter.addresses import refusals
 from newsletter.cli.subscribers import subscribers
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import Store
 from newsletter.store.subscribers import NewSubscriber
 

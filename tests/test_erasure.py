@@ -10,7 +10,7 @@ import pytest
 
 from conftest import build_first_issue, import_members, run_cli, use_store
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.signup import ConfirmSigner, confirm_signup, request_signup
 from newsletter.store import open_store
 

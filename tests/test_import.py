@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import ImportFileError
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import Store, export_csv, import_csv
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "subscribers.csv"

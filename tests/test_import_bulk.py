@@ -21,7 +21,7 @@ import pytest
 
 from conftest import make_sample_project
 from newsletter.errors import ImportFileError
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import Store, import_csv
 from newsletter.store.readahead import read_ahead
 from newsletter.store.upsert import STREAM_CHUNK, NewSubscriber

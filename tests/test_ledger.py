@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import SendInProgressError
-from newsletter.models import Delivery, Outcome
+from newsletter.send_models import Delivery, Outcome
 from newsletter.store import Ledger, Store
 from newsletter.store.ledger import Claim
 from newsletter.store.subscribers import NewSubscriber

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from newsletter.models import Delivery, Outcome
+from newsletter.send_models import Delivery, Outcome
 from newsletter.store import Ledger, Store
 from newsletter.store.db import MIGRATIONS, Database
 

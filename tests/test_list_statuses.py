@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import StoreError
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import Ledger, Store
 from newsletter.store.db import MIGRATIONS, Database
 from newsletter.store.subscribers import NewSubscriber

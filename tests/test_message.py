@@ -16,7 +16,7 @@ from newsletter.message import (
     check_subject,
     personalise,
 )
-from newsletter.models import Recipient
+from newsletter.send_models import Recipient
 from newsletter.tokens import verify_token
 from servers.samples import LIST_ID, SECRET, recipient, sample_issue
 

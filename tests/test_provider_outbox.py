@@ -13,8 +13,8 @@ import pytest
 from newsletter.config import OutboxSettings, ProviderSettings, load_config
 from newsletter.errors import ProviderError, SendError
 from newsletter.message import PreparedIssue
-from newsletter.models import Outcome
 from newsletter.providers import OutboxProvider, get_provider
+from newsletter.send_models import Outcome
 from servers.samples import deliver, outcomes, row, sample_issue, url_of
 
 ISSUE_FOLDER = "001-2026-11-24"

@@ -15,7 +15,6 @@ import pytest
 from newsletter.config import ProviderSettings, SendgridSettings
 from newsletter.errors import AuthenticationError, ConfigError, ProviderError
 from newsletter.message import PreparedIssue
-from newsletter.models import Delivery, Outcome, OutgoingIssue, RecipientRow
 from newsletter.providers import (
     OutboxProvider,
     SendgridProvider,
@@ -23,6 +22,7 @@ from newsletter.providers import (
     get_provider,
     retry_delay,
 )
+from newsletter.send_models import Delivery, Outcome, OutgoingIssue, RecipientRow
 from servers.samples import deliver, many, outcomes, row, sample_issue, url_of
 from servers.sendgrid_fake import (
     SCHEMA_FILE,

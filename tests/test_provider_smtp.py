@@ -5,8 +5,8 @@ import pytest
 
 from newsletter.config import ProviderSettings, SmtpSettings
 from newsletter.errors import AuthenticationError, ConfigError, TransientProviderError
-from newsletter.models import Outcome
 from newsletter.providers import SmtpProvider, get_provider
+from newsletter.send_models import Outcome
 from newsletter.tokens import verify_token
 from servers.samples import BASE, LIST_ID, SECRET, deliver, many, outcomes, row
 from servers.smtp_sink import SmtpSink

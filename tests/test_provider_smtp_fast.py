@@ -23,8 +23,8 @@ import pytest
 from newsletter.config import SmtpSettings
 from newsletter.errors import AuthenticationError, ProviderError
 from newsletter.message import PreparedIssue
-from newsletter.models import Outcome, Recipient, RecipientRow
 from newsletter.providers import SmtpProvider
+from newsletter.send_models import Outcome, Recipient, RecipientRow
 from servers.samples import deliver, outcomes, row, sample_issue, url_of
 from servers.smtp_sink import SmtpSink, _Handler
 

@@ -22,8 +22,8 @@ from cryptography.x509.oid import NameOID
 
 from newsletter.config import SmtpSettings
 from newsletter.errors import AuthenticationError, ProviderError, TransientProviderError
-from newsletter.models import Outcome
 from newsletter.providers import SmtpProvider
+from newsletter.send_models import Outcome
 from servers.samples import deliver, outcomes, row
 from servers.smtp_sink import SmtpSink
 

@@ -26,8 +26,8 @@ from conftest import (
     use_store,
 )
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
 from newsletter.send import SendOptions, send_issue, unsubscribe_secret
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import Ledger, open_store
 from newsletter.unsubscribe import token_holder
 from servers.legacy_tokens import make_v1_token

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ledger_counts, run_cli
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import open_store
 from servers.sendgrid_combined import FakeSendGridApi
 from servers.sendgrid_suppressions_fake import Failure

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.signup import request_signup
 from newsletter.store import Store
 from newsletter.store.subscribers import NewSubscriber

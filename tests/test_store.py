@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import InvalidAddress, StoreError
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import Store
 from newsletter.store.db import MIGRATIONS, Database
 from newsletter.store.subscribers import NewSubscriber

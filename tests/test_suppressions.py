@@ -14,8 +14,8 @@ import yaml
 from conftest import run_cli
 from newsletter.config import LoadedConfig, load_config
 from newsletter.errors import AuthenticationError, ConfigError, TransientProviderError
-from newsletter.models import SubscriberStatus
 from newsletter.providers.sendgrid_api import SendgridApi
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import open_store
 from newsletter.suppressions import sync_suppressions
 from servers.sendgrid_suppressions_fake import Failure, FakeSuppressions, check_replies

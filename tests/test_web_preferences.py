@@ -11,7 +11,7 @@ import pytest
 
 from conftest import configure
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import open_store
 from servers.web_app import add_subscriber, running_app
 

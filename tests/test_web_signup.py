@@ -15,7 +15,7 @@ import pytest
 
 from conftest import configure, set_setting
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.signup import ConfirmLinkExpired, ConfirmSigner, SignupRequest, confirm_signup
 from newsletter.store import open_store
 from newsletter.store.consents import Consents

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
 from newsletter.send import unsubscribe_secret
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import StatusEvent, open_store
 from newsletter.tokens import make_token
 from newsletter.unsubscribe import legacy_links_until

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import run_cli
 from newsletter.config import load_config
-from newsletter.models import SubscriberStatus
+from newsletter.send_models import SubscriberStatus
 from newsletter.store import open_store
 from servers.web_app import add_subscriber, free_port, running_app
 

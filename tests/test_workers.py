@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.message import PreparedIssue
-from newsletter.models import Outcome
 from newsletter.providers import OutboxProvider
+from newsletter.send_models import Outcome
 from newsletter.store import Ledger, Store
 from newsletter.store.subscribers import NewSubscriber
 from newsletter.tokens import TokenSigner

@@ -20,12 +20,12 @@ from pathlib import Path
 from .config import LoadedConfig
 from .language import translations_for
 from .message import PreparedIssue
-from .models import OutgoingIssue, RecipientRow
 from .packaged import packaged_template
 from .providers import Provider, get_provider
 from .render.environment import build_environment, render_template
 from .sandbox import RenderLimits
 from .send import list_id_for
+from .send_models import OutgoingIssue, RecipientRow
 
 HTML_TEMPLATE = "confirm.html.j2"
 TEXT_TEMPLATE = "confirm.txt.j2"

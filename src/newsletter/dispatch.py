@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .errors import NewsletterError, SendError
-from .models import Delivery, Outcome
 from .providers.base import retry_delay
+from .send_models import Delivery, Outcome
 from .store.db import parse_time
 from .store.ledger import Claim, Ledger
 from .tokens import TokenSigner

@@ -28,7 +28,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from . import merge
 from .addresses import check_name, control_character, normalise_address
 from .errors import HeaderInjectionError, InvalidAddress, NewsletterError
-from .models import OutgoingIssue, Recipient
+from .send_models import OutgoingIssue, Recipient
 
 POLICY = email.policy.SMTP.clone(refold_source="none")
 """SMTP line endings; parsed headers are written back as they came, never re-folded."""

@@ -28,16 +28,9 @@ from .errors import (
     SendError,
 )
 from .message import PreparedIssue, build_mime
-from .models import (
-    ArchivedIssue,
-    Delivery,
-    Outcome,
-    OutgoingIssue,
-    Recipient,
-    RecipientRow,
-    Subscriber,
-)
+from .models import ArchivedIssue
 from .providers import Provider, get_provider
+from .send_models import Delivery, Outcome, OutgoingIssue, Recipient, RecipientRow, Subscriber
 from .store import Ledger, Store
 from .tokens import TokenSigner
 from .workers import Workers, WorkerSetup

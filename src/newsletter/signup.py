@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .addresses import check_name, normalise_address
 from .errors import InvalidAddress, InvalidRecipient, NewsletterError, TokenError
-from .models import SubscriberStatus
+from .send_models import SubscriberStatus
 from .store import Store
 from .store.consents import Consents
 from .store.erasure import lift

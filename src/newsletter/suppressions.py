@@ -35,8 +35,8 @@ from typing import Any
 
 from .config import LoadedConfig, resolve_secret
 from .errors import ProviderError
-from .models import SubscriberStatus
 from .providers.sendgrid_api import SendgridApi
+from .send_models import SubscriberStatus
 from .store import Store, open_store
 
 SOURCE = "sendgrid-sync"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from weakref import WeakKeyDictionary
 
-from .models import Subscriber, SubscriberStatus
+from .send_models import Subscriber, SubscriberStatus
 from .store import Store
 from .store.db import parse_time
 from .tokens import TokenPayload, verify_token

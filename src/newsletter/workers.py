@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import orjson
 
 from .message import PreparedIssue
-from .models import Delivery, Outcome, RecipientRow
 from .providers import Provider
+from .send_models import Delivery, Outcome, RecipientRow
 from .store.db import StoreLocation, open_database
 from .store.ledger import SEPARATOR, Details, Ledger
 from .store.subscribers import Store

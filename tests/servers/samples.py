@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from newsletter.message import PreparedIssue
-from newsletter.models import Delivery, Outcome, OutgoingIssue, Recipient, RecipientRow
 from newsletter.providers import Provider
+from newsletter.send_models import Delivery, Outcome, OutgoingIssue, Recipient, RecipientRow
 from newsletter.tokens import TokenSigner
 
 SECRET = "test-secret-for-unsubscribe-links"

@@ -11,8 +11,8 @@ import click
 
 from ..config import LoadedConfig
 from ..errors import ImportFileError, StoreError
-from ..models import Subscriber, SubscriberStatus
 from ..replace_file import replacing
+from ..send_models import Subscriber, SubscriberStatus
 from ..store import ImportReport, Store, export_csv, import_csv, open_store
 from .common import config_option, handle_errors, load
 

@@ -32,7 +32,7 @@ from ..errors import (
     TransientProviderError,
 )
 from ..message import PreparedIssue
-from ..models import Delivery, Outcome, Recipient, RecipientRow
+from ..send_models import Delivery, Outcome, Recipient, RecipientRow
 
 GoingOut = Callable[[], bool]
 """Called right before a request goes out; False means it must not (the send stopped)."""

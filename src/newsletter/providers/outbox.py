@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ProviderError
 from ..message import PreparedIssue
-from ..models import Delivery, Outcome, Recipient, RecipientRow
+from ..send_models import Delivery, Outcome, Recipient, RecipientRow
 from .base import Provider
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")

@@ -37,7 +37,7 @@ from ..charclass import CharClass
 from ..config import SendgridSettings, resolve_secret
 from ..errors import ProviderError
 from ..message import ONE_CLICK, PreparedIssue
-from ..models import Delivery, Outcome, RecipientRow
+from ..send_models import Delivery, Outcome, RecipientRow
 from .base import Provider
 from .sendgrid_api import MAIL_SEND_PATH, SendgridApi, error_list
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..config import SmtpSettings, resolve_secret
 from ..errors import AuthenticationError, NewsletterError, ProviderError, TransientProviderError
 from ..message import PreparedIssue
-from ..models import Delivery, Outcome, Recipient, RecipientRow
+from ..send_models import Delivery, Outcome, Recipient, RecipientRow
 from .base import Provider, failure
 
 

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from ..addresses import check_attributes, check_name, normalise_address, plain_text
 from ..errors import ImportFileError, InvalidRecipient
 from ..merge import BUILT_IN_FIELDS
-from ..models import SubscriberStatus
+from ..send_models import SubscriberStatus
 from ..spreadsheet import TEXT_MARK, restore, write_row
 from .erasure import ERASED_REASON, refuse_erased
 from .readahead import read_ahead

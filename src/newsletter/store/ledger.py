@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from ..errors import SendInProgressError
-from ..models import Delivery, Outcome
+from ..send_models import Delivery, Outcome
 from .db import parse_time, utc_now
 from .subscribers import Store
 

@@ -18,7 +18,7 @@ import orjson
 
 from ..addresses import check_attributes, check_recipient, normalise_address
 from ..errors import InvalidAddress, StoreError
-from ..models import Subscriber, SubscriberStatus
+from ..send_models import Subscriber, SubscriberStatus
 from . import upsert
 from .db import StoreDatabase, StoreLocation, open_database, utc_now
 from .upsert import (

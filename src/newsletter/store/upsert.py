@@ -22,7 +22,7 @@ from typing import ClassVar, NamedTuple
 
 import orjson
 
-from ..models import SubscriberStatus
+from ..send_models import SubscriberStatus
 from .db import Row, StoreDatabase, utc_now
 
 INACTIVE = frozenset(

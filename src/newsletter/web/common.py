@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from ..config import LoadedConfig
-from ..models import Subscriber, SubscriberStatus
+from ..send_models import Subscriber, SubscriberStatus
 from ..store import Store
 
 

@@ -20,7 +20,7 @@ from ..addresses import check_name
 from ..config import LoadedConfig
 from ..confirmation import list_title
 from ..errors import InvalidRecipient, TokenError
-from ..models import SubscriberStatus
+from ..send_models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
 from .common import in_store_thread, read_body, store_for_request

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ..config import LoadedConfig
 from ..errors import TokenError
-from ..models import SubscriberStatus
+from ..send_models import SubscriberStatus
 from ..store import Store
 from ..unsubscribe import TokenHolder, token_holder
 from .common import escalate, in_store_thread, read_body, store_for_request

@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import ENV_REFERENCE, LoadedConfig, resolve_secret
 from ..errors import ConfigError
-from ..models import Outcome, SubscriberStatus
+from ..send_models import Outcome, SubscriberStatus
 from ..store import Ledger, Store
 from ..store.seen_events import SeenEvents
 from .common import escalate, in_store_thread, read_body, store_for_request
