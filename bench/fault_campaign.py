@@ -228,7 +228,7 @@ def run_senders(
             )
             for _ in kill_afters
         ]
-        ended = _wait_all(children, kill_afters, timeout, started, armed)
+        ended, leftovers = _wait_all(children, kill_afters, timeout, started, armed)
         runs = []
         for sender, (child, kill_after, seconds) in enumerate(
             zip(children, kill_afters, ended, strict=True), start=1
@@ -239,7 +239,7 @@ def run_senders(
                 seconds, status, killed, kill_after, started_at=started_at,
                 ended_at=started_at + seconds, sender=sender,
             )  # fmt: skip
-            run.leftovers = _end_group(child.pid)
+            run.leftovers = leftovers[sender - 1]
             log.write(f"--- sender {sender}: {run.meaning} ({status}), {seconds:.2f} s\n".encode())
             runs.append(run)
     return runs
@@ -251,10 +251,13 @@ def _wait_all(
     timeout: float,
     started: float,
     armed: Callable[[], bool] | None,
-) -> list[float]:
-    """Seconds from ``started`` to each child's end; each is SIGKILLed at its
-    ``kill_after`` after the kills were armed, or at ``timeout`` (hung)."""
+) -> tuple[list[float], list[bool]]:
+    """Seconds from ``started`` to each child's end, and whether processes it started
+    outlived it (``_end_group``, checked as it ends: a killed sender's workers must not
+    go on beside the others); each is SIGKILLed at its ``kill_after`` after the kills
+    were armed, or at ``timeout`` (hung)."""
     ends: list[float | None] = [None] * len(children)
+    leftovers = [False] * len(children)
     armed_at = 0.0 if armed is None else None
     checked = 0.0
     while None in ends:
@@ -271,8 +274,9 @@ def _wait_all(
                 child.wait()
             if child.returncode is not None:
                 ends[number] = now
+                leftovers[number] = _end_group(child.pid)
         time.sleep(0.01)
-    return [end for end in ends if end is not None]
+    return [end for end in ends if end is not None], leftovers
 
 
 def _end_group(pgid: int, grace_s: float = 2.0) -> bool:
