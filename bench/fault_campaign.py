@@ -348,8 +348,9 @@ def ledger_states(config_path: Path) -> dict[str, str]:
     return {entry.email.lower(): str(entry.state) for entry in entries}
 
 
-def _settling(config_path: Path, settled: int) -> Callable[[], bool]:
-    """Whether more than ``settled`` recipients are settled now: the senders are at work."""
+def _delivering(config_path: Path, sent: int) -> Callable[[], bool]:
+    """Whether more than ``sent`` recipients are sent now: the senders are delivering (a
+    run's start settles what an earlier one left unconfirmed, which says nothing yet)."""
     from newsletter.config import load_config
     from newsletter.store import Ledger, open_store
 
@@ -359,7 +360,7 @@ def _settling(config_path: Path, settled: int) -> Callable[[], bool]:
     def more() -> bool:
         with bench_send.environment(), open_store(loaded) as store:
             counts = Ledger(store).counts(ISSUE_ID)
-        return sum(counts[state] for state in ("sent", "refused", "unconfirmed")) > settled
+        return counts["sent"] > sent
 
     return more
 
@@ -560,9 +561,9 @@ def _campaign(plan: Plan, work: Path, say: Callable[[str], None]) -> Result:
                 # Once half the send is settled (or in the last round), the other senders
                 # run to their end: they take over the killed one's batches, as senders
                 # sharing a send do when one of them dies, while there is work left. The
-                # first is killed a while after batches settle again: while it holds some.
+                # first is killed a while after batches go out again: while it holds some.
                 later, took_over = None, True
-                delay, armed = _share(plan, timing, rng), _settling(config_path, settled)
+                delay, armed = _share(plan, timing, rng), _delivering(config_path, counts["sent"])
             runs = run_senders(
                 config_path,
                 log,
