@@ -84,7 +84,7 @@ def make_project(root: Path, provider: dict[str, Any]) -> Path:
     from newsletter.build import build_issue
     from newsletter.config import load_config
 
-    with _environment():
+    with environment():
         build_issue(load_config(path), on=ISSUE_DAY)
     return path
 
@@ -95,7 +95,7 @@ def make_store(config_path: Path, count: int) -> float:
     from newsletter.store import open_store
 
     started = time.perf_counter()
-    with _environment():
+    with environment():
         loaded = load_config(config_path)
         with open_store(loaded) as store:
             list_id = store.list_id("members")
@@ -174,7 +174,9 @@ def reset_store(config_path: Path) -> None:
     shutil.copy(str(db) + ".pristine", db)
 
 
-class _environment:
+class environment:
+    """The benchmark's variables (the store's password) set while inside."""
+
     def __enter__(self) -> None:
         self.saved = {name: os.environ.get(name) for name in ENV}
         os.environ.update(ENV)
@@ -288,6 +290,7 @@ def child_send(config_path: str, join: bool) -> None:
                 # The largest worker process, when the send ran its deliveries in processes.
                 "workers_hwm_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
                 "workers": _workers(loaded),
+                "cpu_s": _cpu_s(resource.RUSAGE_SELF),
             }
         ),
         flush=True,
@@ -300,6 +303,37 @@ def _workers(loaded: Any) -> int:
 
     provider = get_provider(loaded)
     return provider.workers if provider.in_processes else 0
+
+
+def _cpu_s(who: int) -> float:
+    used = resource.getrusage(who)
+    return round(used.ru_utime + used.ru_stime, 2)
+
+
+def server_cpu_s(url: str) -> float | None:
+    """CPU seconds the PostgreSQL server at ``url`` has used so far, when it runs on this
+    host: its postmaster's own and its ended backends' (which it reaps), plus the live
+    ones'. None for a server elsewhere."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        postmaster = int(_stat(backend)[1])
+        ticks = sum(map(int, _stat(postmaster)[11:15]))
+        for child in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split():
+            try:
+                ticks += sum(map(int, _stat(int(child))[11:13]))
+            except OSError:  # ended meanwhile: counted in the postmaster's figures
+                continue
+    except (OSError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
 
 
 def _vm_hwm_kb() -> int:
@@ -316,6 +350,9 @@ def measured_send(config_path: Path, profile: Path | None = None) -> dict[str, A
     if profile is not None:
         command = [PYTHON, "-m", "cProfile", "-o", str(profile), *command[1:]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    schema = STORES.get(config_path)
+    server_before = server_cpu_s(schema.url) if schema is not None else None
+    cpu_before = _cpu_s(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
@@ -332,6 +369,14 @@ def measured_send(config_path: Path, profile: Path | None = None) -> dict[str, A
     each = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     result = each[0] if senders == 1 else _together(each)
     result["process_s"] = process_s
+    # The senders' workers are counted once the senders have waited for them, so only here.
+    result["workers_cpu_s"] = round(
+        _cpu_s(resource.RUSAGE_CHILDREN) - cpu_before - result["cpu_s"], 2
+    )
+    if server_before is not None and schema is not None:
+        server_after = server_cpu_s(schema.url)
+        if server_after is not None:
+            result["server_cpu_s"] = round(server_after - server_before, 2)
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result["children_maxrss_kb"] = after if after > before else None
     return result
@@ -349,6 +394,7 @@ def _together(each: list[dict[str, Any]]) -> dict[str, Any]:
             {key: result[key] for key in ("seconds", "sent", "vm_hwm_kb")} for result in each
         ],
         "vm_hwm_kb": max(result["vm_hwm_kb"] for result in each),
+        "cpu_s": sum(result["cpu_s"] for result in each),
     }
 
 
@@ -372,7 +418,13 @@ def run_series(
             f"  {label}: {result['seconds']:.2f} s, {count / result['seconds']:,.0f}/s, "
             f"peak RSS {result['vm_hwm_kb'] / 1024:.0f} MB + "
             f"{result['workers']} worker(s) of {result['workers_hwm_kb'] / 1024:.0f} MB, "
-            f"{received.get('bytes', 0) / count:,.0f} bytes per recipient",
+            f"{received.get('bytes', 0) / count:,.0f} bytes per recipient, CPU "
+            f"{result['cpu_s']:.1f} s + {result['workers_cpu_s']:.1f} s in workers"
+            + (
+                f" + {result['server_cpu_s']:.1f} s in the server"
+                if "server_cpu_s" in result
+                else ""
+            ),
             flush=True,
         )
     seconds = statistics.median(s["seconds"] for s in samples)
@@ -498,7 +550,7 @@ def bench_naive(config_path: Path, sample: int, full: int) -> dict[str, Any]:
     sink = Sink("http")
     try:
         _set_provider(config_path, sendgrid_provider(sink.port))
-        with _environment():
+        with environment():
             loaded = load_config(config_path)
         built = build_issue(loaded, on=ISSUE_DAY, dry_run=True)
         rendered_once = built.rendered

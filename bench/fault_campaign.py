@@ -17,7 +17,15 @@ The send runs as ``python -m newsletter send 1 --list members`` in a child proce
 4. the audit, per address: the sink's record (what it took, flushed before it answered)
    against the ledger.
 
+On a PostgreSQL store (``--store URL``, or ``--postgres`` for a throw-away cluster) each
+campaign's store is a schema of its own, and the SendGrid campaign's rounds run two
+senders on the send (``send --join``): one is killed at the round's moment, the other a
+little later, except in the round after half the send is settled (or the last), where the
+other runs to its end and takes over what the killed one left (its claimed batches sent,
+the one being posted unconfirmed).
+
     .venv/bin/python bench/fault_campaign.py [--quick] [--seed N] [--only sendgrid|smtp]
+        [--store postgresql://USER:PASSWORD@HOST/DB | --postgres]
 
 Prints a table per transport and writes it with the raw figures as JSON to bench/results/.
 The send holds up if nothing is lost (the ledger says sent, the sink never took it), nothing
@@ -30,22 +38,26 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+import bench_send
 from bench_send import (
     ENV,
     PYTHON,
+    STORES,
     Sink,
     make_project,
     make_store,
@@ -103,6 +115,11 @@ class Plan:
     run_timeout: float = 600.0
     """A run of the send taking longer than this is killed and counted as hung."""
     seed: int = 1
+    senders: int = 1
+    """Senders sharing the send in each round (``send --join``; 2 needs a PostgreSQL
+    store): the first is killed at the round's moment, the others a little later, except
+    in the round after half the send is settled (or the last), where they run to their end
+    and take over the killed one's work."""
 
     @property
     def refused_address(self) -> str | None:
@@ -143,6 +160,8 @@ QUICK_PLANS = (
     ),
     replace(FULL_PLANS[1], recipients=1_000, kills=8),
 )
+SHARED = {"sendgrid": 2}
+"""Senders per round on a store that shares sends (PostgreSQL), by transport."""
 
 
 # --- running the send ------------------------------------------------------------------------
@@ -163,6 +182,8 @@ class Run:
     started_at: float = 0.0
     ended_at: float = 0.0
     """Unix times, to set beside the sink's."""
+    sender: int = 1
+    """Which of a round's senders this was."""
 
     @property
     def meaning(self) -> str:
@@ -175,30 +196,87 @@ class Run:
 
 def run_send(config_path: Path, log_path: Path, kill_after: float | None, timeout: float) -> Run:
     """``newsletter send`` in a child process, SIGKILLed after ``kill_after`` seconds if set."""
-    command = [PYTHON, "-m", "newsletter", "send", "1", "--list", "members"]
+    return run_senders(config_path, log_path, [kill_after], timeout)[0]
+
+
+def run_senders(
+    config_path: Path,
+    log_path: Path,
+    kill_afters: list[float | None],
+    timeout: float,
+    armed: Callable[[], bool] | None = None,
+) -> list[Run]:
+    """One ``newsletter send`` per entry of ``kill_afters``, started together; each is
+    SIGKILLed after its number of seconds if set, counted from when ``armed`` first says
+    so (checked a few times a second), else from the start. Several share the send
+    (``--join``)."""
+    shared = len(kill_afters) > 1
+    # Senders sharing a send log each step, so the log shows when one took over another's.
+    command = [PYTHON, "-m", "newsletter", *(["-v"] * shared), "send", "1", "--list", "members"]
+    command += ["--join"] * shared
     with log_path.open("ab") as log:
-        log.write(f"\n--- send, to be killed after {kill_after} s\n".encode())
+        log.write(f"\n--- {len(kill_afters)} send(s), killed after {kill_afters} s\n".encode())
         log.flush()
         started, started_at = time.monotonic(), time.time()
-        child = subprocess.Popen(
-            [*command, "--config", str(config_path)],
-            env={**os.environ, **ENV},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so what it forks can be found
-        )
-        try:
-            child.wait(timeout=kill_after if kill_after is not None else timeout)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGKILL)  # not sent if it has just ended by itself
-            child.wait()
-        seconds = time.monotonic() - started
-        status = None if child.returncode == -signal.SIGKILL else child.returncode
-        killed = status is None and kill_after is not None
-        run = Run(seconds, status, killed, kill_after, started_at=started_at, ended_at=time.time())
-        run.leftovers = _end_group(child.pid)
-        log.write(f"--- {run.meaning} ({status}) after {seconds:.2f} s\n".encode())
-    return run
+        children = [
+            subprocess.Popen(
+                [*command, "--config", str(config_path)],
+                env={**os.environ, **ENV},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so what it forks can be found
+            )
+            for _ in kill_afters
+        ]
+        ended, leftovers = _wait_all(children, kill_afters, timeout, started, armed)
+        runs = []
+        for sender, (child, kill_after, seconds) in enumerate(
+            zip(children, kill_afters, ended, strict=True), start=1
+        ):
+            status = None if child.returncode == -signal.SIGKILL else child.returncode
+            killed = status is None and kill_after is not None
+            run = Run(
+                seconds, status, killed, kill_after, started_at=started_at,
+                ended_at=started_at + seconds, sender=sender,
+            )  # fmt: skip
+            run.leftovers = leftovers[sender - 1]
+            log.write(f"--- sender {sender}: {run.meaning} ({status}), {seconds:.2f} s\n".encode())
+            runs.append(run)
+    return runs
+
+
+def _wait_all(
+    children: list[subprocess.Popen[bytes]],
+    kill_afters: list[float | None],
+    timeout: float,
+    started: float,
+    armed: Callable[[], bool] | None,
+) -> tuple[list[float], list[bool]]:
+    """Seconds from ``started`` to each child's end, and whether processes it started
+    outlived it (``_end_group``, checked as it ends: a killed sender's workers must not
+    go on beside the others); each is SIGKILLed at its ``kill_after`` after the kills
+    were armed, or at ``timeout`` (hung)."""
+    ends: list[float | None] = [None] * len(children)
+    leftovers = [False] * len(children)
+    armed_at = 0.0 if armed is None else None
+    checked = 0.0
+    while None in ends:
+        now = time.monotonic() - started
+        if armed_at is None and now - checked >= 0.25:
+            checked = now
+            armed_at = now if armed is not None and armed() else None
+        for number, (child, kill_after) in enumerate(zip(children, kill_afters, strict=True)):
+            if ends[number] is not None:
+                continue
+            due = timeout if kill_after is None or armed_at is None else armed_at + kill_after
+            if child.poll() is None and now >= due:
+                child.send_signal(signal.SIGKILL)  # not sent if it has just ended by itself
+                child.wait()
+            if child.returncode is not None:
+                ends[number] = now
+                leftovers[number] = _end_group(child.pid)
+        time.sleep(0.01)
+    return [end for end in ends if end is not None], leftovers
 
 
 def _end_group(pgid: int, grace_s: float = 2.0) -> bool:
@@ -265,9 +343,26 @@ def ledger_states(config_path: Path) -> dict[str, str]:
     from newsletter.config import load_config
     from newsletter.store import Ledger, open_store
 
-    with open_store(load_config(config_path)) as store:
+    with bench_send.environment(), open_store(load_config(config_path)) as store:
         entries = Ledger(store).entries(ISSUE_ID)
     return {entry.email.lower(): str(entry.state) for entry in entries}
+
+
+def _delivering(config_path: Path, sent: int) -> Callable[[], bool]:
+    """Whether more than ``sent`` recipients are sent now: the senders are delivering (a
+    run's start settles what an earlier one left unconfirmed, which says nothing yet)."""
+    from newsletter.config import load_config
+    from newsletter.store import Ledger, open_store
+
+    with bench_send.environment():
+        loaded = load_config(config_path)
+
+    def more() -> bool:
+        with bench_send.environment(), open_store(loaded) as store:
+            counts = Ledger(store).counts(ISSUE_ID)
+        return counts["sent"] > sent
+
+    return more
 
 
 def read_record(path: Path) -> Counter[str]:
@@ -386,6 +481,11 @@ class Result:
     audit: Audit
     notes: list[str]
     seconds: float
+    states: dict[str, str] = field(default_factory=dict)
+    takeovers: list[tuple[int, int]] = field(default_factory=list)
+    """Each time a sender took over a killed one's batches: recipients queued again, and
+    left unconfirmed."""
+    """Each recipient's address and ledger state at the end (not in the figures)."""
 
     @property
     def kills(self) -> int:
@@ -403,12 +503,31 @@ class Result:
             "audit": self.audit.figures(),
             "notes": self.notes,
             "seconds": round(self.seconds, 1),
+            "takeovers": self.takeovers,
         }
 
 
-def run_campaign(plan: Plan, work: Path, say: Callable[[str], None] = print) -> Result:
-    """Make the project, calibrate, kill the send ``plan.kills`` times, finish it, audit it."""
+def run_campaign(
+    plan: Plan, work: Path, say: Callable[[str], None] = print, *, store: str | None = None
+) -> Result:
+    """Make the project, calibrate, kill the send ``plan.kills`` times, finish it, audit it.
+
+    ``store`` is a PostgreSQL database to keep the campaign's store in (a schema of its
+    own, dropped at the end); the SQLite file of the project otherwise."""
     plan.check()
+    if plan.senders > 1 and store is None:
+        raise ValueError("senders sharing a send need a PostgreSQL store")
+    bench_send.OPTIONS["store"] = store
+    try:
+        return _campaign(plan, work, say)
+    finally:
+        bench_send.OPTIONS["store"] = None
+        for schema in STORES.values():
+            schema.drop()
+        STORES.clear()
+
+
+def _campaign(plan: Plan, work: Path, say: Callable[[str], None]) -> Result:
     started = time.monotonic()
     root = work / plan.transport
     config_path = make_project(root, {"type": "outbox"})
@@ -431,13 +550,31 @@ def run_campaign(plan: Plan, work: Path, say: Callable[[str], None] = print) -> 
     try:
         write_config(config_path, provider=provider_for(plan, sink.port))
         rounds = []
+        counts: Counter[str] = Counter()
+        took_over = plan.senders == 1
         for number in range(1, plan.kills + 1):
             delay = _kill_delay(plan, timing, rng)
-            run = run_send(config_path, log, delay, plan.run_timeout)
-            rounds.append(run)
+            later: float | None = delay + _share(plan, timing, rng)
+            settled = sum(counts[state] for state in ("sent", "refused", "unconfirmed"))
+            armed = None
+            if not took_over and (number == plan.kills or settled >= plan.recipients / 2):
+                # Once half the send is settled (or in the last round), the other senders
+                # run to their end: they take over the killed one's batches, as senders
+                # sharing a send do when one of them dies, while there is work left. The
+                # first is killed a while after batches go out again: while it holds some.
+                later, took_over = None, True
+                delay, armed = _share(plan, timing, rng), _delivering(config_path, counts["sent"])
+            runs = run_senders(
+                config_path,
+                log,
+                [delay, *[later] * (plan.senders - 1)],
+                plan.run_timeout,
+                armed,
+            )
+            rounds.extend(runs)
             counts = Counter(ledger_states(config_path).values())
             say(
-                f"  round {number:>2}: {run.meaning} after {run.seconds:.2f} s; ledger "
+                f"  round {number:>2}: {_ends(runs)}; ledger "
                 + ", ".join(f"{state} {count:,}" for state, count in sorted(counts.items()))
             )
         final = _finish(plan, config_path, log, say)
@@ -451,8 +588,9 @@ def run_campaign(plan: Plan, work: Path, say: Callable[[str], None] = print) -> 
         )
     if any(run.leftovers for run in [*rounds, *final]):
         notes.append("processes of a killed send outlived it by 2 s and were killed")
+    states = ledger_states(config_path)
     found = audit(
-        ledger_states(config_path),
+        states,
         read_record(record),
         _heard(sink_figures.get("refusals", {}), [*rounds, *final]),
     )
@@ -466,7 +604,20 @@ def run_campaign(plan: Plan, work: Path, say: Callable[[str], None] = print) -> 
         found,
         notes,
         time.monotonic() - started,
+        states,
+        takeovers(log),
     )
+
+
+TAKEOVER = re.compile(
+    r"took over a stopped sender's batches: (\d+) queued again, (\d+) left unconfirmed"
+)
+
+
+def takeovers(log: Path) -> list[tuple[int, int]]:
+    """What the senders' logs say they took over from killed ones (see ``Result``)."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return [(int(queued), int(unconfirmed)) for queued, unconfirmed in TAKEOVER.findall(text)]
 
 
 def _heard(refusals: dict[str, list[float]], runs: list[Run]) -> dict[str, bool]:
@@ -492,12 +643,22 @@ def _calibrate(plan: Plan, config_path: Path, root: Path, log: Path) -> Timing:
 
 def _kill_delay(plan: Plan, timing: Timing | None, rng: random.Random) -> float:
     """A share of the kills in start-up; the rest each a kill's share of the send on average."""
+    if timing is not None and rng.random() < plan.early:
+        return rng.uniform(0.0, timing.startup_s)
+    return (timing.startup_s if timing else 0.0) + _share(plan, timing, rng)
+
+
+def _share(plan: Plan, timing: Timing | None, rng: random.Random) -> float:
+    """How long a sender works before its kill: on average its share of the whole send,
+    over the rounds and the senders of each (whose last one outlives the first by one)."""
     if timing is None:
         assert plan.kill_window is not None
         return rng.uniform(*plan.kill_window)
-    if rng.random() < plan.early:
-        return rng.uniform(0.0, timing.startup_s)
-    return timing.startup_s + rng.uniform(0.0, 2.0) * timing.work_s / plan.kills
+    return rng.uniform(0.0, 2.0) * timing.work_s / (plan.kills * plan.senders)
+
+
+def _ends(runs: list[Run]) -> str:
+    return "; ".join(f"{run.meaning} after {run.seconds:.2f} s" for run in runs)
 
 
 def _finish(plan: Plan, config_path: Path, log: Path, say: Callable[[str], None]) -> list[Run]:
@@ -531,7 +692,9 @@ def table(result: Result) -> str:
         (
             "kills",
             f"{result.kills}",
-            f"of {len(result.rounds)} rounds" + (f", {early} in start-up" if result.timing else ""),
+            f"in {plan.kills} rounds of {plan.senders} sender(s)"
+            + (", in one the other sender(s) ran to their end" if plan.senders > 1 else "")
+            + (f", {early} in start-up" if result.timing else ""),
         ),
         ("lost", f"{len(found.lost):,}", "ledger says sent, sink never took it"),
         ("duplicated", f"{len(found.duplicated):,}", f"{found.extra_copies:,} extra copies"),
@@ -544,6 +707,17 @@ def table(result: Result) -> str:
             f"{len(found.refusals_unrecorded)} refused by it but not in the ledger",
         ),
         ("still queued", f"{found.still_queued:,}", "queued, retry or sending at the end"),
+    ]
+    rows += [
+        (
+            "taken over",
+            f"{len(result.takeovers)}",
+            "times a sender settled a killed one's batches: "
+            f"{sum(q for q, _ in result.takeovers):,} queued again and sent, "
+            f"{sum(u for _, u in result.takeovers):,} unconfirmed",
+        )
+    ] * (plan.senders > 1)
+    rows += [
         ("ledger equals sink", "yes" if found.ledger_equals_sink else "NO", ""),
         ("send complete", "yes" if result.complete else "NO", f"final exit statuses: {finals}"),
         ("faults injected", "", faults),
@@ -582,6 +756,11 @@ def main() -> None:
     )
     parser.add_argument("--recipients", type=int, help="recipients of every transport")
     parser.add_argument("--work", type=Path, help="keep the projects, logs and records here")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="URL", help="a PostgreSQL database to keep the stores in")
+    where.add_argument(
+        "--postgres", action="store_true", help="the same in a throw-away PostgreSQL cluster"
+    )
     args = parser.parse_args()
 
     changes: dict[str, Any] = {"seed": args.seed}
@@ -594,12 +773,14 @@ def main() -> None:
         changes["kill_window"] = (float(low), float(high))
     if args.recipients:
         changes["recipients"] = args.recipients
+    shared = bool(args.store or args.postgres)
     faults = {"sendgrid": args.sendgrid_faults, "smtp": args.smtp_faults}
     plans = [
         replace(
             plan,
             **changes,
             **({"faults": faults[plan.transport]} if faults[plan.transport] else {}),
+            senders=SHARED.get(plan.transport, 1) if shared else 1,
         )
         for plan in (QUICK_PLANS if args.quick else FULL_PLANS)
         if plan.transport in (args.only or ["sendgrid", "smtp"])
@@ -611,26 +792,46 @@ def main() -> None:
             parser.error(f"{plan.transport} faults: {exc}")
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="fault-campaign-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fault-campaign-") as tmp, _server(args) as store:
         work = args.work or Path(tmp)
         for plan in plans:
             print(
-                f"{plan.transport}, {plan.recipients:,} recipients, faults {plan.sink_faults}",
+                f"{plan.transport}, {plan.recipients:,} recipients, {plan.senders} sender(s) "
+                f"a round{' on PostgreSQL' if store else ''}, faults {plan.sink_faults}",
                 flush=True,
             )
-            results.append(run_campaign(plan, work, say=lambda line: print(line, flush=True)))
+            say = lambda line: print(line, flush=True)  # noqa: E731
+            results.append(run_campaign(plan, work, say=say, store=store))
 
     text = "\n\n".join(table(result) for result in results)
     print()
     print(text)
     path = write_results(
-        f"faults-{'quick-' if args.quick else ''}",
+        f"faults-{'quick-' if args.quick else ''}{'pg-' if shared else ''}",
         seed=args.seed,
         table=text,
         results=[result.figures() for result in results],
     )
     print(f"\nresults: {path.relative_to(REPO)}")
     sys.exit(0 if all(_holds(result) for result in results) else 1)
+
+
+@contextmanager
+def _server(args: argparse.Namespace) -> Iterator[str | None]:
+    """The PostgreSQL database the stores go in: ``--store``'s, a throw-away cluster's
+    (``--postgres``, stopped at the end), or None for SQLite files."""
+    if not args.postgres:
+        yield args.store
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from servers.postgres_cluster import PostgresCluster
+
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster.base_url()
+    finally:
+        cluster.stop()
 
 
 def _holds(result: Result) -> bool:

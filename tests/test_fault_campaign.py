@@ -9,13 +9,17 @@ Run alone with ``pytest -m faults``; the full campaign is ``bench/fault_campaign
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from conftest import postgres_url
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from fault_campaign import Plan, ledger_states, run_campaign, table
+from fault_campaign import Plan, Result, run_campaign, table
 
 PLANS = [
     Plan(
@@ -44,15 +48,40 @@ PLANS = [
 ]
 
 
+SHARED_PLAN = replace(PLANS[0], senders=2, kills=3, kill_window=(0.2, 1.0))
+"""On PostgreSQL, two senders share the send in each round (--join); one of them is killed
+while the other runs on. In the last round, or once half the send is settled, the first
+is killed soon after recipients are sent again and the other runs to its end."""
+
+
 @pytest.mark.faults
 @pytest.mark.timeout(110)
 @pytest.mark.parametrize("plan", PLANS, ids=[plan.transport for plan in PLANS])
 def test_a_killed_and_faulted_send_neither_loses_nor_duplicates(plan: Plan, tmp_path: Path) -> None:
-    result = run_campaign(plan, tmp_path, say=lambda line: None)
-    found = result.audit
+    assert_holds(run_campaign(plan, tmp_path, say=lambda line: None))
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(150)
+def test_two_senders_on_postgresql_one_killed_neither_lose_nor_duplicate(
+    postgres_cluster: Any, tmp_path: Path
+) -> None:
+    postgres_url(postgres_cluster)  # skips, or fails where a server is required, without one
+    result = run_campaign(
+        SHARED_PLAN, tmp_path, say=lambda line: None, store=postgres_cluster.base_url()
+    )
+    pairs = zip(result.rounds[::2], result.rounds[1::2], strict=True)
+    assert any(first.killed and other.seconds > first.seconds for first, other in pairs), (
+        "no sender was killed while the other still ran\n" + table(result)
+    )
+    assert_holds(result)
+
+
+def assert_holds(result: Result) -> None:
+    plan, found = result.plan, result.audit
     refused = plan.refused_address
     assert refused is not None
-    refused_state = ledger_states(tmp_path / plan.transport / "newsletter.yml").get(refused)
+    refused_state = result.states.get(refused)
     assert {
         "lost": found.lost,
         "duplicated": found.duplicated,

@@ -383,9 +383,13 @@ class StoreDatabase(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
-    def transaction(self, *, durable: bool = True) -> AbstractContextManager[None]:
+    def transaction(
+        self, *, durable: bool = True, serialised: bool = True
+    ) -> AbstractContextManager[None]:
         """Commit on success, roll back on error; a nested call joins the outer one.
-        ``durable=False`` may commit without waiting for the disk."""
+        ``durable=False`` may commit without waiting for the disk. ``serialised=False``
+        says the writes need no other writer kept out: each changes rows named by their
+        key, so the rows' own locks keep it right (SQLite has one writer anyway)."""
 
     @abstractmethod
     def scrubbing(self) -> AbstractContextManager[None]:
@@ -535,7 +539,7 @@ class Database(StoreDatabase):
             self._conn.close()
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True, serialised: bool = True) -> Iterator[None]:
         """Commit on success, roll back on error; a nested call joins the outer one.
 
         ``durable=False`` commits without waiting for the disk (``synchronous = NORMAL``):

@@ -200,7 +200,8 @@ class Ledger:
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
-        """Several steps in one commit (see ``Database.transaction`` for ``durable``)."""
+        """Several steps in one commit (see ``Database.transaction`` for ``durable``);
+        serialised, as a claim reads before it writes."""
         with self.db.transaction(durable=durable):
             yield
 
@@ -517,8 +518,12 @@ class Ledger:
 
     def mark_sending(self, send_id: int, batch_no: int) -> bool:
         """Commit that a claimed batch is about to be posted; False if it may not be (the
-        send released it, so it must not go out)."""
-        with self.db.transaction():
+        send released it, so it must not go out).
+
+        Not serialised with other writers: the one row's condition decides, under its
+        row lock, between this mark and a release, and a claim elsewhere need not wait
+        for this commit to reach the disk."""
+        with self.db.transaction(serialised=False):
             return bool(
                 self.db.execute(
                     "UPDATE send_batches SET state = 'sending', sending_at = ? "
@@ -529,7 +534,7 @@ class Ledger:
 
     def unmark_sending(self, send_id: int, batch_no: int) -> None:
         """A batch marked ``sending`` whose request did not go out after all: claimed again."""
-        with self.db.transaction():
+        with self.db.transaction(serialised=False):
             self.db.execute(
                 "UPDATE send_batches SET state = 'queued', sending_at = NULL "
                 "WHERE send_id = ? AND batch_no = ? AND state = 'sending'",
@@ -586,24 +591,18 @@ class Ledger:
         ``retry_in`` is when those not delivered may be tried again, in seconds. A
         recipient who already has a state of their own (a webhook confirmed them while the
         request was out) keeps it.
+
+        Not serialised with other writers: it changes only the rows of a batch that its
+        sender holds, named by key, from no state of their own to one, which no claim
+        takes. The recipients' rows are written before the batch's, in the order a
+        removal of a subscriber locks them (their row, then their batch's size), so the
+        two never wait for each other in a circle.
         """
         now = utc_now()
         retry_at = _later(retry_in)
         send_id, batch_no = claim.send_id, claim.batch_no
         batch_state = _BATCH_STATE.get(delivery.outcome)
-        with self.db.transaction():
-            self.db.execute(
-                "UPDATE send_batches SET state = ?, provider_id = ?, error = ?, "
-                "finished_at = ? WHERE send_id = ? AND batch_no = ?",
-                (
-                    batch_state or "settled",
-                    delivery.provider_id,
-                    delivery.reason or None,
-                    now,
-                    send_id,
-                    batch_no,
-                ),
-            )
+        with self.db.transaction(serialised=False):
             if delivery.exceptions:
                 self.db.executemany(
                     "UPDATE send_ledger SET state = ?, error = ?, updated_at = ?, "
@@ -638,6 +637,18 @@ class Ledger:
                     (own, delivery.reason or None, now, own, retry_at, own, send_id,
                      ids[0], ids[-1], batch_no),
                 )  # fmt: skip
+            self.db.execute(
+                "UPDATE send_batches SET state = ?, provider_id = ?, error = ?, "
+                "finished_at = ? WHERE send_id = ? AND batch_no = ?",
+                (
+                    batch_state or "settled",
+                    delivery.provider_id,
+                    delivery.reason or None,
+                    now,
+                    send_id,
+                    batch_no,
+                ),
+            )
         self._let_go(send_id, batch_no)
 
     # --- what an operator asks for --------------------------------------------------------

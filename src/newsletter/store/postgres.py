@@ -5,10 +5,13 @@ each statement into PostgreSQL's once (cached): ``%s`` placeholders, no ``INDEXE
 ``WITHOUT ROWID``, ``string_agg`` for ``group_concat``, ``ON CONFLICT DO NOTHING`` for
 ``INSERT OR IGNORE``, and the migrations' SQLite triggers as PL/pgSQL ones.
 
-Writes keep SQLite's rule that one transaction writes at a time: each write transaction
-first takes a transaction-scoped advisory lock, as ``BEGIN IMMEDIATE`` takes SQLite's
-write lock. Read-then-write steps (the next batch number, the send lock, a migration run
-by two processes at once) are then as safe as on SQLite, while reads never wait.
+Writes keep SQLite's rule that one transaction writes at a time where it matters: a
+write transaction first takes a transaction-scoped advisory lock, as ``BEGIN IMMEDIATE``
+takes SQLite's write lock, so read-then-write steps (a claim and its next batch number,
+the send lock, a migration run by two processes at once) are as safe as on SQLite, while
+reads never wait. Writes to rows named by their key (a batch's sending mark, its answer)
+ask for no such lock (``serialised=False``): the rows' own locks keep them right, and a
+claim no longer waits for another sender's commit to reach the disk.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from .db import Dialect, Row, StoreDatabase
 
 POSTGRES = Dialect(name="postgresql", identity="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
 WRITE_LOCK = 0x6E65_7773_6C74
-"""The advisory lock every write transaction holds (any fixed number, the same everywhere)."""
+"""The advisory lock every serialised write transaction holds (any fixed number, the same
+everywhere)."""
 CONNECT_TIMEOUT_S = 10
 POOL_SIZE = 4
 """The sending loop, its marking thread and a few delivery threads each hold one at most."""
@@ -229,27 +233,40 @@ class PostgresDatabase(StoreDatabase):
             raise self._lost(exc) from None
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True, serialised: bool = True) -> Iterator[None]:
         """Commit on success, roll back on error; a nested call joins the outer one.
 
         ``durable=False`` commits without waiting for the disk (``synchronous_commit``
         off): as on SQLite, for writes harmless to lose on their own, such as a claim.
+        ``serialised`` takes the write lock (see the module's docstring); a nested call
+        that asks for it takes it then, and every statement after sees what the writers
+        before it committed, as each statement reads the newest committed rows.
         """
         if getattr(self._local, "conn", None) is not None:
+            if serialised:
+                self._serialise()
             yield
             return
         with self._connection() as conn:
             self._local.conn = conn
+            self._local.serialised = False
             try:
                 with conn.transaction():
                     if not durable:
                         self.execute("SET LOCAL synchronous_commit = off")
-                    self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                    if serialised:
+                        self._serialise()
                     yield
             except psycopg.Error as exc:
                 raise self._error(exc) from exc
             finally:
                 self._local.conn = None
+
+    def _serialise(self) -> None:
+        """The write lock, once per transaction; the server lets go of it at the end."""
+        if not self._local.serialised:
+            self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            self._local.serialised = True
 
     @contextmanager
     def scrubbing(self) -> Iterator[None]:
