@@ -17,7 +17,7 @@ import pytest
 from conftest import edit, make_sample_project, run_cli, set_setting
 from newsletter.build import BuildResult, build_issue
 from newsletter.config import load_config
-from newsletter.memo import KEPT_ENTRIES, Memo, cache_dir
+from newsletter.memo import KEPT_ENTRIES, Memo, _code_files, cache_dir
 from newsletter.models import Post, PostKind, SourceResult
 from newsletter.post_json import NotKept, result_from_json, result_to_json
 
@@ -221,3 +221,19 @@ def test_a_source_that_cannot_be_read_is_reported_and_nothing_is_kept(tmp_path: 
 
     assert result.exit_code == 3  # the source folder is gone: nothing to keep
     assert not (cache_dir(config.parent) / "sources").exists()
+
+
+def test_the_code_stamp_covers_every_code_file_and_changes_with_any_of_them(tmp_path: Path) -> None:
+    """What keys every cache entry: each .py and .po file at any depth, and nothing else,
+    so an edit or a reinstall of one module is a miss, and compiled bytecode never is."""
+    package = tmp_path / "package"
+    for name in ("a.py", "deep/er/b.py", "locales/fr/c.po", "__pycache__/a.cpython.pyc",
+                 "deep/__pycache__/b.py", "templates/email.mjml", "py.typed"):  # fmt: skip
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(name)
+
+    stamp = sorted(_code_files(str(package), ""))
+
+    assert [path for path, _ in stamp] == ["a.py", "deep/er/b.py", "locales/fr/c.po"]
+    (package / "deep/er/b.py").write_text("changed, and longer than before")
+    assert sorted(_code_files(str(package), "")) != stamp
