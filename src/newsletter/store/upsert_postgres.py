@@ -20,7 +20,7 @@ its line is the one a repeat names.
 from __future__ import annotations
 
 from .db import utc_now
-from .upsert import NewSubscriber, UpsertCounts, _ChunkWriter
+from .upsert import StagedRow, UpsertCounts, _by_seq, _ChunkWriter
 
 _STAGING = (
     # No key: COPY writes the rows in seq order into a table truncated before, and an
@@ -75,8 +75,8 @@ class PostgresChunkWriter(_ChunkWriter):
         """TRUNCATE: a DELETE would leave a million dead rows for nothing to vacuum."""
         self.db.execute("TRUNCATE import_rows, import_firsts")
 
-    def write(self, part: list[NewSubscriber], start: int) -> UpsertCounts:
-        self._load(part, start)
+    def write(self, part: list[StagedRow]) -> UpsertCounts:
+        self._load(part)
         repeats = self.db.all(_REPEATS_IN_CHUNK)
         staged = len(part) - len(repeats)
         now = utc_now()
@@ -94,9 +94,10 @@ class PostgresChunkWriter(_ChunkWriter):
                 ("id", "line"),
                 [(row[1], row[6]) for row in known if row[7] is None],
             )
-            counts = self._update_existing(part, start, now, first_sightings)
+            counts = self._update_existing(part, now, first_sightings)
+        by_seq = _by_seq(part) if repeats else {}
         for seq, first_line in sorted(repeats):
-            self.on_duplicate(part[seq - start], first_line)
+            self.on_duplicate(by_seq[seq], first_line)
         if self.list_id is not None:  # people outside any list were added to none
             counts.added += added
         return counts
