@@ -35,7 +35,7 @@ _REPEATS_IN_CHUNK = (
     "GROUP BY email_key HAVING count(*) > 1) "
     "DELETE FROM import_rows r USING firsts f, import_rows o "
     "WHERE r.email_key = f.email_key AND r.seq > f.seq AND o.seq = f.seq "
-    "RETURNING r.seq, o.line"
+    "RETURNING r.seq, o.seq, o.line"
 )
 _NEW_PEOPLE = (
     "WITH new AS ("
@@ -77,24 +77,29 @@ class PostgresChunkWriter(_ChunkWriter):
 
     def write(self, part: list[StagedRow]) -> UpsertCounts:
         self._load(part)
-        repeats = self.db.all(_REPEATS_IN_CHUNK)
-        staged = len(part) - len(repeats)
+        in_chunk = self.db.all(_REPEATS_IN_CHUNK)
+        staged = len(part) - len(in_chunk)
         now = utc_now()
         # Ids only grow and the transaction holds the store's write lock, so the people
         # this chunk adds are exactly those numbered above it.
         before = int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers"))
         added = self._insert_new(now)
         counts = UpsertCounts()
+        earlier: dict[int, int] = {}  # seq -> first line, for rows repeating earlier chunks
         if added < staged:
             known = self.db.all(_KNOWN, (self._list_key(), before))
             first_sightings = [row[:6] for row in known if row[7] is None]
-            repeats += [(row[0], row[7]) for row in known if row[7] is not None]
+            earlier = {row[0]: row[7] for row in known if row[7] is not None}
             self.db.load_rows(
                 "import_firsts",
                 ("id", "line"),
                 [(row[1], row[6]) for row in known if row[7] is None],
             )
             counts = self._update_existing(part, now, first_sightings)
+        # A repeat within the chunk names the stream's first line, which is an earlier
+        # chunk's when the chunk's own first row of the address repeats one.
+        repeats = [*earlier.items()]
+        repeats += [(seq, earlier.get(first, int(line))) for seq, first, line in in_chunk]
         by_seq = _by_seq(part) if repeats else {}
         for seq, first_line in sorted(repeats):
             self.on_duplicate(by_seq[seq], first_line)
