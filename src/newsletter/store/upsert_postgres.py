@@ -80,10 +80,7 @@ class PostgresChunkWriter(_ChunkWriter):
         in_chunk = self.db.all(_REPEATS_IN_CHUNK)
         staged = len(part) - len(in_chunk)
         now = utc_now()
-        # Ids only grow and the transaction holds the store's write lock, so the people
-        # this chunk adds are exactly those numbered above it.
-        before = int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers"))
-        added = self._insert_new(now)
+        before, added = self._insert_new(now)
         counts = UpsertCounts()
         earlier: dict[int, int] = {}  # seq -> first line, for rows repeating earlier chunks
         if added < staged:
@@ -110,9 +107,14 @@ class PostgresChunkWriter(_ChunkWriter):
     def _list_key(self) -> int:
         return self.list_id if self.list_id is not None else -1
 
-    def _insert_new(self, now: str) -> int:
+    def _insert_new(self, now: str) -> tuple[int, int]:
+        # Ids only grow and the transaction holds the store's write lock, so the people
+        # this chunk adds are exactly those numbered above ``before``.
+        before = int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers"))
         params: tuple[str | int, ...] = (self.source, now, now, self.source, now)
         if self.list_id is None:
-            return int(self.db.scalar(_NEW_PEOPLE.format(joined=""), params))
-        params += (self.list_id, now)
-        return int(self.db.scalar(_NEW_PEOPLE.format(joined=_JOINED), params))
+            statement = _NEW_PEOPLE.format(joined="")
+        else:
+            statement = _NEW_PEOPLE.format(joined=_JOINED)
+            params += (self.list_id, now)
+        return before, int(self.db.scalar(statement, params))
