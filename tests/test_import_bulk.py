@@ -23,6 +23,7 @@ from conftest import make_sample_project
 from newsletter.errors import ImportFileError
 from newsletter.send_models import SubscriberStatus
 from newsletter.store import Store, import_csv
+from newsletter.store.db import ROWS_PER_INSERT
 from newsletter.store.readahead import read_ahead
 from newsletter.store.upsert import STREAM_CHUNK, NewSubscriber
 
@@ -70,6 +71,25 @@ def test_bad_rows_and_a_repeat_at_a_chunk_boundary_are_named_by_line(
     assert store.get(f"p{boundary + 3}@example.org").attributes == {"team": "Ops"}
     events = store.db.scalar("SELECT COUNT(*) FROM status_events WHERE detail = 'added'")
     assert events == report.added
+
+
+@pytest.mark.parametrize(
+    "count", [1, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, 2 * ROWS_PER_INSERT + 3]
+)
+def test_every_staged_row_arrives_whole_and_in_order_however_many_share_a_statement(
+    store: Store, count: int
+) -> None:
+    """SQLite stages ``ROWS_PER_INSERT`` rows to a statement and the rest one by one: a
+    chunk of any size, with names and attributes that need quoting, is stored exactly."""
+    odd = 'Ann "Nan" O\'Neil, Jr.'
+    records = [
+        NewSubscriber(f"p{n}@example.org", f"{odd} {n}", {"note": f"{odd}\\{n}"}, line=n + 2)
+        for n in range(count)
+    ]
+    counts = store.upsert_stream(records, "members", on_duplicate=lambda r, f: None)
+    assert counts.added == count
+    stored = [(s.email, s.name, dict(s.attributes)) for s in store.subscribers_of("members")]
+    assert stored == [(r.email, r.name, dict(r.attributes)) for r in records]
 
 
 def test_a_second_list_joins_known_people_and_keeps_their_consent(store: Store) -> None:

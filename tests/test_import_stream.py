@@ -35,6 +35,32 @@ def test_duplicates_are_found_across_chunks_and_named_with_the_first_line(store:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("someone_before", [False, True], ids=["empty store", "someone before"])
+def test_repeats_in_a_chunk_and_across_chunks_name_the_first_line(
+    store: Store, someone_before: bool
+) -> None:
+    """An import into an empty SQLite store tells repeats by the store's own index of
+    addresses, any other by a table of the addresses seen: the same repeats either way."""
+    if someone_before:
+        store.add("zed@x.org", "Zed", "partners")
+    found: list[tuple[int, int]] = []
+    records = people(
+        "a@x.org", "b@x.org", "a@x.org",  # a repeat inside the first chunk
+        "A@x.org", "c@x.org", "b@x.org",  # repeats of the first chunk
+        "c@x.org", "c@x.org", "d@x.org",  # a repeat of the chunk before, twice
+    )  # fmt: skip
+    counts = store.upsert_stream(
+        records, "members", on_duplicate=lambda r, first: found.append((r.line, first)), chunk=3
+    )
+    assert found == [(4, 2), (5, 2), (7, 3), (8, 6), (9, 6)]
+    assert counts.added == 4
+    emails = [s.email for s in store.subscribers_of("members")]
+    assert emails == ["a@x.org", "b@x.org", "c@x.org", "d@x.org"]
+    assert [s.name for s in store.subscribers_of("members")] == [
+        "Person 2", "Person 3", "Person 6", "Person 10",
+    ]  # fmt: skip
+
+
 def test_a_stream_that_fails_half_way_changes_nothing(store: Store) -> None:
     def failing() -> Iterator[NewSubscriber]:
         yield from people("a@x.org", "b@x.org", "c@x.org", "d@x.org", "e@x.org")

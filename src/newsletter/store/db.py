@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from ..store_url import is_store_url
 
 Row = tuple[Any, ...]
 BUSY_TIMEOUT_MS = 15_000
+ROWS_PER_INSERT = 100
+"""Rows a SQLite ``load_rows`` binds to one statement: for rows of six columns, 50, 100 and
+250 took about as little CPU, 1,000 more; far below SQLite's limit of bound values."""
 
 
 def _create_private(path: Path) -> None:
@@ -599,12 +603,29 @@ class Database(StoreDatabase):
         *,
         replace: bool = False,
     ) -> None:
-        """SQLite binds rows in-process, so ``executemany`` is already its bulk load; a
-        ``DELETE`` of every row is its quick truncation."""
+        """Rows bound ``ROWS_PER_INSERT`` to a statement; a ``DELETE`` of every row is
+        SQLite's quick truncation.
+
+        A statement per row costs a step of the statement each, and each step lets go of
+        the interpreter's lock and takes it back: beside a thread that reads ahead, every
+        row waited for that thread to hand the lock back. Many rows to a statement bind as
+        many values at once and step once: staging 1,000,000 rows took 2.5 s of CPU
+        instead of 3.9 s.
+        """
         if replace:
             self.execute(f"DELETE FROM {table}")
-        marks = ", ".join("?" * len(columns))
-        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        into = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        one = f"({', '.join('?' * len(columns))})"
+        rows = rows if isinstance(rows, Sequence) else list(rows)
+        whole = len(rows) - len(rows) % ROWS_PER_INSERT
+        self.executemany(
+            into + ", ".join([one] * ROWS_PER_INSERT),
+            (
+                tuple(chain.from_iterable(rows[start : start + ROWS_PER_INSERT]))
+                for start in range(0, whole, ROWS_PER_INSERT)
+            ),
+        )
+        self.executemany(into + one, rows[whole:])
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self._lock:

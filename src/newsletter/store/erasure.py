@@ -21,7 +21,7 @@ from ..addresses import normalise_address
 from ..errors import InvalidAddress, StoreError
 from .consents import Consents
 from .db import utc_now
-from .subscribers import NewSubscriber, Store, address_key
+from .subscribers import StagedRow, Store, address_key
 
 KEY_SETTING = "erasure"
 """The store secret keying the hashes of erased addresses."""
@@ -93,9 +93,9 @@ def lift(store: Store, email: str) -> None:
 
 def refuse_erased(
     store: Store,
-    records: Iterable[NewSubscriber],
-    on_erased: Callable[[NewSubscriber, str], None],
-) -> Iterator[NewSubscriber]:
+    records: Iterable[StagedRow],
+    on_erased: Callable[[StagedRow, str], None],
+) -> Iterator[StagedRow]:
     """The records whose address was never erased; ``on_erased`` gets each other one with
     the time of its erasure. Looked up a thousand at a time, and not at all when nobody
     was ever erased."""
@@ -103,7 +103,7 @@ def refuse_erased(
         yield from records
         return
     hasher = AddressHasher(store)
-    chunk: list[NewSubscriber] = []
+    chunk: list[StagedRow] = []
     for record in records:
         chunk.append(record)
         if len(chunk) == CHUNK:
@@ -115,9 +115,9 @@ def refuse_erased(
 def _unerased(
     store: Store,
     hasher: AddressHasher,
-    chunk: list[NewSubscriber],
-    on_erased: Callable[[NewSubscriber, str], None],
-) -> Iterator[NewSubscriber]:
+    chunk: list[StagedRow],
+    on_erased: Callable[[StagedRow, str], None],
+) -> Iterator[StagedRow]:
     if not chunk:
         return
     digests = [hasher(record.email) for record in chunk]

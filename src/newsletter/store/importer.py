@@ -28,7 +28,7 @@ from ..spreadsheet import TEXT_MARK, restore, write_row
 from .erasure import ERASED_REASON, refuse_erased
 from .readahead import read_ahead
 from .subscribers import NewSubscriber, Store
-from .upsert import STREAM_CHUNK
+from .upsert import STREAM_CHUNK, StagedRow, address_key, dumps_attributes
 
 EMAIL, NAME, FIRST, LAST, IGNORE = "email", "name", "first_name", "last_name", "-"
 FIELDS = (EMAIL, NAME, FIRST, LAST)
@@ -141,14 +141,14 @@ def import_csv(
             )
         columns = _columns(path, header, mapping or {}, report)
 
-        def duplicate(record: NewSubscriber, first_line: int) -> None:
+        def duplicate(record: StagedRow, first_line: int) -> None:
             report.duplicates += 1
             report.add_error(
                 record.line,
                 f"{record.email} is a duplicate of line {first_line}; line {first_line} is kept",
             )
 
-        def erased(record: NewSubscriber, when: str) -> None:
+        def erased(record: StagedRow, when: str) -> None:
             report.erased += 1
             report.add_error(record.line, f"{record.email} {ERASED_REASON.format(when[:10])}")
 
@@ -156,7 +156,7 @@ def import_csv(
         # erased addresses are looked up here, in the thread that holds the transaction.
         ahead = read_ahead(_records(rows, header, columns, report), STREAM_CHUNK)
         with closing(ahead):
-            counts = store.upsert_stream(
+            counts = store.upsert_rows(
                 refuse_erased(store, ahead, erased),
                 list_name,
                 force=force,
@@ -182,14 +182,17 @@ def _records(
     header: list[str],
     columns: list[str],
     report: ImportReport,
-) -> Iterator[NewSubscriber]:
-    """The usable rows as records, one at a time; unusable ones go to the report.
+) -> Iterator[StagedRow]:
+    """The usable rows, ready for the staging table, one at a time; unusable ones go to
+    the report.
 
-    A million rows make this the import's hot loop, so a row whose text is plainly fine
-    (the right number of cells, printable, short, no spreadsheet mark) takes a short way:
-    its cells are picked by position and only its address is checked, since such text
-    passes every name and attribute check (``plain_text``). Any other row takes
-    ``_record``, which checks each cell and says what is wrong.
+    A million rows make this the import's hot loop, run in the thread that reads ahead,
+    so each row leaves it in the form the store binds as it is (``StagedRow``): the
+    thread that writes, the import's slower half, does no work per row. A row whose
+    text is plainly fine (the right number of cells, printable, short, no spreadsheet
+    mark) takes a short way: its cells are picked by position and only its address is
+    checked, since such text passes every name and attribute check (``plain_text``).
+    Any other row takes ``_record``, which checks each cell and says what is wrong.
     """
     width = len(header)
     email_at = columns.index(EMAIL)
@@ -209,7 +212,7 @@ def _records(
         if len(row) != width or TEXT_MARK in text or not plain_text(text):
             record = _record(row, header, columns, line, report)
             if record is not None:
-                yield record
+                yield _staged(line, record.email, record.name, record.attributes)
             continue
         try:
             email = normalise_address(row[email_at])
@@ -222,7 +225,14 @@ def _records(
             parts = (row[at].strip() for at in (first_at, last_at) if at is not None)
             name = " ".join(part for part in parts if part)
         attributes = {key: value for at, key in attribute_at if (value := row[at].strip())}
-        yield NewSubscriber(email, name, attributes, line)
+        yield _staged(line, email, name, attributes)
+
+
+def _staged(line: int, email: str, name: str, attributes: Mapping[str, str]) -> StagedRow:
+    """A checked row as the store stages it; its line is its place in the stream too,
+    since lines only grow."""
+    attributes_json = dumps_attributes(attributes) if attributes else "{}"
+    return StagedRow(line, line, email, address_key(email), name, attributes_json)
 
 
 def _text_encoding(path: Path, encoding: str | None) -> tuple[str, str]:

@@ -26,11 +26,12 @@ from .upsert import (
     STREAM_CHUNK,
     NewSubscriber,
     OnDuplicate,
+    StagedRow,
     UpsertCounts,
     address_key,
 )
 
-__all__ = ["INACTIVE", "NewSubscriber", "Store", "UpsertCounts", "address_key"]
+__all__ = ["INACTIVE", "NewSubscriber", "StagedRow", "Store", "UpsertCounts", "address_key"]
 
 CHUNK = 1000
 LIST_STATUSES = frozenset(
@@ -336,11 +337,32 @@ class Store:
         A record whose address came earlier in the stream is not stored; ``on_duplicate``
         gets it with the line of the first one.
         """
+        return self.upsert_rows(
+            upsert.staged(records),
+            list_name,
+            force=force,
+            source=source,
+            on_duplicate=on_duplicate,
+            chunk=chunk,
+        )
+
+    def upsert_rows(
+        self,
+        rows: Iterable[StagedRow],
+        list_name: str | None,
+        *,
+        force: bool = False,
+        source: str = "import",
+        on_duplicate: OnDuplicate,
+        chunk: int = STREAM_CHUNK,
+    ) -> UpsertCounts:
+        """``upsert_stream`` of rows already in the staging table's form, which an import
+        makes in the thread that reads the file, so that the writing thread only writes."""
         with self.db.transaction():
             list_id = self.list_id(list_name) if list_name is not None else None
             return upsert.upsert_stream(
                 self.db,
-                records,
+                rows,
                 list_id,
                 force=force,
                 source=source,
@@ -540,5 +562,5 @@ class Store:
             return str(self.db.scalar("SELECT value FROM settings WHERE key = ?", (key,)))
 
 
-def _ignore_duplicate(record: NewSubscriber, first_line: int) -> None:
+def _ignore_duplicate(record: StagedRow, first_line: int) -> None:
     """``upsert_many``'s records are unique by contract; a repeat is simply not written."""

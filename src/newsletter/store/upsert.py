@@ -8,22 +8,24 @@ come back to Python, because the rules for them (attributes merged, a name kept,
 never weakened) are decided per person, and a fresh list has none of them.
 
 The SQL is the portable kind (``ON CONFLICT``, no ``rowid``, no ``INSERT OR ...``) so that
-another backend can run it with its own placeholders.
+another backend can run it with its own placeholders; only the staging table of addresses
+seen is kept as SQLite allows, since PostgreSQL has a writer of its own
+(``upsert_postgres.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import itemgetter
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
 import orjson
 
 from ..send_models import SubscriberStatus
-from .db import Row, StoreDatabase, utc_now
+from .db import SQLITE, Row, StoreDatabase, utc_now
 
 INACTIVE = frozenset(
     {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
@@ -42,11 +44,11 @@ _STAGING = (
     "line INTEGER NOT NULL, email TEXT NOT NULL, email_key TEXT NOT NULL, "
     "name TEXT NOT NULL, attributes TEXT NOT NULL)",
     # Every address of the stream so far: a million of them would take 100 MB in memory.
+    # SQLite keeps a table keyed by text as two B-trees (the rows, and an index of the
+    # key) unless told to keep the rows in the key's own tree.
     "CREATE TEMP TABLE IF NOT EXISTS import_seen (email_key TEXT PRIMARY KEY, "
-    "seq INTEGER NOT NULL, line INTEGER NOT NULL)",
+    "seq INTEGER NOT NULL, line INTEGER NOT NULL) WITHOUT ROWID",
 )
-
-_STAGED_COLUMNS = ("seq", "line", "email", "email_key", "name", "attributes")
 
 
 def address_key(normalised: str) -> str:
@@ -65,6 +67,27 @@ class NewSubscriber(NamedTuple):
     name: str = ""
     attributes: Mapping[str, str] = _NO_ATTRIBUTES
     line: int = 0
+
+
+class StagedRow(NamedTuple):
+    """A record as the staging table takes it: bound as it is, with no work per row left
+    for the thread that writes. ``seq`` orders the stream (any increasing numbers),
+    ``attributes`` is the JSON that ``dumps_attributes`` makes."""
+
+    seq: int
+    line: int
+    email: str
+    email_key: str
+    name: str
+    attributes: str
+
+
+def staged(records: Iterable[NewSubscriber]) -> Iterator[StagedRow]:
+    """Records as staged rows, numbered in the order they come."""
+    for seq, record in enumerate(records):
+        attributes = dumps_attributes(record.attributes) if record.attributes else "{}"
+        email = record.email
+        yield StagedRow(seq, record.line, email, address_key(email), record.name, attributes)
 
 
 @dataclass
@@ -87,7 +110,7 @@ class UpsertCounts:
         self.skipped_lines = sorted(self.skipped_lines + other.skipped_lines)[:SHOWN_SKIPPED]
 
 
-OnDuplicate = Callable[[NewSubscriber, int], None]
+OnDuplicate = Callable[[StagedRow, int], None]
 
 
 def dumps_attributes(attributes: Mapping[str, str]) -> str:
@@ -97,7 +120,7 @@ def dumps_attributes(attributes: Mapping[str, str]) -> str:
 
 def upsert_stream(
     db: StoreDatabase,
-    records: Iterable[NewSubscriber],
+    records: Iterable[StagedRow],
     list_id: int | None,
     *,
     force: bool,
@@ -112,24 +135,26 @@ def upsert_stream(
     ones and a non-empty name replaces the stored one; a known address that left keeps
     its status unless ``force``. Addresses must already be normalised.
     """
-    writer = _writer_class(db)(db, list_id, force, source, on_duplicate)
     counts = UpsertCounts()
     with db.transaction():
+        anyone_before = bool(db.scalar("SELECT EXISTS (SELECT 1 FROM subscribers)"))
+        first_lines = array("q") if db.dialect is SQLITE and not anyone_before else None
+        writer = _writer_class(db)(
+            db, list_id, force, source, on_duplicate, anyone_before, first_lines
+        )
         for statement in writer.staging:
             db.execute(statement)
         writer.empty_staging()
-        start = 0
         iterator = iter(records)
         while part := list(islice(iterator, chunk)):
-            counts.add(writer.write(part, start))
-            start += len(part)
+            counts.add(writer.write(part))
         writer.empty_staging()
     return counts
 
 
 def _writer_class(db: StoreDatabase) -> type[_ChunkWriter]:
     """PostgreSQL's writer chains the chunk's inserts in one statement, which SQLite's
-    SQL cannot say."""
+    SQL cannot say; the portable one is SQLite's."""
     if db.dialect.name == "postgresql":
         from .upsert_postgres import PostgresChunkWriter  # it builds on _ChunkWriter below
 
@@ -146,14 +171,34 @@ class _ChunkWriter:
     force: bool
     source: str
     on_duplicate: OnDuplicate
+    anyone_before: bool
+    """Whether the store held anyone as the stream began. Only they can be found there by
+    a first sighting (a repeat is set aside before), so an empty store looks for none."""
+    first_lines: array[int] | None
+    """On SQLite, when the store was empty as the stream began: the line of each person
+    the stream added, in the order of their ids. Everyone in the store is then someone
+    the stream added, so the store's own index of addresses tells a repeat, and no table
+    of the addresses seen is written beside it (a million rows spent 1.5 s of CPU there).
+    SQLite numbers rows in the order they are inserted, which is the stream's."""
     staging: ClassVar[tuple[str, ...]] = _STAGING
 
-    def write(self, part: list[NewSubscriber], start: int) -> UpsertCounts:
-        """Write ``part``, whose first record is number ``start`` of the stream."""
-        self._stage(part, start)
-        now = utc_now()
-        counts = self._update_existing(part, start, now, self._existing())
-        added = self._insert_new(now)
+    def write(self, part: list[StagedRow]) -> UpsertCounts:
+        """Write ``part``, the stream's next rows."""
+        if self.first_lines is not None:
+            self._load(part)
+            now = utc_now()
+            counts = UpsertCounts()  # nobody was there to update
+            before, added = self._insert_new(now)  # a repeat's insert does nothing
+            self._name_repeats(part, before, added, self.first_lines)
+        else:
+            self._stage(part)
+            now = utc_now()
+            counts = (
+                self._update_existing(part, now, self._existing())
+                if self.anyone_before
+                else UpsertCounts()
+            )
+            _, added = self._insert_new(now)
         if self.list_id is not None:  # people outside any list were added to none
             counts.added += added
         return counts
@@ -163,48 +208,59 @@ class _ChunkWriter:
         self.db.execute("DELETE FROM import_rows")
         self.db.execute("DELETE FROM import_seen")
 
-    def _stage(self, part: list[NewSubscriber], start: int) -> None:
+    def _stage(self, part: list[StagedRow]) -> None:
         """Put ``part`` into the staging table, its repeats set aside."""
-        self._load(part, start)
+        self._load(part)
         first_sightings = self.db.execute(
             "INSERT INTO import_seen (email_key, seq, line) "
             "SELECT email_key, seq, line FROM import_rows WHERE true ORDER BY seq "
             "ON CONFLICT (email_key) DO NOTHING"
         )
         if first_sightings < len(part):  # rare: only then look for which rows repeat
-            self._set_aside_repeats(part, start)
+            self._set_aside_repeats(part)
 
-    def _load(self, part: list[NewSubscriber], start: int) -> None:
-        """``part`` into the staging table (emptied first), numbered from ``start``."""
-        emails = [record.email for record in part]
-        self.db.load_rows(
-            "import_rows",
-            _STAGED_COLUMNS,
-            zip(
-                range(start, start + len(part)),
-                map(itemgetter(3), part),
-                emails,
-                map(address_key, emails),
-                map(itemgetter(1), part),
-                [dumps_attributes(a) if a else "{}" for a in map(itemgetter(2), part)],
-                strict=True,
-            ),
-            replace=True,
-        )
+    def _load(self, part: list[StagedRow]) -> None:
+        """``part`` into the staging table (emptied first), bound as the rows are."""
+        self.db.load_rows("import_rows", StagedRow._fields, part, replace=True)
 
-    def _set_aside_repeats(self, part: list[NewSubscriber], start: int) -> None:
+    def _name_repeats(
+        self, part: list[StagedRow], before: int, added: int, first_lines: array[int]
+    ) -> None:
+        """Name the rows of ``part`` that the insert after ``before`` left out as repeats of
+        an earlier row, and keep the lines of the people it added."""
+        if added == len(part):  # nearly always: no repeat
+            first_lines.extend(row.line for row in part)
+            return
+        first_id = before - len(first_lines) + 1
+        by_seq = _by_seq(part)
+        added_now: dict[int, int] = {}  # id -> line, for the people this chunk added
+        for seq, sid in self.db.all(
+            "SELECT r.seq, s.id FROM import_rows r "
+            "JOIN subscribers s ON s.email_key = r.email_key ORDER BY r.seq"
+        ):
+            if sid <= before:
+                self.on_duplicate(by_seq[seq], first_lines[sid - first_id])
+            elif sid in added_now:
+                self.on_duplicate(by_seq[seq], added_now[sid])
+            else:
+                added_now[sid] = by_seq[seq].line
+        assert len(added_now) == added
+        first_lines.extend(added_now[sid] for sid in sorted(added_now))
+
+    def _set_aside_repeats(self, part: list[StagedRow]) -> None:
         """Drop the staged rows whose address came earlier in the stream, naming each."""
         repeats = self.db.all(
             "SELECT r.seq, s.line FROM import_rows r JOIN import_seen s "
             "ON s.email_key = r.email_key WHERE s.seq <> r.seq ORDER BY r.seq"
         )
         self.db.executemany("DELETE FROM import_rows WHERE seq = ?", [(seq,) for seq, _ in repeats])
+        by_seq = _by_seq(part)
         for seq, first_line in repeats:
-            self.on_duplicate(part[seq - start], first_line)
+            self.on_duplicate(by_seq[seq], first_line)
 
-    def _insert_new(self, now: str) -> int:
+    def _insert_new(self, now: str) -> tuple[int, int]:
         """The staged addresses not yet in the store, with their first status event and
-        list; returns how many.
+        list; returns the highest id before them, and how many.
 
         The new rows are told by their ids, above the highest before the insert: the
         transaction holds the store's write lock, so no other writer adds one meanwhile.
@@ -234,11 +290,9 @@ class _ChunkWriter:
                     "SELECT ?, id, ? FROM subscribers WHERE id > ? ORDER BY id LIMIT ?",
                     (self.list_id, now, before, added),
                 )
-        return added
+        return before, added
 
-    def _update_existing(
-        self, part: list[NewSubscriber], start: int, now: str, rows: list[Row]
-    ) -> UpsertCounts:
+    def _update_existing(self, part: list[StagedRow], now: str, rows: list[Row]) -> UpsertCounts:
         """Apply the staged rows of people already in the store (``_existing``), as each
         one's rules say."""
         list_id, source = self.list_id, self.source
@@ -247,8 +301,9 @@ class _ChunkWriter:
         rejoins: list[tuple[int, str, str]] = []
         joins: list[tuple[int, int, str]] = []
         relists: list[int] = []
+        by_seq = _by_seq(part) if rows else {}
         for seq, sid, name, attrs_json, stored_status, membership in rows:
-            record = part[seq - start]
+            record = by_seq[seq]
             status = SubscriberStatus(stored_status)
             # Someone who left this list is kept off it like someone who left everything.
             left_list = membership == SubscriberStatus.UNSUBSCRIBED
@@ -258,7 +313,7 @@ class _ChunkWriter:
                     counts.skipped_lines.append(record.line)
                 continue
             attrs = orjson.loads(attrs_json) if attrs_json else {}
-            merged = {**attrs, **record.attributes}
+            merged = {**attrs, **orjson.loads(record.attributes)}
             new_name = record.name or name
             changed = new_name != name or merged != attrs or status in INACTIVE
             if status in INACTIVE:
@@ -319,3 +374,8 @@ class _ChunkWriter:
             "VALUES (?, 'subscribed', ?, 'added again with force', ?, ?)",
             [(sid, self.source, now, self.list_id) for sid in relists if sid not in rejoined],
         )
+
+
+def _by_seq(part: list[StagedRow]) -> dict[int, StagedRow]:
+    """A chunk's rows by their number in the stream, which need not count from one by one."""
+    return {row.seq: row for row in part}

@@ -20,7 +20,7 @@ its line is the one a repeat names.
 from __future__ import annotations
 
 from .db import utc_now
-from .upsert import NewSubscriber, UpsertCounts, _ChunkWriter
+from .upsert import StagedRow, UpsertCounts, _by_seq, _ChunkWriter
 
 _STAGING = (
     # No key: COPY writes the rows in seq order into a table truncated before, and an
@@ -35,7 +35,7 @@ _REPEATS_IN_CHUNK = (
     "GROUP BY email_key HAVING count(*) > 1) "
     "DELETE FROM import_rows r USING firsts f, import_rows o "
     "WHERE r.email_key = f.email_key AND r.seq > f.seq AND o.seq = f.seq "
-    "RETURNING r.seq, o.line"
+    "RETURNING r.seq, o.seq, o.line"
 )
 _NEW_PEOPLE = (
     "WITH new AS ("
@@ -75,28 +75,31 @@ class PostgresChunkWriter(_ChunkWriter):
         """TRUNCATE: a DELETE would leave a million dead rows for nothing to vacuum."""
         self.db.execute("TRUNCATE import_rows, import_firsts")
 
-    def write(self, part: list[NewSubscriber], start: int) -> UpsertCounts:
-        self._load(part, start)
-        repeats = self.db.all(_REPEATS_IN_CHUNK)
-        staged = len(part) - len(repeats)
+    def write(self, part: list[StagedRow]) -> UpsertCounts:
+        self._load(part)
+        in_chunk = self.db.all(_REPEATS_IN_CHUNK)
+        staged = len(part) - len(in_chunk)
         now = utc_now()
-        # Ids only grow and the transaction holds the store's write lock, so the people
-        # this chunk adds are exactly those numbered above it.
-        before = int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers"))
-        added = self._insert_new(now)
+        before, added = self._insert_new(now)
         counts = UpsertCounts()
+        earlier: dict[int, int] = {}  # seq -> first line, for rows repeating earlier chunks
         if added < staged:
             known = self.db.all(_KNOWN, (self._list_key(), before))
             first_sightings = [row[:6] for row in known if row[7] is None]
-            repeats += [(row[0], row[7]) for row in known if row[7] is not None]
+            earlier = {row[0]: row[7] for row in known if row[7] is not None}
             self.db.load_rows(
                 "import_firsts",
                 ("id", "line"),
                 [(row[1], row[6]) for row in known if row[7] is None],
             )
-            counts = self._update_existing(part, start, now, first_sightings)
+            counts = self._update_existing(part, now, first_sightings)
+        # A repeat within the chunk names the stream's first line, which is an earlier
+        # chunk's when the chunk's own first row of the address repeats one.
+        repeats = [*earlier.items()]
+        repeats += [(seq, earlier.get(first, int(line))) for seq, first, line in in_chunk]
+        by_seq = _by_seq(part) if repeats else {}
         for seq, first_line in sorted(repeats):
-            self.on_duplicate(part[seq - start], first_line)
+            self.on_duplicate(by_seq[seq], first_line)
         if self.list_id is not None:  # people outside any list were added to none
             counts.added += added
         return counts
@@ -104,9 +107,14 @@ class PostgresChunkWriter(_ChunkWriter):
     def _list_key(self) -> int:
         return self.list_id if self.list_id is not None else -1
 
-    def _insert_new(self, now: str) -> int:
+    def _insert_new(self, now: str) -> tuple[int, int]:
+        # Ids only grow and the transaction holds the store's write lock, so the people
+        # this chunk adds are exactly those numbered above ``before``.
+        before = int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers"))
         params: tuple[str | int, ...] = (self.source, now, now, self.source, now)
         if self.list_id is None:
-            return int(self.db.scalar(_NEW_PEOPLE.format(joined=""), params))
-        params += (self.list_id, now)
-        return int(self.db.scalar(_NEW_PEOPLE.format(joined=_JOINED), params))
+            statement = _NEW_PEOPLE.format(joined="")
+        else:
+            statement = _NEW_PEOPLE.format(joined=_JOINED)
+            params += (self.list_id, now)
+        return before, int(self.db.scalar(statement, params))
