@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import click
@@ -28,6 +29,19 @@ def imported_by(args: list[str], cwd: Path | None = None) -> set[str]:
         for line in done.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
+
+
+def probed_first_line(sample_project: Path, lines: list[str]) -> str:
+    """The first line a Python script of ``lines`` prints, run in the sample project."""
+    done = subprocess.run(
+        [sys.executable, "-c", "\n".join(lines)],
+        cwd=sample_project.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.splitlines()[0]
 
 
 def test_the_help_lists_each_command_by_its_own_first_sentence() -> None:
@@ -81,7 +95,8 @@ def test_a_dry_run_of_an_unchanged_project_loads_no_renderer_reader_or_checker(
 
 def test_the_script_collects_garbage_again_before_the_command_runs(sample_project: Path) -> None:
     """`run` pauses the collector while modules load; a long send must not run without it."""
-    probe = "\n".join(
+    first_line = probed_first_line(
+        sample_project,
         [
             "import gc, sys",
             "import newsletter.logs as logs",
@@ -90,17 +105,30 @@ def test_the_script_collects_garbage_again_before_the_command_runs(sample_projec
             "    print('collecting' if gc.isenabled() else 'paused', gc.get_freeze_count() > 0)",
             "    return configure(*args)",
             "logs.configure = probed",
-            "from newsletter.cli import run",
+            "from newsletter import run",
             "sys.argv = ['newsletter', 'schedule']",
             "run()",
-        ]
+        ],
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=sample_project.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    assert first_line == "collecting True"
+
+
+def test_click_itself_loads_with_the_collector_paused(sample_project: Path) -> None:
+    """The script's entry point pauses the collector before the command line's first import."""
+    first_line = probed_first_line(
+        sample_project,
+        [
+            "import gc, sys",
+            "class Probe:",
+            "    def find_spec(self, name, path=None, target=None):",
+            "        if name == 'click':",
+            "            print('collecting' if gc.isenabled() else 'paused')",
+            "sys.meta_path.insert(0, Probe())",
+            "from newsletter import run",
+            "sys.argv = ['newsletter', 'schedule']",
+            "run()",
+        ],
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines()[0] == "collecting True"
+    assert first_line == "paused"
+    entry = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert entry["project"]["scripts"]["newsletter"] == "newsletter:run"

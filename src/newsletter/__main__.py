@@ -1,5 +1,5 @@
 """``python -m newsletter`` runs the command line, as the ``newsletter`` script does."""
 
-from newsletter.cli import run
+from newsletter import run
 
 run()
