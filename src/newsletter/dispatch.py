@@ -4,9 +4,10 @@ listmonk's campaign manager is the model: a bounded queue of work and N workers,
 error budget that pauses the campaign when the provider fails instead of burning through
 the list. Here:
 
-- A claim and the previous batch's answer are written in one commit; at most one batch
-  more than there are workers is claimed, so a worker never waits for its next batch, and
-  a claimed batch only becomes ``sending`` when its worker posts it.
+- A claim is a commit of its own that does not wait for the disk, and each batch's answer
+  another that does; at most one batch more than there are workers is claimed, so a worker
+  never waits for its next batch, and a claimed batch only becomes ``sending`` (a durable
+  mark) when its worker posts it.
 - Outcomes are data. Accepted and refused recipients are done; those certainly not
   delivered wait for a retry time with exponential back-off and full jitter (never sooner
   than the provider asked); unknown outcomes become unconfirmed and are never re-sent by
