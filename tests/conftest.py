@@ -8,11 +8,14 @@ import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+
+if TYPE_CHECKING:
+    import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -240,3 +243,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("SendGrid schema comparisons left out")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def client(project: Path) -> Iterator[httpx.Client]:
+    """An HTTP client of the web app for the test module's own ``project`` fixture, whose
+    loopback server stops after the test; each module configures its project its way."""
+    from servers.web_app import running_app  # the web stack loads only for tests that ask
+
+    with running_app(project) as http:
+        yield http

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ from conftest import configure
 from newsletter.config import load_config
 from newsletter.send_models import SubscriberStatus
 from newsletter.store import open_store
-from servers.web_app import add_subscriber, running_app
+from servers.web_app import add_subscriber
 
 LISTS = [
     {"name": "members", "description": "Members of the network"},
@@ -27,12 +26,6 @@ def project(sample_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("NEWSLETTER_SECRET", raising=False)
     configure(sample_project, lists=LISTS)
     return sample_project
-
-
-@pytest.fixture
-def client(project: Path) -> Iterator[httpx.Client]:
-    with running_app(project) as http:
-        yield http
 
 
 @pytest.fixture

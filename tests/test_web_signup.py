@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,12 +33,6 @@ def project(sample_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("NEWSLETTER_SECRET", raising=False)
     configure(sample_project, lists=LISTS)
     return sample_project
-
-
-@pytest.fixture
-def client(project: Path) -> Iterator[httpx.Client]:
-    with running_app(project) as http:
-        yield http
 
 
 def outbox(project: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from newsletter.store import StatusEvent, open_store
 from newsletter.tokens import make_token
 from newsletter.unsubscribe import legacy_links_until
 from servers.legacy_tokens import make_v1_token, make_v2_token, make_v3_token
-from servers.web_app import add_subscriber, running_app
+from servers.web_app import add_subscriber
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -26,12 +25,6 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 def project(sample_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("NEWSLETTER_SECRET", raising=False)
     return sample_project
-
-
-@pytest.fixture
-def client(project: Path) -> Iterator[httpx.Client]:
-    with running_app(project) as http:
-        yield http
 
 
 def status_of(

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +80,6 @@ def project(sample_project: Path, signer: Signer) -> Path:
         sample_project, f"sendgrid_webhook_key: {signer.public_b64}", f"max_body_bytes: {MAX_BODY}"
     )
     return sample_project
-
-
-@pytest.fixture
-def client(project: Path) -> Iterator[httpx.Client]:
-    with running_app(project) as http:
-        yield http
 
 
 def post_signed(client: httpx.Client, signer: Signer, events: Any, **kw: Any) -> httpx.Response:
