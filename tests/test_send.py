@@ -7,8 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -491,11 +492,27 @@ def test_resend_options_are_checked_before_anything_is_sent(built_project: Path)
     assert not (built_project.parent / "outbox").exists()
 
 
+def batch_state(config: Path, batch_no: int) -> str | None:
+    """The state of the batch numbered ``batch_no`` (this project has one send)."""
+    with open_store(load_config(config)) as store:
+        state = store.db.scalar("SELECT state FROM send_batches WHERE batch_no = ?", (batch_no,))
+        return None if state is None else str(state)
+
+
+def wait_until(reached: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Wait, with a deadline, for a state of a running send."""
+    deadline = time.monotonic() + 30
+    while not reached():
+        assert process.poll() is None and time.monotonic() < deadline, "state never reached"
+        time.sleep(0.05)
+
+
 def test_sigterm_stops_a_send_after_recording_the_batch_on_its_way(
     built_project: Path, sendgrid_api: Any
 ) -> None:
     config, fake = built_project, sendgrid_api.mail
-    fake.script(Reply(), Reply(delay=2))  # the second batch's answer takes two seconds
+    answer = threading.Event()
+    fake.script(Reply(), Reply(hold=answer))  # the second batch's answer waits for the test
     configure(
         config,
         provider={"type": "sendgrid", "sendgrid": {"host": sendgrid_api.url,
@@ -504,10 +521,12 @@ def test_sigterm_stops_a_send_after_recording_the_batch_on_its_way(
     command = [sys.executable, "-m", "newsletter", "send", ISSUE, "--config", str(config),
                "--list", "members"]  # fmt: skip
     process = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while len(fake.requests) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    # Stopped while the second batch is out and the third claimed behind it; its answer
+    # comes only once the stop has given the third back, whatever the machine's load.
+    wait_until(lambda: len(fake.requests) == 2 and batch_state(config, 3) == "queued", process)
     process.send_signal(signal.SIGTERM)  # as systemd or a CI runner stops a job
+    wait_until(lambda: batch_state(config, 3) == "settled", process)
+    answer.set()
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr

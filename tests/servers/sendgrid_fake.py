@@ -39,6 +39,9 @@ class Reply:
     """Seconds to wait before answering: longer than the client's timeout makes it time out."""
     drop: bool = False
     """Close the connection without any answer."""
+    hold: threading.Event | None = None
+    """Answer only once the test sets this: a request kept in flight until then, however
+    slowly the test itself runs."""
 
 
 def error_reply(status: int, message: str, field_name: str | None = None) -> Reply:
@@ -104,6 +107,10 @@ class FakeSendGrid:
     def wait(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
 
 def handler_for(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -143,6 +150,8 @@ def handler_for(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             fake.statuses.append(0 if reply.drop else reply.status)
             if reply.delay:
                 fake.wait(reply.delay)
+            while reply.hold is not None and not reply.hold.wait(0.05) and not fake.stopped:
+                pass
             if reply.drop:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
