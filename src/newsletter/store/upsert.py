@@ -358,8 +358,12 @@ class _ChunkWriter:
             "(SELECT m.status FROM memberships m WHERE m.subscriber_id = s.id "
             "AND m.list_id = ?) FROM import_rows r "
             "JOIN subscribers s ON s.email_key = r.email_key ORDER BY r.seq",
-            (self.list_id if self.list_id is not None else -1,),
+            (self._list_key(),),
         )
+
+    def _list_key(self) -> int:
+        """The list's id for a lookup of memberships; no list matches none of them."""
+        return self.list_id if self.list_id is not None else -1
 
     def _relist(self, relists: list[int], rejoined: set[int], now: str) -> None:
         """Forced back onto a list they had left: the membership is subscribed again, with

@@ -104,9 +104,6 @@ class PostgresChunkWriter(_ChunkWriter):
             counts.added += added
         return counts
 
-    def _list_key(self) -> int:
-        return self.list_id if self.list_id is not None else -1
-
     def _insert_new(self, now: str) -> tuple[int, int]:
         # Ids only grow and the transaction holds the store's write lock, so the people
         # this chunk adds are exactly those numbered above ``before``.
