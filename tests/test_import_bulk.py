@@ -20,11 +20,16 @@ from pathlib import Path
 import pytest
 
 from conftest import make_sample_project
-from newsletter.errors import ImportFileError
+from newsletter.errors import ImportFileError, StoreError
 from newsletter.send_models import SubscriberStatus
 from newsletter.store import Store, import_csv
 from newsletter.store.db import ROWS_PER_INSERT
-from newsletter.store.readahead import read_ahead
+from newsletter.store.readahead import (
+    HANDOVER_SECONDS,
+    PAUSE_EVERY,
+    prompt_handover,
+    read_ahead,
+)
 from newsletter.store.upsert import STREAM_CHUNK, NewSubscriber
 
 
@@ -248,3 +253,89 @@ def _write_locked(store: Path) -> bool:
         return True
     finally:
         probe.close()
+
+
+def test_the_reader_waits_while_the_writer_binds_a_chunk() -> None:
+    """While the writer holds ``binding`` the reader makes at most ``PAUSE_EVERY`` more
+    items, then waits: a reader running through its chunk meanwhile would keep taking the
+    interpreter's lock from the binding writer. Released, everything comes through."""
+    made: list[int] = []
+
+    def counted() -> Iterator[int]:
+        for n in range(PAUSE_EVERY * 5):
+            made.append(n)
+            yield n
+
+    binding = threading.Lock()
+    seen: list[int] = []
+    with binding:
+        consumer = threading.Thread(
+            target=lambda: seen.extend(read_ahead(counted(), PAUSE_EVERY * 5, paused_by=binding))
+        )
+        consumer.start()
+        deadline = time.monotonic() + 5
+        while len(made) < PAUSE_EVERY and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # time enough to run through the rest, were it not paused
+        assert len(made) == PAUSE_EVERY
+        assert seen == []
+    consumer.join(timeout=10)
+    assert seen == list(range(PAUSE_EVERY * 5))
+
+
+def test_prompt_handover_lowers_the_switch_interval_and_always_restores_it() -> None:
+    before = sys.getswitchinterval()
+    with prompt_handover():
+        assert sys.getswitchinterval() == pytest.approx(HANDOVER_SECONDS)
+    assert sys.getswitchinterval() == before
+    with pytest.raises(KeyboardInterrupt), prompt_handover():
+        raise KeyboardInterrupt
+    assert sys.getswitchinterval() == before
+
+
+def orphans(store: Store) -> int:
+    """Memberships and status events whose subscriber or list is not in the store."""
+    return int(
+        store.db.scalar(
+            "SELECT (SELECT COUNT(*) FROM memberships m LEFT JOIN subscribers s "
+            "ON s.id = m.subscriber_id LEFT JOIN lists l ON l.id = m.list_id "
+            "WHERE s.id IS NULL OR l.id IS NULL) + (SELECT COUNT(*) FROM status_events e "
+            "LEFT JOIN subscribers s ON s.id = e.subscriber_id WHERE s.id IS NULL)"
+        )
+    )
+
+
+def assert_references_checked(store: Store) -> None:
+    with pytest.raises(StoreError, match=r"(?i)foreign key"):
+        store.db.execute(
+            "INSERT INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, 'now')",
+            (store.list_id("members"), 10**9),
+        )
+
+
+def test_an_import_leaves_every_reference_sound_and_the_checks_on(
+    store: Store, tmp_path: Path
+) -> None:
+    """On SQLite the import writes memberships and events without the store checking each
+    reference (each id was read from the store in the same transaction); afterwards every
+    reference holds, and the connection checks them again, after a failed import too."""
+    store.add("p5@example.org", "Known", "members")
+    store.add("left@example.org", "Left", "members")
+    store.set_status("left@example.org", SubscriberStatus.UNSUBSCRIBED, "test")
+    rows = "".join(f"p{n}@example.org,Person {n}\n" for n in range(STREAM_CHUNK + 50))
+    path = tmp_path / "people.csv"
+    path.write_text(f"email,name\n{rows}p7@example.org,Again\nleft@example.org,L\n")
+    report = import_csv(store, path, "members", force=True)
+    assert report.added == STREAM_CHUNK + 49  # p5 was on the list already
+    assert orphans(store) == 0
+    members = store.db.scalar(
+        "SELECT COUNT(*) FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
+    )
+    assert members == store.count() == STREAM_CHUNK + 51
+    assert_references_checked(store)
+
+    broken = tmp_path / "broken.csv"
+    broken.write_text(f'email,name\n{rows}bad@example.org,"{"x" * 200_000}\n', encoding="utf-8")
+    with pytest.raises(ImportFileError):
+        import_csv(store, broken, "members")
+    assert_references_checked(store)

@@ -3,17 +3,22 @@ sending marks and answers are written beside the claims without the store's writ
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from conftest import postgres_url
 from newsletter.send_models import Delivery, Outcome
 from newsletter.store import Ledger, Store
 from newsletter.store.ledger import Claim
+from newsletter.store.postgres import claims_session
 from newsletter.store.subscribers import NewSubscriber
 
 ISSUE = "007-2026-12-01"
@@ -107,3 +112,39 @@ def test_senders_claiming_the_queue_at_once_each_get_their_own(ledgers: list[Led
     claims = together(ledgers, lambda ledger, send_id: ledger.claim_queued(send_id, limit=BATCH))
     assert_each_once(claims, MEMBERS)
     assert first.counts(ISSUE)["queued"] == 0
+
+
+def test_a_dead_senders_lingering_session_is_waited_for_before_its_batches_settle(
+    url: str,
+) -> None:
+    """``kill -9`` closes a sender's connections at once, but the server ends their
+    sessions, and drops the claims they hold, a moment later. The next run, taking over the
+    lock of a process it knows is dead, waits for those sessions: were it to settle at
+    once, the dead sender's batch would look held by a live one and stay 'sending'."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    owner = f"{socket.gethostname()}:{gone.pid}"
+    with Store.open(url) as store:
+        ledger = Ledger(store, owner=owner)
+        send_id = ledger.open_send(ISSUE, ["members"]).id
+        ledger.acquire_lock(ISSUE)
+        with ledger.transaction(durable=False):
+            taken = ledger.claim_new(send_id, store.list_id("members"), 0, BATCH, fresh=True)
+        assert taken is not None
+        assert ledger.mark_sending(send_id, taken.batch_no)
+    # The dead sender's session, still holding its claim just after the process died.
+    lingering = psycopg.connect(url, autocommit=True, application_name=claims_session(owner))
+    lingering.execute("SELECT pg_advisory_lock(%s, %s)", (send_id, taken.batch_no))
+    ends = threading.Timer(0.5, lingering.close)
+    ends.start()
+    try:
+        with Store.open(url) as store:
+            ledger = Ledger(store)
+            assert ledger.acquire_lock(ISSUE).replaced == owner
+            assert lingering.closed  # the takeover waited for the session to end
+            recovery = ledger.recover(send_id)
+            assert recovery.unconfirmed == BATCH
+            states = store.db.all("SELECT state FROM send_batches WHERE send_id = ?", (send_id,))
+            assert states == [("unconfirmed",)]
+    finally:
+        ends.join()

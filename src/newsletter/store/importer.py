@@ -26,7 +26,7 @@ from ..merge import BUILT_IN_FIELDS
 from ..send_models import SubscriberStatus
 from ..spreadsheet import TEXT_MARK, restore, write_row
 from .erasure import ERASED_REASON, refuse_erased
-from .readahead import read_ahead
+from .readahead import prompt_handover, read_ahead
 from .subscribers import NewSubscriber, Store
 from .upsert import STREAM_CHUNK, StagedRow, address_key, dumps_attributes
 
@@ -154,14 +154,20 @@ def import_csv(
 
         # Rows are read and checked a chunk ahead, in a thread, while the store writes;
         # erased addresses are looked up here, in the thread that holds the transaction.
-        ahead = read_ahead(_records(rows, header, columns, report), STREAM_CHUNK)
-        with closing(ahead):
+        # The reader waits while the writer binds a chunk, and either gets the
+        # interpreter's lock back promptly (``readahead``).
+        binding = threading.Lock()
+        ahead = read_ahead(
+            _records(rows, header, columns, report), STREAM_CHUNK, paused_by=binding
+        )
+        with closing(ahead), prompt_handover():
             counts = store.upsert_rows(
                 refuse_erased(store, ahead, erased),
                 list_name,
                 force=force,
                 source=source,
                 on_duplicate=duplicate,
+                binding=binding,
             )
     report.finish_errors()
     report.added, report.updated, report.unchanged = counts.added, counts.updated, counts.unchanged

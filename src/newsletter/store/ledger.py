@@ -37,10 +37,13 @@ import orjson
 
 from ..errors import SendInProgressError
 from ..send_models import Delivery, Outcome
-from .db import parse_time, utc_now
+from .db import parse_time, process_name, utc_now
 from .subscribers import Store
 
 STALE_AFTER = timedelta(minutes=10)
+SESSIONS_END_WITHIN_S = 10.0
+"""How long a takeover waits for a dead sender's store sessions to end (PostgreSQL); a
+server that takes longer leaves its batches to the run after."""
 
 
 class LedgerState(enum.StrEnum):
@@ -166,7 +169,13 @@ class SendLock:
 
 
 def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return process_name()
+
+
+def _gone_from_here(owner: str) -> bool:
+    """Whether ``owner`` (host:pid) was a process on this host that no longer exists."""
+    host, _, pid = owner.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -857,12 +866,15 @@ class Ledger:
                 "VALUES (?, ?, ?, ?)",
                 (issue_id, me, now, now),
             )
+        if replaced is not None and _gone_from_here(replaced):
+            # Its claims are free once the server has ended its sessions; settled before
+            # that, they would look held by a live sender and stay open.
+            self.db.sessions_ended(replaced, SESSIONS_END_WITHIN_S)
         return SendLock(issue_id, me, now, now, replaced)
 
     @staticmethod
     def _abandoned(holder: str, heartbeat_at: str) -> bool:
-        host, _, pid = holder.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+        if _gone_from_here(holder):
             return True
         return datetime.now(UTC) - parse_time(heartbeat_at) > STALE_AFTER
 

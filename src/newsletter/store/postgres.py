@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -29,7 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..errors import LockedError, StoreError
 from ..lock import LockHolder
 from ..store_url import mask
-from .db import Dialect, Row, StoreDatabase
+from .db import Dialect, Row, StoreDatabase, process_name
 
 POSTGRES = Dialect(name="postgresql", identity="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
 WRITE_LOCK = 0x6E65_7773_6C74
@@ -148,6 +149,12 @@ SCRUBBED_TABLES = (
 """Where an erased person's rows live (the ledger's own rows go by trigger)."""
 
 
+def claims_session(owner: str) -> str:
+    """The application_name of the session that holds a sender's claims: ``owner`` is the
+    sender's host:pid, as its send lock names it."""
+    return f"newsletter claims {owner}"[:63]
+
+
 class PostgresDatabase(StoreDatabase):
     """A pool of connections in autocommit mode; ``transaction()`` holds one connection
     for the calling thread until it commits, and statements outside a transaction each
@@ -203,12 +210,36 @@ class PostgresDatabase(StoreDatabase):
             return False
         return True
 
+    def sessions_ended(self, owner: str, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until the server has no claims session of
+        ``owner`` left; whether it has none.
+
+        A process killed with ``kill -9`` has its connections closed by the kernel at
+        once, but each server process notices and ends (dropping its advisory locks) a
+        moment later: under load, after the next run had looked at the claims.
+        """
+        deadline = time.monotonic() + timeout
+        name = claims_session(owner)
+        while True:
+            lingering = self.scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = ?)",
+                (name,),
+            )
+            if not lingering:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
     def _on_session(self, sql: str, *params: int) -> Any:
         with self._session_lock:
             try:
                 if self._session is None:
                     self._session = psycopg.connect(
-                        self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                        self.url,
+                        autocommit=True,
+                        connect_timeout=CONNECT_TIMEOUT_S,
+                        application_name=claims_session(process_name()),
                     )
                 row = self._session.execute(sql, params).fetchone()
             except psycopg.Error as exc:

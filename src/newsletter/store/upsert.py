@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from types import MappingProxyType
@@ -127,21 +128,24 @@ def upsert_stream(
     source: str,
     on_duplicate: OnDuplicate,
     chunk: int = STREAM_CHUNK,
+    binding: AbstractContextManager[object] | None = None,
 ) -> UpsertCounts:
     """Add or update every record, ``chunk`` at a time, all in one transaction.
 
     A record whose address came earlier in the stream is not written; ``on_duplicate``
     gets it with the line of the first one. Given attributes are merged into the stored
     ones and a non-empty name replaces the stored one; a known address that left keeps
-    its status unless ``force``. Addresses must already be normalised.
+    its status unless ``force``. Addresses must already be normalised. ``binding`` is held
+    while a chunk's values are bound (``read_ahead``'s ``paused_by``).
     """
     counts = UpsertCounts()
     with db.transaction():
         anyone_before = bool(db.scalar("SELECT EXISTS (SELECT 1 FROM subscribers)"))
         first_lines = array("q") if db.dialect is SQLITE and not anyone_before else None
         writer = _writer_class(db)(
-            db, list_id, force, source, on_duplicate, anyone_before, first_lines
-        )
+            db, list_id, force, source, on_duplicate, anyone_before, first_lines,
+            binding or nullcontext(),
+        )  # fmt: skip
         for statement in writer.staging:
             db.execute(statement)
         writer.empty_staging()
@@ -180,6 +184,8 @@ class _ChunkWriter:
     the stream added, so the store's own index of addresses tells a repeat, and no table
     of the addresses seen is written beside it (a million rows spent 1.5 s of CPU there).
     SQLite numbers rows in the order they are inserted, which is the stream's."""
+    binding: AbstractContextManager[object]
+    """Held while a chunk's values are bound: a thread reading ahead waits meanwhile."""
     staging: ClassVar[tuple[str, ...]] = _STAGING
 
     def write(self, part: list[StagedRow]) -> UpsertCounts:
@@ -221,7 +227,8 @@ class _ChunkWriter:
 
     def _load(self, part: list[StagedRow]) -> None:
         """``part`` into the staging table (emptied first), bound as the rows are."""
-        self.db.load_rows("import_rows", StagedRow._fields, part, replace=True)
+        with self.binding:
+            self.db.load_rows("import_rows", StagedRow._fields, part, replace=True)
 
     def _name_repeats(
         self, part: list[StagedRow], before: int, added: int, first_lines: array[int]
