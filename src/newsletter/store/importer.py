@@ -154,8 +154,8 @@ def import_csv(
 
         # Rows are read and checked a chunk ahead, in a thread, while the store writes;
         # erased addresses are looked up here, in the thread that holds the transaction.
-        # The reader waits while the writer binds a chunk, and either gets the
-        # interpreter's lock back promptly (``readahead``).
+        # The reader waits while the writer binds a chunk, and each thread gets the
+        # interpreter's lock back from the other promptly (``readahead``).
         binding = threading.Lock()
         ahead = read_ahead(
             _records(rows, header, columns, report), STREAM_CHUNK, paused_by=binding
