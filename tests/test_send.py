@@ -271,6 +271,30 @@ def test_sendgrid_rate_limit_is_waited_out_and_nobody_gets_two(
     assert [fake_status for fake_status in fake.statuses].count(429) == 2
 
 
+def test_a_retry_due_during_a_pause_waits_for_the_pause_instead_of_polling(
+    built_project: Path, sendgrid_api: Any
+) -> None:
+    """A rate limit pauses the send for a second or two; a batch refused with a 500 in the
+    meantime is due again far sooner. Nothing is claimed during a pause, so the send waits
+    once for the pause to end: it used to find the retry due, wait 0 s, claim nothing and
+    look again, a thousand times a second for the whole pause, logging each wait."""
+    config, fake = built_project, sendgrid_api.mail
+    configure(config, sending={"retry_base": 0.05, "retry_cap": 0.05})
+    fake.script(rate_limited(reset_in=2), error_reply(500, "Internal server error"))
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    report = send_issue(load_config(config), ISSUE, SendOptions(lists=("members",)), sleep=sleep)
+    assert report.sent == SUBSCRIBERS
+    assert fake.statuses.count(429) == 1 and fake.statuses.count(500) == 1
+    assert 1 <= len(waits) <= 6, waits
+    taken = accepted(fake)
+    assert sorted(taken) == sorted(set(taken)) and len(taken) == SUBSCRIBERS
+
+
 def test_sendgrid_400_about_the_message_stops_and_a_rerun_finishes(
     built_project: Path, sendgrid_api: Any
 ) -> None:

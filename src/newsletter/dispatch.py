@@ -39,6 +39,8 @@ from .workers import Task, Workers
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
+RECHECK_S = 0.05
+"""The least wait for a retry that was due and still not claimed."""
 MAX_LISTED = 100
 """Refused and unconfirmed recipients named in a run's summary; the ledger has them all."""
 
@@ -270,20 +272,25 @@ class SendLoop:
 
     def _wait_for_retries(self) -> bool:
         """Nothing to claim and nothing out: wait for the next retry or pause to end; False
-        when nobody is left to try in this run."""
-        waits = []
+        when nobody is left to try in this run.
+
+        Nothing is claimed during a pause, so a retry already due waits for the pause to
+        end (it used to be found due, waited for 0 s and looked for again, a thousand times
+        a second for the whole pause). A retry that is due and was still not claimed (a
+        sender sharing the send took it) is looked for again ``RECHECK_S`` later.
+        """
         if self._paused():
-            waits.append(self._pause_left() or 0.0)
-        due = self.ledger.next_retry_at(self.send_id, max_attempts=self.policy.max_attempts)
-        if due is not None:
-            waits.append(max(0.0, _seconds_until(due)))
-        if not waits:
-            return False
+            seconds = self._pause_left() or 0.0
+        else:
+            due = self.ledger.next_retry_at(self.send_id, max_attempts=self.policy.max_attempts)
+            if due is None:
+                return False
+            seconds = max(RECHECK_S, _seconds_until(due))
         log.info(
             "waiting %(seconds).1f s for the next retry or the end of a pause",
-            {"event": "wait", "seconds": round(min(waits), 3)},
+            {"event": "wait", "seconds": round(seconds, 3)},
         )
-        self.sleep(min(waits) + 0.001)
+        self.sleep(seconds + 0.001)
         return True
 
     def _paused(self) -> bool:
