@@ -168,10 +168,6 @@ class SendLock:
     """The owner of a dead or stale lock this one took over, for the log."""
 
 
-def default_owner() -> str:
-    return process_name()
-
-
 def _gone_from_here(owner: str) -> bool:
     """Whether ``owner`` (host:pid) was a process on this host that no longer exists."""
     host, _, pid = owner.rpartition(":")
@@ -201,7 +197,7 @@ class Ledger:
     def __init__(self, store: Store, *, owner: str | None = None, joined: bool = False) -> None:
         self.store = store
         self.db = store.db
-        self.owner = owner or default_owner()
+        self.owner = owner or process_name()
         self.joined = joined
         """A sender that joined a send others may be running (``send --join``): it takes
         no send lock, and settles only the batches of senders that are gone."""
