@@ -51,7 +51,7 @@ def test_a_refused_row_at_a_chunk_boundary_and_a_repeat_after_it(
     last = f"p{STREAM_CHUNK + 2}@example.org"
     assert events(store, last) == [("subscribed", "added")]
     assert store.db.scalar("SELECT COUNT(*) FROM memberships") == STREAM_CHUNK + 1
-    assert store.db.scalar("SELECT COUNT(*) FROM status_events") == STREAM_CHUNK + 1
+    assert store.db.scalar("SELECT COUNT(*) FROM status_events") == 0  # the rows hold it
 
 
 def test_known_people_in_a_chunk_of_new_ones_keep_their_rules(

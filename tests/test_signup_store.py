@@ -21,12 +21,8 @@ def kept(store: Store, email: str) -> tuple[object, ...]:
         (email,),
     )
     assert row is not None
-    events = store.db.all(
-        "SELECT e.status, e.source, e.detail, e.list_id FROM status_events e "
-        "JOIN subscribers s ON s.id = e.subscriber_id WHERE s.email = ? ORDER BY e.id",
-        (email,),
-    )
-    return (*row[1:], [tuple(event) for event in events])
+    events = [(e.status, e.source, e.detail, e.list_name) for e in store.events(email)]
+    return (*row[1:], events)
 
 
 def test_a_new_address_is_stored_as_an_import_stores_it(store_location: Path | str) -> None:

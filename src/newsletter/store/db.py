@@ -357,6 +357,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        8,
+        "a person's 'added' event is their own row: status_events keeps what changed after",
+        (
+            # Each way in wrote an event saying what the row says (subscribed, its source,
+            # its created_at): a million-row import wrote a million. ``Store.events`` reads
+            # that first event from the row, so only the copies it would read the same way
+            # go; one that says anything else stays, and is read as it is.
+            """DELETE FROM status_events WHERE detail = 'added' AND status = 'subscribed'
+                AND list_id IS NULL AND EXISTS (SELECT 1 FROM subscribers s
+                    WHERE s.id = status_events.subscriber_id
+                    AND s.source = status_events.source AND s.created_at = status_events.at)""",
+        ),
+    ),
 )
 
 

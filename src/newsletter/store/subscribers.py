@@ -3,7 +3,8 @@
 Consent is one-way unless a person asks again: an address that unsubscribed, bounced or
 complained is never put back on a list by an add or an import without ``force``. Every
 change of status is kept in ``status_events`` with where it came from, so "why did this
-person get (or not get) the newsletter" always has an answer.
+person get (or not get) the newsletter" always has an answer; being added, the first event,
+is the person's own row (its source and created_at).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ LIST_STATUSES = frozenset(
     {SubscriberStatus.PENDING, SubscriberStatus.SUBSCRIBED, SubscriberStatus.UNSUBSCRIBED}
 )
 SUBSCRIBER_COLUMNS = "s.id, s.email, s.name, s.status, s.attributes"
+ADDED = "added"
+"""The detail of a person's first event, which their own row holds (``Store.events``)."""
 LIST_STATUS = "CASE WHEN s.status = 'subscribed' THEN m.status ELSE s.status END"
 """Someone's status on a list: their own, unless that is subscribed, then the membership's."""
 MEMBER_COLUMNS = f"s.id, s.email, s.name, {LIST_STATUS}, s.attributes"
@@ -266,14 +269,25 @@ class Store:
         return None if value is None else SubscriberStatus(value)
 
     def events(self, email_or_id: str | int) -> list[StatusEvent]:
-        """The subscriber's status history, their own and per list, oldest first."""
+        """The subscriber's status history, their own and per list, oldest first.
+
+        The first event, being added, is the subscriber's own row (its source and when it
+        was made), not a row of ``status_events``: a store from before kept a copy there
+        only where the copy says something else (migration 8), and then it stands in.
+        """
         subscriber = self._require(email_or_id)
         rows = self.db.all(
             "SELECT e.status, e.source, e.detail, e.at, l.name FROM status_events e "
             "LEFT JOIN lists l ON l.id = e.list_id WHERE e.subscriber_id = ? ORDER BY e.id",
             (subscriber.id,),
         )
-        return [StatusEvent(SubscriberStatus(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+        events = [StatusEvent(SubscriberStatus(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+        if any(e.detail == ADDED and e.list_name is None for e in events):
+            return events
+        source, created_at = self.db.one(
+            "SELECT source, created_at FROM subscribers WHERE id = ?", (subscriber.id,)
+        ) or ("", "")
+        return [StatusEvent(SubscriberStatus.SUBSCRIBED, source, ADDED, created_at), *events]
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -490,11 +504,6 @@ class Store:
             "INSERT INTO subscribers (email, email_key, name, attributes, status, source, "
             "created_at, updated_at) VALUES (?, ?, ?, '{}', 'subscribed', ?, ?, ?) RETURNING id",
             (email, address_key(email), name, source, now, now),
-        )
-        self.db.execute(
-            "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
-            "VALUES (?, 'subscribed', ?, 'added', ?)",
-            (subscriber_id, source, now),
         )
         return self._require(int(subscriber_id))
 

@@ -2,8 +2,8 @@
 
 A million-row import spent most of its store time binding four inserts per person, row by
 row. Here a chunk of records is bound once, into a temporary staging table, and the
-database does the rest with ``INSERT ... SELECT`` over the whole chunk: the new people,
-their 'added' status events and their list memberships. Only people already in the store
+database does the rest with ``INSERT ... SELECT`` over the whole chunk: the new people
+and their list memberships. Only people already in the store
 come back to Python, because the rules for them (attributes merged, a name kept, consent
 never weakened) are decided per person, and a fresh list has none of them.
 
@@ -266,8 +266,8 @@ class _ChunkWriter:
             self.on_duplicate(by_seq[seq], first_line)
 
     def _insert_new(self, now: str) -> tuple[int, int]:
-        """The staged addresses not yet in the store, with their first status event and
-        list; returns the highest id before them, and how many.
+        """The staged addresses not yet in the store, on the list; returns the highest id
+        before them, and how many. Being added is their rows' own event (``Store.events``).
 
         The new rows are told by their ids, above the highest before the insert: the
         transaction holds the store's write lock, so no other writer adds one meanwhile.
@@ -284,19 +284,12 @@ class _ChunkWriter:
             "FROM import_rows WHERE true ORDER BY seq ON CONFLICT (email_key) DO NOTHING",
             (self.source, now, now),
         )
-        if added:
+        if added and self.list_id is not None:
             db.execute(
-                "INSERT INTO status_events (subscriber_id, status, source, detail, at) "
-                "SELECT id, 'subscribed', ?, 'added', ? FROM subscribers WHERE id > ? "
-                "ORDER BY id LIMIT ?",
-                (self.source, now, before, added),
+                "INSERT INTO memberships (list_id, subscriber_id, created_at) "
+                "SELECT ?, id, ? FROM subscribers WHERE id > ? ORDER BY id LIMIT ?",
+                (self.list_id, now, before, added),
             )
-            if self.list_id is not None:
-                db.execute(
-                    "INSERT INTO memberships (list_id, subscriber_id, created_at) "
-                    "SELECT ?, id, ? FROM subscribers WHERE id > ? ORDER BY id LIMIT ?",
-                    (self.list_id, now, before, added),
-                )
         return before, added
 
     def _update_existing(self, part: list[StagedRow], now: str, rows: list[Row]) -> UpsertCounts:

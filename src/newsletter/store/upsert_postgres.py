@@ -5,8 +5,8 @@ The portable writer (``upsert.py``) finds the chunk's people already in the stor
 by a join that PostgreSQL, with no statistics on a temporary table, ran as a hash over the
 whole subscribers table for every chunk; then it read the new people's ids back from the
 table twice. Here the chunk's new rows are inserted first, each told new by one probe of
-the address index, and the insert's ``RETURNING`` feeds the status events and memberships
-in the same statement. Only when fewer rows went in than were staged are the others looked
+the address index, and the insert's ``RETURNING`` feeds the memberships in the same
+statement. Only when fewer rows went in than were staged are the others looked
 up, each by the address index, and the rules for people already in the store are the
 portable writer's.
 
@@ -45,9 +45,8 @@ _NEW_PEOPLE = (
     "FROM import_rows r WHERE NOT EXISTS (SELECT 1 FROM subscribers s "
     "WHERE s.email_key = r.email_key OFFSET 0) ORDER BY seq RETURNING id, email_key), "
     "firsts AS (INSERT INTO import_firsts (id, line) "
-    "SELECT n.id, r.line FROM new n JOIN import_rows r ON r.email_key = n.email_key), "
-    "events AS (INSERT INTO status_events (subscriber_id, status, source, detail, at) "
-    "SELECT id, 'subscribed', ?, 'added', ? FROM new){joined} "
+    "SELECT n.id, r.line FROM new n JOIN import_rows r ON r.email_key = n.email_key)"
+    "{joined} "
     "SELECT count(*) FROM new"
 )
 _JOINED = (
@@ -108,7 +107,7 @@ class PostgresChunkWriter(_ChunkWriter):
         # Ids only grow and the transaction holds the store's write lock, so the people
         # this chunk adds are exactly those numbered above ``before``.
         before = int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers"))
-        params: tuple[str | int, ...] = (self.source, now, now, self.source, now)
+        params: tuple[str | int, ...] = (self.source, now, now)
         if self.list_id is None:
             statement = _NEW_PEOPLE.format(joined="")
         else:
