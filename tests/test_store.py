@@ -160,6 +160,8 @@ def test_no_resubscribe_without_force_and_every_change_is_an_event(store: Store)
 
 def test_remove_deletes_the_person_and_their_history(store: Store) -> None:
     store.add("ann@example.org", "Ann", "members")
+    store.set_status("ann@example.org", "bounced", "provider", "550 mailbox unknown")
+    assert store.db.scalar("SELECT COUNT(*) FROM status_events") == 1  # history to remove
     store.remove("ann@example.org")
     assert store.get("ann@example.org") is None
     assert store.db.scalar("SELECT COUNT(*) FROM status_events") == 0
