@@ -3,9 +3,9 @@
 A million-row import spent most of its store time binding four inserts per person, row by
 row. Here a chunk of records is bound once, into a temporary staging table, and the
 database does the rest with ``INSERT ... SELECT`` over the whole chunk: the new people
-and their list memberships. Only people already in the store
-come back to Python, because the rules for them (attributes merged, a name kept, consent
-never weakened) are decided per person, and a fresh list has none of them.
+and their list memberships. Only people already in the store come back to Python,
+because the rules for them (attributes merged, a name kept, consent never weakened) are
+decided per person, and a fresh list has none of them.
 
 The SQL is the portable kind (``ON CONFLICT``, no ``rowid``, no ``INSERT OR ...``) so that
 another backend can run it with its own placeholders; only the staging table of addresses

@@ -6,9 +6,9 @@ by a join that PostgreSQL, with no statistics on a temporary table, ran as a has
 whole subscribers table for every chunk; then it read the new people's ids back from the
 table twice. Here the chunk's new rows are inserted first, each told new by one probe of
 the address index, and the insert's ``RETURNING`` feeds the memberships in the same
-statement. Only when fewer rows went in than were staged are the others looked
-up, each by the address index, and the rules for people already in the store are the
-portable writer's.
+statement. Only when fewer rows went in than were staged are the others looked up, each
+by the address index, and the rules for people already in the store are the portable
+writer's.
 
 Repeats need no table of every address seen: every earlier row of the stream is in the
 store by now (added, or found there), so a row whose address is not in the store is a
